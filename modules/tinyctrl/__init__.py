@@ -1,0 +1,2 @@
+# tinyctrl: MQTT relay/contact controller for the Raspberry Pi Pico W.
+VERSION = "1.0.0"

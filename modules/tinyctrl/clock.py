@@ -1,0 +1,91 @@
+# Wall clock: SNTP packets, time zones (US daylight saving) and formatting. No I/O here.
+import struct
+
+from .config import utc_offset_s
+
+NTP_DELTA = 2208988800  # 1900-01-01 to 1970-01-01
+NTP_REQUEST = b"\x1b" + b"\x00" * 47  # LI 0, version 3, mode 3 (client)
+_US_ZONES = {"EST": -5, "CST": -6, "MST": -7, "PST": -8}
+
+
+def ntp_parse(data):
+    """Unix time from an SNTP reply; ValueError if it is not a usable server reply."""
+    if len(data) < 48 or data[0] & 0x07 not in (4, 5) or data[1] == 0:
+        raise ValueError("bad NTP reply")
+    secs, frac = struct.unpack("!II", data[40:48])
+    if secs == 0:
+        raise ValueError("bad NTP reply")
+    return secs - NTP_DELTA + frac / 4294967296
+
+
+def civil(days):
+    """(year, month, day) for days since 1970-01-01 (proleptic Gregorian)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def days_from_civil(y, m, d):
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    mp = m - 3 if m > 2 else m + 9
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _nth_sunday(y, m, n):
+    first = days_from_civil(y, m, 1)
+    weekday = (first + 4) % 7  # 1970-01-01 was a Thursday; 0 = Sunday
+    return first + (7 - weekday) % 7 + 7 * (n - 1)
+
+
+def offset_s(tz, utc):
+    """Seconds to add to UTC for zone `tz` at unix time `utc`."""
+    if tz in _US_ZONES:
+        std = _US_ZONES[tz] * 3600
+        y = civil(int(utc) // 86400)[0]
+        # US rule since 2007: 2nd Sunday of March 02:00 standard to 1st Sunday of November 02:00 daylight.
+        start = _nth_sunday(y, 3, 2) * 86400 + 2 * 3600 - std
+        end = _nth_sunday(y, 11, 1) * 86400 + 2 * 3600 - (std + 3600)
+        return std + 3600 if start <= utc < end else std
+    if tz == "UTC":
+        return 0
+    return utc_offset_s(tz) or 0
+
+
+def format_local(tz, utc):
+    t = int(utc + offset_s(tz, utc))
+    y, m, d = civil(t // 86400)
+    return "%04d-%02d-%02d %02d:%02d" % (y, m, d, t % 86400 // 3600, t % 3600 // 60)
+
+
+def format_uptime(secs):
+    secs = int(secs)
+    return "%d days %d hrs %d min" % (secs // 86400, secs % 86400 // 3600, secs % 3600 // 60)
+
+
+class Clock:
+    """Unix time = the platform's time.time() plus an offset learnt from NTP."""
+
+    def __init__(self):
+        self.offset = 0.0
+        self.synced_at = None  # platform time of the last sync
+
+    def sync(self, ntp_time, platform_time):
+        self.offset = ntp_time - platform_time
+        self.synced_at = platform_time
+
+    @property
+    def synced(self):
+        return self.synced_at is not None
+
+    def now(self, platform_time):
+        return platform_time + self.offset

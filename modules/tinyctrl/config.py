@@ -1,0 +1,313 @@
+# config.json: loading, defaults and the one validator, for the device and for a PC.
+# Every problem is reported with the key it concerns; nothing here touches hardware.
+import json
+
+from .totp import base32_decode
+
+# GPIOs a user can wire on the Pico W (23, 24, 25 and 29 belong to the Wi-Fi chip).
+PICO_W_PINS = tuple(range(0, 23)) + (26, 27, 28)
+TIMEZONES = ("UTC", "EST", "CST", "MST", "PST")
+MAX_PAYLOAD = 64 * 1024
+
+
+class ConfigError(Exception):
+    def __init__(self, problems):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# Each section: key -> (default, check). A default of REQUIRED must be given.
+REQUIRED = object()
+
+_SCHEMA = {
+    "wifi": {
+        "ssid": (REQUIRED, "text"),
+        "password": ("", "secret"),
+        "max_retries": (30, "count"),
+        "reset_delay_s": (600, "period"),
+    },
+    "mqtt": {
+        "server": (REQUIRED, "text"),
+        "port": (None, "port"),
+        "ssl": (False, "bool"),
+        "ca_file": ("", "str"),
+        "tls_insecure": (False, "bool"),
+        "user": ("", "str"),
+        "password": ("", "secret"),
+        "client_id": ("", "client_id"),
+        "topic": (REQUIRED, "topic"),
+        "keepalive": (120, "keepalive"),
+    },
+    "gpio": {
+        "prefix": ("GP", "prefix"),
+        "relay": ([], "pins"),
+        "momentary": ({}, "momentary"),
+        "contact": ([], "pins"),
+        "notify": ([], "pins"),
+        "active_low": (True, "bool"),
+    },
+    "mfa": {
+        "keyname": ("MFA", "keyname"),
+        "max_expired_codes": (5, "count"),
+        "grant_s": (30, "count"),
+        "pins": ({}, "mfa_pins"),
+    },
+    "sign": {
+        "keys": ({}, "sign_keys"),
+        "pins": ({}, "sign_pins"),
+        "window_s": (60, "count"),
+    },
+    "guard": {
+        "cooldown_s": (2, "number"),
+        "max_changes": (5, "count"),
+        "window_s": (60, "count"),
+        "max_violations": (3, "count"),
+        "publish_max": (20, "count"),
+        "publish_window_s": (10, "count"),
+        "auth_failures": (3, "count"),
+        "auth_lockout_s": (30, "count"),
+    },
+    "ntp": {
+        "host": ("pool.ntp.org", "text"),
+        "port": (123, "port"),
+        "interval_s": (86400, "period"),
+        "force_wait_s": (180, "count"),
+    },
+}
+_TOP = {
+    "publish_interval_s": (7200, "period"),
+    "ip_provider": ("https://jsonip.com", "str"),
+    "timezone": ("EST", "timezone"),
+    "watchdog_s": (30, "period"),
+}
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pin(v, where, problems):
+    """A pin number from 16, "16" or "GP16"-less digits; None (and a problem) if invalid."""
+    if isinstance(v, str) and v.isdigit():
+        v = int(v)
+    if not _is_int(v):
+        problems.append("%s: %r is not a pin number" % (where, v))
+        return None
+    if v not in PICO_W_PINS:
+        problems.append("%s: GP%d does not exist on the Pico W (GP0-GP22, GP26-GP28)" % (where, v))
+        return None
+    return v
+
+
+def _check(kind, v, where, problems):
+    """Returns the normalised value, appending to problems if it is invalid."""
+    if kind in ("text", "str", "secret", "prefix", "keyname", "topic", "client_id", "timezone"):
+        if not isinstance(v, str):
+            problems.append("%s: must be a string" % where)
+            return v
+        if kind == "text" and not v:
+            problems.append("%s: must not be empty" % where)
+        elif kind == "prefix" and not (v.isalpha() and 0 < len(v) <= 8):
+            problems.append("%s: must be 1-8 letters" % where)
+        elif kind == "keyname" and not (0 < len(v) <= 16 and v.isalpha()):
+            problems.append("%s: must be 1-16 letters" % where)
+        elif kind == "topic" and (not v or "+" in v or "#" in v or len(v) > 200):
+            problems.append("%s: must be a topic name without wildcards" % where)
+        elif kind == "client_id" and (len(v) > 64 or any(not (c.isalpha() or c.isdigit() or c in "_-.") for c in v)):
+            problems.append("%s: use at most 64 letters, digits, '_', '-', '.'" % where)
+        elif kind == "timezone" and v not in TIMEZONES and utc_offset_s(v) is None:
+            problems.append("%s: %r is not one of %s or an offset like +05:30" % (where, v, ", ".join(TIMEZONES)))
+        return v
+    if kind == "bool":
+        if not isinstance(v, bool):
+            problems.append("%s: must be true or false" % where)
+        return v
+    if kind in ("count", "port", "keepalive", "period"):
+        lo, hi = {"count": (0, 10**6), "port": (1, 65535), "keepalive": (0, 65535), "period": (-1, 10**8)}[kind]
+        if not _is_int(v) or not lo <= v <= hi:
+            extra = " (-1 turns it off)" if kind == "period" else ""
+            problems.append("%s: must be a whole number from %d to %d%s" % (where, lo, hi, extra))
+        return v
+    if kind == "number":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            problems.append("%s: must be a number >= 0" % where)
+        return v
+    if kind == "pins":
+        if not isinstance(v, list):
+            problems.append("%s: must be a list of pin numbers" % where)
+            return []
+        pins = [_pin(p, where, problems) for p in v]
+        return sorted(set(p for p in pins if p is not None))
+    if kind == "momentary":
+        if isinstance(v, list):  # seed style: pins only, 2 s each
+            v = dict((str(p), 2) for p in v)
+        if not isinstance(v, dict):
+            problems.append("%s: must map pin to seconds, e.g. {\"18\": 2}" % where)
+            return {}
+        out = {}
+        for k, secs in v.items():
+            p = _pin(k, where, problems)
+            if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
+                problems.append("%s.%s: wait must be a number of seconds from 0 to 3600" % (where, k))
+            elif p is not None:
+                out[p] = secs
+        return out
+    if kind == "mfa_pins":
+        return _pin_map(v, where, problems, _base32_key)
+    if kind == "sign_pins":
+        return _pin_map(v, where, problems, _key_name)
+    if kind == "sign_keys":
+        if not isinstance(v, dict):
+            problems.append("%s: must map a client name to its key" % where)
+            return {}
+        for name, key in v.items():
+            if not isinstance(key, str) or len(key) < 16:
+                problems.append("%s.%s: key must be a string of at least 16 characters" % (where, name))
+        return v
+    raise ValueError(kind)
+
+
+def _base32_key(key, where, problems):
+    if not isinstance(key, str):
+        problems.append("%s: key must be a string" % where)
+        return None
+    try:
+        raw = base32_decode(key)
+    except ValueError:
+        problems.append("%s: key is not Base32 (A-Z, 2-7)" % where)  # never echo a secret
+        return None
+    if len(raw) < 10:
+        problems.append("%s: key is shorter than 80 bits (16 Base32 characters)" % where)
+        return None
+    return raw
+
+
+def _key_name(name, where, problems):
+    if not isinstance(name, str):
+        problems.append("%s: must name a key in sign.keys" % where)
+        return None
+    return name
+
+
+def _pin_map(v, where, problems, item):
+    if not isinstance(v, dict):
+        problems.append("%s: must map pin numbers to lists" % where)
+        return {}
+    out = {}
+    for k, keys in v.items():
+        p = _pin(k, where, problems)
+        if not isinstance(keys, list) or not keys:
+            problems.append("%s.%s: must be a non-empty list" % (where, k))
+            continue
+        got = [item(x, "%s.%s" % (where, k), problems) for x in keys]
+        if p is not None:
+            out[p] = [x for x in got if x is not None]
+    return out
+
+
+def utc_offset_s(tz):
+    """Seconds east of UTC for '+05:30' / '-08:00' / 'UTC+2', else None."""
+    s = tz[3:] if tz.startswith("UTC") else tz
+    if not s or s[0] not in "+-":
+        return None
+    parts = s[1:].split(":")
+    if len(parts) > 2 or not all(p.isdigit() and len(p) <= 2 for p in parts):
+        return None
+    h = int(parts[0])
+    m = int(parts[1]) if len(parts) == 2 else 0
+    if h > 14 or m > 59:
+        return None
+    secs = h * 3600 + m * 60
+    return -secs if s[0] == "-" else secs
+
+
+def _section(raw, schema, where, problems):
+    if not isinstance(raw, dict):
+        problems.append("%s: must be an object" % where)
+        raw = {}
+    out = {}
+    for key in raw:
+        if key not in schema:
+            problems.append("%s: unknown key '%s'" % (where, key) if where else "unknown key '%s'" % key)
+    for key, (default, kind) in schema.items():
+        name = where + "." + key if where else key
+        if key in raw:
+            out[key] = _check(kind, raw[key], name, problems)
+        elif default is REQUIRED:
+            problems.append("%s: required" % name)
+        else:
+            out[key] = default
+    return out
+
+
+def validate(raw):
+    """Returns the normalised config (pins as ints, keys decoded) or raises ConfigError."""
+    problems = []
+    if not isinstance(raw, dict):
+        raise ConfigError(["config.json: must be a JSON object"])
+    top = dict((k, v) for k, v in raw.items() if k not in _SCHEMA)
+    cfg = _section(top, _TOP, "", problems)
+    for name, schema in _SCHEMA.items():
+        if name in ("wifi", "mqtt") and name not in raw:
+            problems.append("%s: required" % name)
+        cfg[name] = _section(raw.get(name, {}), schema, name, problems)
+
+    mqtt = cfg["mqtt"]
+    if mqtt.get("port") is None:
+        mqtt["port"] = 8883 if mqtt["ssl"] is True else 1883
+    if mqtt["ssl"] is True and not mqtt["ca_file"] and mqtt["tls_insecure"] is not True:
+        problems.append("mqtt.ca_file: required when mqtt.ssl is true (or set mqtt.tls_insecure: true to skip certificate checks)")
+    if mqtt["keepalive"] == 0:
+        problems.append("mqtt.keepalive: must be at least 1 so outages are detected")
+
+    gpio = cfg["gpio"]
+    groups = (("relay", gpio["relay"]), ("momentary", list(gpio["momentary"])), ("contact", gpio["contact"]))
+    seen = {}
+    for group, pins in groups:
+        for p in pins:
+            if p in seen:
+                problems.append("gpio: GP%d is in both %s and %s" % (p, seen[p], group))
+            seen[p] = group
+    if not seen:
+        problems.append("gpio: configure at least one pin in relay, momentary or contact")
+    for p in gpio["notify"]:
+        if p not in seen:
+            problems.append("gpio.notify: GP%d is not a configured pin" % p)
+    outputs = set(gpio["relay"]) | set(gpio["momentary"])
+    for section, key in (("mfa", "pins"), ("sign", "pins")):
+        for p in cfg[section][key]:
+            if p not in outputs:
+                problems.append("%s.%s: GP%d is not a relay" % (section, key, p))
+    for p, names in cfg["sign"]["pins"].items():
+        for n in names:
+            if n not in cfg["sign"]["keys"]:
+                problems.append("sign.pins.%d: no key named '%s' in sign.keys" % (p, n))
+    guard = cfg["guard"]
+    for key in ("max_changes", "window_s", "publish_window_s", "max_violations"):
+        if guard[key] == 0:
+            problems.append("guard.%s: must be at least 1" % key)
+    if _is_int(guard["publish_max"]) and guard["publish_max"] < 4:
+        problems.append("guard.publish_max: must be at least 4 (state, notify, replies and errors share it)")
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def parse(text):
+    """Validate config.json text; ConfigError also covers JSON syntax errors."""
+    try:
+        raw = json.loads(text)
+    except Exception as e:  # MicroPython and CPython raise different types
+        raise ConfigError(["config.json: invalid JSON (%s)" % e])
+    return validate(raw)
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read(MAX_PAYLOAD + 1)
+    except OSError:
+        raise ConfigError(["%s: not found; copy config.json onto the device" % path])
+    if len(text) > MAX_PAYLOAD:
+        raise ConfigError(["%s: larger than %d bytes" % (path, MAX_PAYLOAD)])
+    return parse(text)

@@ -1,0 +1,108 @@
+# Burnout and flood guards, as in the seed. Times are seconds (float) passed in by the caller.
+
+
+class BurnoutGuard:
+    """Limits how often each relay may change.
+
+    - cooldown: a change within `cooldown_s` of the last one is refused (a burst,
+      e.g. a backlog released after reconnect, collapses to its first change).
+    - rate: more than `max_changes` in `window_s` is a violation; the pin pauses
+      until the window has room again.
+    - lock: after `max_violations` violations the pin refuses every change until reset.
+    """
+
+    def __init__(self, cooldown_s, max_changes, window_s, max_violations):
+        self.cooldown_s = cooldown_s
+        self.max_changes = max_changes
+        self.window_s = window_s
+        self.max_violations = max_violations
+        self._changes = {}  # pin -> recent change times, oldest first
+        self._violations = {}
+
+    def locked(self, pin):
+        return self._violations.get(pin, 0) >= self.max_violations
+
+    def refuse(self, pin, now, name):
+        """None if `pin` may change now, else the reason (an error line)."""
+        if self.locked(pin):
+            return "Error: %s locked after %d burnout violations until reset" % (name, self.max_violations)
+        times = self._changes.get(pin)
+        if not times:
+            return None
+        while times and now - times[0] >= self.window_s:
+            times.pop(0)
+        if times and now - times[-1] < self.cooldown_s:
+            return "Error: %s cooling down, try again in %ds" % (name, int(self.cooldown_s - (now - times[-1]) + 0.999))
+        if len(times) >= self.max_changes:
+            v = self._violations.get(pin, 0) + 1
+            self._violations[pin] = v
+            if v >= self.max_violations:
+                return "Error: %s locked after %d burnout violations until reset" % (name, v)
+            wait = int(self.window_s - (now - times[0]) + 0.999)
+            return "Error: %s changed %d times in %ds, paused for %ds (violation %d of %d)" % (
+                name, len(times), self.window_s, wait, v, self.max_violations)
+        return None
+
+    def record(self, pin, now):
+        times = self._changes.setdefault(pin, [])
+        times.append(now)
+        if len(times) > self.max_changes:
+            times.pop(0)
+
+
+class PublishGuard:
+    """The device's own flood fuse and the pacer that keeps it from blowing.
+
+    The pacer is a token bucket holding half the fuse's budget and refilling at half its
+    rate, so paced traffic never exceeds `publish_max` in any `publish_window_s`. Anything
+    that does (a bug, not a user) blows the fuse: publishing stops until reset, as in the seed.
+    """
+
+    def __init__(self, publish_max, publish_window_s):
+        self.max = publish_max
+        self.window_s = publish_window_s
+        self.capacity = max(1, publish_max // 2)
+        self.rate = (publish_max - self.capacity) / publish_window_s
+        self.tokens = self.capacity
+        self._refilled = None
+        self._sent = []
+        self.halted = False
+
+    def wait_s(self, now):
+        """Seconds to wait before the next publish may go."""
+        if self._refilled is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+        return 0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def sent(self, now):
+        """Record a publish; returns False once the fuse has blown."""
+        self.tokens -= 1
+        sent = self._sent
+        while sent and now - sent[0] >= self.window_s:
+            sent.pop(0)
+        sent.append(now)
+        if len(sent) > self.max:
+            self.halted = True
+        return not self.halted
+
+
+class ErrorBudget:
+    """Error lines answer hostile or broken clients; at most `limit` per `window_s`
+    so a flood of garbage cannot flood the broker back. Dropped lines are counted."""
+
+    def __init__(self, limit, window_s):
+        self.limit = limit
+        self.window_s = window_s
+        self._times = []
+        self.suppressed = 0
+
+    def allow(self, now):
+        times = self._times
+        while times and now - times[0] >= self.window_s:
+            times.pop(0)
+        if len(times) >= self.limit:
+            self.suppressed += 1
+            return False
+        times.append(now)
+        return True

@@ -1,0 +1,57 @@
+# Entry point: load config.json, then run the controller until reset.
+# A bad config stops here with a clear message and returns to the REPL: no reboot loop.
+import asyncio
+import sys
+
+import port
+
+from . import config
+from .controller import Controller, log
+
+
+def load(path=None):
+    """The validated config, or None after printing every problem."""
+    path = path or port.CONFIG_PATH
+    try:
+        cfg = config.load(path)
+    except config.ConfigError as e:
+        print("tinyctrl: %s is not valid, the controller is stopped:" % path)
+        for problem in e.problems:
+            print("  -", problem)
+        print("tinyctrl: fix the file (Thonny or mpremote) and reset the board.")
+        port.StatusLed().show("config_error")
+        return None
+    ca = cfg["mqtt"]["ca_file"]
+    if ca and not ca.startswith("/") and "/" in path:
+        cfg["mqtt"]["ca_file"] = path.rsplit("/", 1)[0] + "/" + ca  # beside config.json
+    if not cfg["mqtt"]["client_id"]:
+        cfg["mqtt"]["client_id"] = port.default_client_id()
+    return cfg
+
+
+def build(cfg):
+    """The Controller, or None if it cannot start (e.g. the CA file is missing)."""
+    try:
+        return Controller(cfg, port, port.boot_record())
+    except OSError as e:
+        print("tinyctrl: cannot start: %s" % e)
+        port.StatusLed().show("config_error")
+        return None
+
+
+def run(config_path=None):
+    cfg = load(config_path)
+    controller = cfg and build(cfg)
+    if not controller:
+        return False
+    try:
+        asyncio.run(controller.run())
+    except KeyboardInterrupt:
+        log("stopped")
+    except Exception as e:
+        # Unexpected: report it; the watchdog, no longer fed by the loop, resets the board.
+        sys.print_exception(e)
+        controller.led.show("halted")
+    finally:
+        asyncio.new_event_loop()
+    return True

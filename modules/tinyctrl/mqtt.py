@@ -1,0 +1,43 @@
+# Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
+import asyncio
+
+from mqtt_as import MQTTClient
+
+MAX_INBOUND = 1024  # payloads above this are drained, never buffered
+_DRAIN_CHUNK = 256
+
+
+class TinyMQTTClient(MQTTClient):
+    def __init__(self, config):
+        super().__init__(config)
+        self.reads = 0
+        self.oversize = 0  # size of the last drained payload, 0 if none
+
+    async def _as_read(self, n, sock=None):
+        # mqtt_as grows its input buffer to the largest message ever seen; a hostile
+        # 64 KB publish would cost 128 KB of heap on a Pico W. Drain it in small reads
+        # and hand the callback an empty payload with .oversize set instead.
+        if n <= MAX_INBOUND:
+            self.reads += 1
+            return await super()._as_read(n, sock)
+        self.oversize = n
+        left = n
+        while left:
+            k = min(left, _DRAIN_CHUNK)
+            await super()._as_read(k, sock)
+            left -= k
+        return memoryview(b"")
+
+    async def _handle_msg(self):
+        # As upstream, but a backlog (e.g. released after an outage) is read without
+        # the 5 ms pause per message; the pause stays for an idle socket. Any failure,
+        # not only OSError (upstream asserts on a closed socket), leads to a reconnect.
+        try:
+            while self.isconnected():
+                seen = self.reads
+                async with self.lock:
+                    await self.wait_msg()
+                await asyncio.sleep_ms(0 if self.reads != seen else 5)
+        except Exception:
+            pass
+        self._reconnect()

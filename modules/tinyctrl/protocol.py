@@ -1,0 +1,131 @@
+# The MQTT payloads: requests in, responses out (the seed's Actions A-O), no I/O.
+#
+# Everything the device publishes is marked so it never acts on its own messages:
+# JSON responses carry "FROM": <client id>, text lines start with one of TEXT_PREFIXES.
+# Anything carrying those marks is ignored as a request, so a forged "response" moves no pin.
+import json
+
+MAX_REQUEST = 512  # bytes; real requests are tens of bytes
+COMMANDS = ("stats", "getip", "refresh", "ntp")
+TEXT_PREFIXES = (b"Error:", b"Uptime=", b"Info:")
+MARK = b'"FROM"'
+_VALUES = {"0": 0, "1": 1, "off": 0, "on": 1, "false": 0, "true": 1}
+
+
+class RequestError(Exception):
+    """The message is the error line published back to the topic."""
+
+
+class Request:
+    def __init__(self):
+        self.pins = {}  # pin -> 0/1
+        self.cmd = None
+        self.code = None  # TOTP code given with the request
+        self.ts = None  # signed command time stamp
+        self.sig = None
+
+
+def is_device_output(payload):
+    return MARK in payload or any(payload.startswith(p) for p in TEXT_PREFIXES)
+
+
+def printable(text, limit=16):
+    """A short, safe echo of client input for an error line."""
+    out = "".join(c if " " <= c <= "~" else "?" for c in str(text)[:limit])
+    return out + "..." if len(str(text)) > limit else out
+
+
+def _value(name, v):
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int) and v in (0, 1):
+        return v
+    if isinstance(v, str) and v.lower() in _VALUES:
+        return _VALUES[v.lower()]
+    raise RequestError("Error: %s value must be 0 or 1" % name)
+
+
+def _code(v):
+    if isinstance(v, str) and len(v) == 6 and v.isdigit():
+        return int(v)
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 999999:
+        return v
+    raise RequestError("Error: MFA code must be 6 digits")
+
+
+def parse(payload, prefix, keyname, outputs, contacts):
+    """Parse one message. Returns a Request, or None for the device's own output.
+
+    `outputs` are settable pins, `contacts` read-only ones. Raises RequestError."""
+    if len(payload) > MAX_REQUEST:
+        raise RequestError("Error: request too large (%d bytes, max %d)" % (len(payload), MAX_REQUEST))
+    if is_device_output(payload):
+        return None
+    try:
+        text = payload.decode()
+    except Exception:
+        raise RequestError("Error: request is not UTF-8 text")
+    try:
+        obj = json.loads(text)
+    except Exception:
+        raise RequestError('Error: request is not valid JSON, e.g. {"%s16": 1}' % prefix)
+    if not isinstance(obj, dict) or not obj:
+        raise RequestError('Error: request must be a JSON object, e.g. {"%s16": 1}' % prefix)
+    req = Request()
+    for key, v in obj.items():
+        if key == "CMD":
+            if not isinstance(v, str) or v.lower() not in COMMANDS:
+                raise RequestError("Error: unknown command '%s' (%s)" % (printable(v), ", ".join(COMMANDS)))
+            req.cmd = v.lower()
+        elif key == keyname:
+            req.code = _code(v)
+        elif key == "TS":
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**32:
+                raise RequestError("Error: TS must be a unix time")
+            req.ts = v
+        elif key == "SIG":
+            if not isinstance(v, str) or len(v) != 64:
+                raise RequestError("Error: SIG must be 64 hex digits")
+            req.sig = v.lower()
+        elif key.startswith(prefix) and key[len(prefix):].isdigit() and len(key) <= len(prefix) + 2:
+            pin = int(key[len(prefix):])
+            if pin in outputs:
+                req.pins[pin] = _value(key, v)
+            elif pin in contacts:
+                raise RequestError("Error: %s is a contact switch and cannot be set" % key)
+            else:
+                raise RequestError("Error: %s is not configured" % key)
+        else:
+            raise RequestError("Error: unknown key '%s'" % printable(key))
+    if req.cmd and (req.pins or req.code is not None or req.ts is not None):
+        raise RequestError("Error: send CMD on its own")
+    if (req.ts is None) != (req.sig is None):
+        raise RequestError("Error: a signed request needs both TS and SIG")
+    if req.ts is not None and not req.pins:
+        raise RequestError("Error: a signed request must set a pin")
+    return req
+
+
+def canonical(topic, ts, pins, prefix):
+    """The text a signed request's SIG covers: topic, time stamp, pins in order."""
+    return "%s|%d|%s" % (topic, ts, ",".join("%s%d=%d" % (prefix, p, pins[p]) for p in sorted(pins)))
+
+
+def _pairs(prefix, states):
+    return ", ".join('"%s%d": %d' % (prefix, p, states[p]) for p in sorted(states))
+
+
+def state_json(prefix, states, device):
+    return '{%s, "FROM": "%s"}' % (_pairs(prefix, states), device)
+
+
+def notify_json(prefix, states, device):
+    return '{"NOTIFY": {%s}, "FROM": "%s"}' % (_pairs(prefix, states), device)
+
+
+def ip_json(ip, device):
+    return '{"IP": "%s", "FROM": "%s"}' % (ip, device)
+
+
+def status_json(status, device):
+    return '{"STATUS": "%s", "FROM": "%s"}' % (status, device)

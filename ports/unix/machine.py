@@ -1,0 +1,43 @@
+# Simulated `machine` for the unix port: pins hold electrical levels in memory.
+# Shadows the built-in module (still importable as `umachine`) when this folder is early
+# on sys.path. mqtt_as needs unique_id(); the port layer needs Pin.
+_levels = {}
+_irqs = {}
+
+
+def unique_id():
+    return b"\x74\x69\x6e\x79\x73\x69\x6d\x31"
+
+
+class Pin:
+    IN = 0
+    OUT = 1
+    PULL_UP = 1
+    IRQ_FALLING = 4
+    IRQ_RISING = 8
+
+    def __init__(self, id, mode=IN, pull=None, value=None):
+        self.id = id
+        if value is not None:
+            _levels[id] = value
+        elif pull == Pin.PULL_UP:
+            _levels.setdefault(id, 1)
+        else:
+            _levels.setdefault(id, 0)
+
+    def value(self, v=None):
+        if v is None:
+            return _levels[self.id]
+        _levels[self.id] = 1 if v else 0
+
+    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING):
+        _irqs[self.id] = handler
+
+
+def drive(id, level):
+    """Set an input's electrical level from outside, firing its IRQ on an edge."""
+    if _levels.get(id) != level:
+        _levels[id] = level
+        handler = _irqs.get(id)
+        if handler:
+            handler(Pin(id))

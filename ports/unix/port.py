@@ -1,0 +1,95 @@
+# The unix port layer: the controller's hardware, simulated (see HACKING.md, "The port contract").
+import sys
+
+import machine
+import network
+
+CONFIG_PATH = "config.json"
+on_output = None  # the simulator's hook: on_output(gpio, logical_value)
+contacts = {}  # gpio -> ContactPin, for the simulator to drive
+
+
+class RelayPin:
+    def __init__(self, gpio, active_low):
+        self.gpio = gpio
+        self.active_low = active_low
+        self._pin = machine.Pin(gpio, machine.Pin.OUT, value=1 if active_low else 0)
+
+    def value(self, v=None):
+        level = self._pin.value()
+        if v is None:
+            return level ^ self.active_low
+        if (level ^ self.active_low) != v:
+            self._pin.value(v ^ self.active_low)
+            if on_output:
+                on_output(self.gpio, v)
+
+
+class ContactPin:
+    def __init__(self, gpio, handler):
+        self.gpio = gpio
+        self._pin = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_UP)
+        self._pin.irq(handler, machine.Pin.IRQ_FALLING | machine.Pin.IRQ_RISING)
+        contacts[gpio] = self
+
+    def value(self):
+        return 1 - self._pin.value()  # closed contact pulls the pin low
+
+    def close(self, closed):
+        machine.drive(self.gpio, 0 if closed else 1)
+
+
+class StatusLed:
+    state = None
+
+    def show(self, state):
+        if state != StatusLed.state:
+            StatusLed.state = state
+            print("tinyctrl: LED", state, file=sys.stderr)
+
+
+class Watchdog:
+    """The PC has no hardware watchdog: arming and feeding do nothing here."""
+
+    def start(self, timeout_ms):
+        self.timeout_ms = timeout_ms
+
+    def feed(self):
+        pass
+
+
+def temperature_c():
+    return 21.5
+
+
+_station = network.WLAN(network.STA_IF)
+
+
+def wifi_rssi():
+    return _station.status("rssi")
+
+
+_counters = {"cause": "power", "resets": 0, "outages": 0}
+
+
+def boot_record():
+    return dict(_counters)
+
+
+def save_counters(resets, outages):
+    _counters["resets"] = resets
+    _counters["outages"] = outages
+
+
+def default_client_id():
+    return "tinyctrl-" + "".join("%02x" % b for b in machine.unique_id())
+
+
+class Reset(Exception):
+    pass
+
+
+def reset():
+    _counters["resets"] += 1
+    _counters["cause"] = "soft"
+    raise Reset()

