@@ -1,0 +1,45 @@
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "modules"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true", help="run the long reliability variants")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "soak: long variant, runs only with --soak")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="long variant: run with ./build.sh test --soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def services():
+    """A loopback broker, NTP server and public-IP server for one test module."""
+    import simharness
+    from services import Mosquitto, NtpServer, PublicIpServer
+
+    why = simharness.missing_requirements()
+    if why:
+        pytest.skip(why)
+    broker = Mosquitto().start()
+    ntp = NtpServer()
+    ip = PublicIpServer()
+    yield broker, ntp, ip
+    ip.close()
+    ntp.close()
+    broker.close()

