@@ -100,6 +100,22 @@ class Sim:
     def wifi(self, up):
         self.send("WIFI=%d" % up)
 
+    def heap(self, timeout=10):
+        """Bytes of MicroPython heap in use after gc.collect(), as the simulator reports it."""
+        with self._cond:
+            seen = len(self.outputs)
+        self.send("HEAP")
+        end = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for _, line in self.outputs[seen:]:
+                    if line.startswith("HEAP="):
+                        return int(line[5:])
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("simulator did not report its heap")
+                self._cond.wait(left)
+
     def pin(self, pin):
         return self.pins.get(pin, 0)
 

@@ -250,7 +250,9 @@ def validate(raw):
     for name, schema in _SCHEMA.items():
         if name in ("wifi", "mqtt") and name not in raw:
             problems.append("%s: required" % name)
-        cfg[name] = _section(raw.get(name, {}), schema, name, problems)
+            cfg[name] = _section({}, schema, name, [])  # defaults only; its keys are implied
+        else:
+            cfg[name] = _section(raw.get(name, {}), schema, name, problems)
 
     mqtt = cfg["mqtt"]
     if mqtt.get("port") is None:

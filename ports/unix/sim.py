@@ -3,9 +3,11 @@
 #   micropython sim.py CONFIG [--wifi-down]
 #
 # stdin: "GP1=1" sets a simulated contact (1 = closed), "WIFI=0" / "WIFI=1" drops or restores
-# the link. stdout: one line per output change, "GP16=1". Logs go to stderr. End of input
+# the link, "HEAP" prints "HEAP=<bytes in use after gc.collect()>". stdout: one line per
+# output change, "GP16=1". Logs go to stderr. End of input
 # or Ctrl-C stops it. A reset (port.reset()) restarts the controller with pins off, as a board would.
 import asyncio
+import gc
 import sys
 
 import network
@@ -23,6 +25,9 @@ class Simulator:
         print("%s%d=%d" % (self.prefix, gpio, value))
 
     def command(self, line):
+        if line == "HEAP":
+            gc.collect()
+            return print("HEAP=%d" % gc.mem_alloc())
         name, _, value = line.partition("=")
         if value not in ("0", "1"):
             return log("sim: expected NAME=0 or NAME=1, got %r" % line)

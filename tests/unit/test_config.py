@@ -1,0 +1,120 @@
+import json
+
+from check import raises
+from tinyctrl import config
+
+KEY = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def minimal(**changes):
+    cfg = {"wifi": {"ssid": "home"}, "mqtt": {"server": "broker", "topic": "home/pico"},
+           "gpio": {"relay": [16]}}
+    for k, v in changes.items():
+        cfg[k] = v
+    return cfg
+
+
+def problems(cfg):
+    return raises(config.ConfigError, config.validate, cfg).problems
+
+
+def test_minimal_config_gets_the_seed_defaults():
+    cfg = config.validate(minimal())
+    assert cfg["mqtt"]["port"] == 1883 and cfg["mqtt"]["keepalive"] == 120
+    assert cfg["mqtt"]["ssl"] is False
+    assert cfg["gpio"]["prefix"] == "GP" and cfg["gpio"]["active_low"] is True
+    assert cfg["guard"]["cooldown_s"] == 2 and cfg["guard"]["max_changes"] == 5
+    assert cfg["guard"]["publish_max"] == 20 and cfg["guard"]["publish_window_s"] == 10
+    assert cfg["mfa"]["keyname"] == "MFA" and cfg["mfa"]["max_expired_codes"] == 5
+    assert cfg["publish_interval_s"] == 7200 and cfg["ntp"]["interval_s"] == 86400
+    assert cfg["timezone"] == "EST" and cfg["wifi"]["max_retries"] == 30
+
+
+def test_the_issue_example_is_valid():
+    text = json.dumps({
+        "wifi": {"ssid": "s", "password": "p", "max_retries": 30, "reset_delay_s": 600},
+        "mqtt": {"server": "b", "port": 8883, "ssl": True, "ca_file": "ca.pem", "user": "u", "password": "p",
+                 "client_id": "pico-1", "topic": "home/pico", "keepalive": 120},
+        "gpio": {"prefix": "GP", "relay": [16, 17], "momentary": {"18": 2, "19": 2},
+                 "contact": [0, 1, 2, 3], "notify": [0, 1, 16, 17], "active_low": True},
+        "mfa": {"keyname": "MFA", "max_expired_codes": 5, "pins": {"16": [KEY]}},
+        "guard": {"cooldown_s": 2, "max_changes": 5, "window_s": 60, "max_violations": 3,
+                  "publish_max": 20, "publish_window_s": 10},
+        "publish_interval_s": 7200,
+        "ntp": {"host": "pool.ntp.org", "interval_s": 86400, "force_wait_s": 180},
+        "ip_provider": "https://jsonip.com", "timezone": "EST"})
+    cfg = config.parse(text)
+    assert cfg["gpio"]["momentary"] == {18: 2, 19: 2}
+    assert cfg["mfa"]["pins"][16][0] == b"Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef"
+
+
+def test_seed_style_momentary_list_means_two_seconds():
+    assert config.validate(minimal(gpio={"momentary": [18, 19]}))["gpio"]["momentary"] == {18: 2, 19: 2}
+
+
+def test_required_keys_are_named():
+    assert problems({}) == ["wifi: required", "mqtt: required",
+                            "gpio: configure at least one pin in relay, momentary or contact"]
+    assert problems(minimal(mqtt={"topic": "t"})) == ["mqtt.server: required"]
+
+
+def test_pin_problems_name_the_key_and_the_pin():
+    p = problems(minimal(gpio={"relay": [16, 23], "contact": [16], "notify": [5]}))
+    assert "gpio.relay: GP23 does not exist on the Pico W (GP0-GP22, GP26-GP28)" in p
+    assert "gpio: GP16 is in both relay and contact" in p
+    assert "gpio.notify: GP5 is not a configured pin" in p
+    assert "gpio.relay: 'x' is not a pin number" in problems(minimal(gpio={"relay": ["x"]}))
+
+
+def test_wrong_types_and_ranges():
+    p = problems(minimal(mqtt={"server": "b", "topic": "t/#", "port": 70000, "keepalive": "60"},
+                         wifi={"ssid": "", "max_retries": -2}))
+    assert "mqtt.topic: must be a topic name without wildcards" in p
+    assert "mqtt.port: must be a whole number from 1 to 65535" in p
+    assert "mqtt.keepalive: must be a whole number from 0 to 65535" in p
+    assert "wifi.ssid: must not be empty" in p
+    assert "wifi.max_retries: must be a whole number from 0 to 1000000" in p
+    assert "publish_interval_s: must be a whole number from -1 to 100000000 (-1 turns it off)" in problems(
+        minimal(publish_interval_s=1.5))
+    assert "gpio.active_low: must be true or false" in problems(minimal(gpio={"relay": [1], "active_low": 1}))
+
+
+def test_unknown_keys_are_typos():
+    assert problems(minimal(gpoi={})) == ["unknown key 'gpoi'"]
+    assert problems(minimal(mqtt={"server": "b", "topic": "t", "pasword": "x"})) == ["mqtt: unknown key 'pasword'"]
+
+
+def test_mfa_keys_must_be_base32_and_never_echoed():
+    p = problems(minimal(mfa={"pins": {"16": ["not-base32-secret!"]}}))
+    assert p == ["mfa.pins.16: key is not Base32 (A-Z, 2-7)"]
+    assert "shorter than 80 bits" in problems(minimal(mfa={"pins": {"16": ["MZXW6==="]}}))[0]
+    assert "mfa.pins: GP17 is not a relay" in problems(minimal(mfa={"pins": {"17": [KEY]}}))
+
+
+def test_signing_keys_must_exist():
+    p = problems(minimal(sign={"keys": {"cron": "0123456789abcdef0123"}, "pins": {"16": ["nobody"]}}))
+    assert p == ["sign.pins.16: no key named 'nobody' in sign.keys"]
+
+
+def test_tls_needs_a_ca_unless_explicitly_insecure():
+    p = problems(minimal(mqtt={"server": "b", "topic": "t", "ssl": True}))
+    assert p[0].startswith("mqtt.ca_file: required when mqtt.ssl is true")
+    cfg = config.validate(minimal(mqtt={"server": "b", "topic": "t", "ssl": True, "tls_insecure": True}))
+    assert cfg["mqtt"]["port"] == 8883
+
+
+def test_timezones():
+    for tz in ("UTC", "EST", "PST", "+05:30", "-08:00", "UTC+2"):
+        config.validate(minimal(timezone=tz))
+    assert problems(minimal(timezone="Mars/Olympus"))[0].startswith("timezone: 'Mars/Olympus' is not one of")
+
+
+def test_broken_json_and_non_objects():
+    assert problems("[]") == ["config.json: must be a JSON object"]
+    e = raises(config.ConfigError, config.parse, '{"wifi": ')
+    assert e.problems[0].startswith("config.json: invalid JSON")
+    assert "wifi: must be an object" in problems(minimal(wifi=[1]))
+
+
+def test_publish_max_leaves_room_for_every_kind_of_message():
+    assert "guard.publish_max: must be at least 4" in problems(minimal(guard={"publish_max": 2}))[0]

@@ -1,0 +1,79 @@
+import json
+
+from check import raises
+from tinyctrl import protocol
+
+OUT = {16: 0, 17: 0, 18: 0}
+CONTACTS = {0: 0, 1: 0}
+
+
+def parse(payload):
+    return protocol.parse(payload, "GP", "MFA", OUT, CONTACTS)
+
+
+def error(payload):
+    return str(raises(protocol.RequestError, parse, payload))
+
+
+def test_seed_requests():
+    assert parse(b'{"GP16":1}').pins == {16: 1}
+    assert parse(b'{"GP16": 0, "GP17": 1}').pins == {16: 0, 17: 1}
+    assert parse(b'{"CMD":"stats"}').cmd == "stats"
+    assert parse(b'{"CMD":"REFRESH"}').cmd == "refresh"
+    assert parse(b'{"MFA": 123456}').code == 123456
+    assert parse(b'{"MFA": "012345", "GP18": 1}').code == 12345
+
+
+def test_values_iot_mqtt_panel_may_send():
+    for raw, v in (("1", 1), ("0", 0), ("true", 1), ('"ON"', 1), ('"off"', 0), ('"1"', 1)):
+        assert parse(('{"GP16": %s}' % raw).encode()).pins == {16: v}
+
+
+def test_device_output_is_never_a_request():
+    assert parse(b'{"GP16": 1, "FROM": "pico"}') is None
+    assert parse(b'{"NOTIFY": {"GP1": 1}, "FROM": "pico"}') is None
+    assert parse(b"Error: MFA validation failed, GPIO cannot be set") is None
+    assert parse(b"Uptime=1 days 5 hrs, Outages=0") is None
+    assert parse(b"Info: MFA code accepted") is None
+
+
+def test_errors_say_what_is_wrong():
+    assert error(b"hello").startswith("Error: request is not valid JSON")
+    assert error(b"[1]").startswith("Error: request must be a JSON object")
+    assert error(b"{}").startswith("Error: request must be a JSON object")
+    assert error(b'{"GP16": 2}') == "Error: GP16 value must be 0 or 1"
+    assert error(b'{"GP16": [1]}') == "Error: GP16 value must be 0 or 1"
+    assert error(b'{"GP5": 1}') == "Error: GP5 is not configured"
+    assert error(b'{"GP1": 1}') == "Error: GP1 is a contact switch and cannot be set"
+    assert error(b'{"CMD": "format"}') == "Error: unknown command 'format' (stats, getip, refresh, ntp)"
+    assert error(b'{"CMD": "stats", "GP16": 1}') == "Error: send CMD on its own"
+    assert error(b'{"MFA": 1234567}') == "Error: MFA code must be 6 digits"
+    assert error(b'{"MFA": "12a456"}') == "Error: MFA code must be 6 digits"
+    assert error(b'{"GP16": 1, "TS": 5}') == "Error: a signed request needs both TS and SIG"
+    assert error(b"\xff\xfe") == "Error: request is not UTF-8 text"
+
+
+def test_echoed_input_is_short_and_printable():
+    e = error(('{"\\u0007%s": 1}' % ("x" * 100)).encode())
+    assert e == "Error: unknown key '?xxxxxxxxxxxxxxx...'"
+
+
+def test_size_limit_comes_before_parsing():
+    big = b'{"GP16": 1, "x": "' + b"a" * 600 + b'"}'
+    assert error(big) == "Error: request too large (%d bytes, max 512)" % len(big)
+    deep = b"[" * 400 + b"]" * 400
+    assert error(deep).startswith("Error: request ")
+
+
+def test_responses_are_seed_shaped_json():
+    msg = protocol.state_json("GP", {16: 1, 1: 0}, "pico")
+    assert msg == '{"GP1": 0, "GP16": 1, "FROM": "pico"}'
+    assert json.loads(msg)["GP16"] == 1
+    assert json.loads(protocol.notify_json("GP", {16: 1}, "pico"))["NOTIFY"] == {"GP16": 1}
+    assert json.loads(protocol.ip_json("203.0.113.7", "pico"))["IP"] == "203.0.113.7"
+    for m in (msg, protocol.notify_json("GP", {1: 1}, "p"), protocol.status_json("offline", "p")):
+        assert protocol.is_device_output(m.encode())
+
+
+def test_canonical_text_for_signatures_orders_pins():
+    assert protocol.canonical("home/pico", 1700000000, {18: 1, 16: 0}, "GP") == "home/pico|1700000000|GP16=0,GP18=1"
