@@ -17,69 +17,76 @@ class ConfigError(Exception):
 
 
 # Each section: key -> (default, check). A default of REQUIRED must be given.
+# Built on demand: the tables are garbage once config.json is validated, not heap for life.
 REQUIRED = object()
+SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp")
 
-_SCHEMA = {
-    "wifi": {
-        "ssid": (REQUIRED, "text"),
-        "password": ("", "secret"),
-        "max_retries": (30, "count"),
-        "reset_delay_s": (600, "period"),
-    },
-    "mqtt": {
-        "server": (REQUIRED, "text"),
-        "port": (None, "port"),
-        "ssl": (False, "bool"),
-        "ca_file": ("", "str"),
-        "tls_insecure": (False, "bool"),
-        "user": ("", "str"),
-        "password": ("", "secret"),
-        "client_id": ("", "client_id"),
-        "topic": (REQUIRED, "topic"),
-        "keepalive": (120, "keepalive"),
-    },
-    "gpio": {
-        "prefix": ("GP", "prefix"),
-        "relay": ([], "pins"),
-        "momentary": ({}, "momentary"),
-        "contact": ([], "pins"),
-        "notify": ([], "pins"),
-        "active_low": (True, "bool"),
-    },
-    "mfa": {
-        "keyname": ("MFA", "keyname"),
-        "max_expired_codes": (5, "count"),
-        "grant_s": (30, "count"),
-        "pins": ({}, "mfa_pins"),
-    },
-    "sign": {
-        "keys": ({}, "sign_keys"),
-        "pins": ({}, "sign_pins"),
-        "window_s": (60, "count"),
-    },
-    "guard": {
-        "cooldown_s": (2, "number"),
-        "max_changes": (5, "count"),
-        "window_s": (60, "count"),
-        "max_violations": (3, "count"),
-        "publish_max": (20, "count"),
-        "publish_window_s": (10, "count"),
-        "auth_failures": (3, "count"),
-        "auth_lockout_s": (30, "count"),
-    },
-    "ntp": {
-        "host": ("pool.ntp.org", "text"),
-        "port": (123, "port"),
-        "interval_s": (86400, "period"),
-        "force_wait_s": (180, "count"),
-    },
-}
-_TOP = {
-    "publish_interval_s": (7200, "period"),
-    "ip_provider": ("https://jsonip.com", "str"),
-    "timezone": ("EST", "timezone"),
-    "watchdog_s": (30, "period"),
-}
+
+def _schema():
+    return {
+        "wifi": {
+            "ssid": (REQUIRED, "text"),
+            "password": ("", "secret"),
+            "max_retries": (30, "count"),
+            "reset_delay_s": (600, "period"),
+        },
+        "mqtt": {
+            "server": (REQUIRED, "text"),
+            "port": (None, "port"),
+            "ssl": (False, "bool"),
+            "ca_file": ("", "str"),
+            "tls_insecure": (False, "bool"),
+            "user": ("", "str"),
+            "password": ("", "secret"),
+            "client_id": ("", "client_id"),
+            "topic": (REQUIRED, "topic"),
+            "keepalive": (120, "keepalive"),
+        },
+        "gpio": {
+            "prefix": ("GP", "prefix"),
+            "relay": ([], "pins"),
+            "momentary": ({}, "momentary"),
+            "contact": ([], "pins"),
+            "notify": ([], "pins"),
+            "active_low": (True, "bool"),
+        },
+        "mfa": {
+            "keyname": ("MFA", "keyname"),
+            "max_expired_codes": (5, "count"),
+            "grant_s": (30, "count"),
+            "pins": ({}, "mfa_pins"),
+        },
+        "sign": {
+            "keys": ({}, "sign_keys"),
+            "pins": ({}, "sign_pins"),
+            "window_s": (60, "count"),
+        },
+        "guard": {
+            "cooldown_s": (2, "number"),
+            "max_changes": (5, "count"),
+            "window_s": (60, "count"),
+            "max_violations": (3, "count"),
+            "publish_max": (20, "count"),
+            "publish_window_s": (10, "count"),
+            "auth_failures": (3, "count"),
+            "auth_lockout_s": (30, "count"),
+        },
+        "ntp": {
+            "host": ("pool.ntp.org", "text"),
+            "port": (123, "port"),
+            "interval_s": (86400, "period"),
+            "force_wait_s": (180, "count"),
+        },
+    }
+
+
+def _top():
+    return {
+        "publish_interval_s": (7200, "period"),
+        "ip_provider": ("https://jsonip.com", "str"),
+        "timezone": ("EST", "timezone"),
+        "watchdog_s": (30, "period"),
+    }
 
 
 def _is_int(v):
@@ -245,9 +252,10 @@ def validate(raw):
     problems = []
     if not isinstance(raw, dict):
         raise ConfigError(["config.json: must be a JSON object"])
-    top = dict((k, v) for k, v in raw.items() if k not in _SCHEMA)
-    cfg = _section(top, _TOP, "", problems)
-    for name, schema in _SCHEMA.items():
+    top = dict((k, v) for k, v in raw.items() if k not in SECTIONS)
+    cfg = _section(top, _top(), "", problems)
+    schemas = _schema()
+    for name, schema in schemas.items():
         if name in ("wifi", "mqtt") and name not in raw:
             problems.append("%s: required" % name)
             cfg[name] = _section({}, schema, name, [])  # defaults only; its keys are implied
