@@ -1,0 +1,120 @@
+# Pico W implementation of the port contract (see HACKING.md).
+import machine
+import network
+from machine import Pin
+import _tinyctrl
+
+CONFIG_PATH = "/config.json"
+
+
+class RelayPin:
+    def __init__(self, gpio, active_low):
+        self._invert = 1 if active_low else 0
+        # Start de-energised so relays do not click at boot.
+        self._pin = Pin(gpio, Pin.OUT, value=self._invert)
+
+    def value(self, v=None):
+        if v is None:
+            return self._pin.value() ^ self._invert
+        self._pin.value((1 if v else 0) ^ self._invert)
+
+
+class ContactPin:
+    def __init__(self, gpio, handler):
+        self._pin = Pin(gpio, Pin.IN, Pin.PULL_UP)
+        # Soft IRQ: handler(machine_pin) runs via micropython.schedule, so it may allocate.
+        self._pin.irq(handler, Pin.IRQ_FALLING | Pin.IRQ_RISING, hard=False)
+
+    def value(self):
+        return 1 - self._pin.value()  # closed contact pulls the pin low
+
+
+# LED patterns over a 2 s cycle of 100 ms steps, bit i = LED on at step i.
+_STEPS = 20
+_PATTERNS = {
+    "connecting": 0b00110011001100110011,  # fast blink
+    "operational": (1 << _STEPS) - 1,  # steady on
+    "halted": (1 << (_STEPS // 2)) - 1,  # slow blink, 1 s on / 1 s off
+    "config_error": 0b101,  # double flash
+}
+
+
+class StatusLed:
+    # All instances share the one LED and its timer. The class holds the timer,
+    # so it is not collected (and stopped) when a caller drops its instance.
+    _timer = None
+    _pattern = _step = _lit = 0
+
+    def __init__(self):
+        cls = StatusLed
+        if cls._timer is None:
+            cls._led = Pin("LED", Pin.OUT, value=0)
+            # Soft timer: the Pico W LED hangs off the CYW43, whose SPI bus
+            # must not be driven from a hard IRQ.
+            cls._timer = machine.Timer(period=100, callback=cls._tick, hard=False)
+
+    def show(self, state):
+        StatusLed._pattern = _PATTERNS[state]
+        StatusLed._step = 0
+
+    @classmethod
+    def _tick(cls, _):
+        lit = (cls._pattern >> cls._step) & 1
+        cls._step = (cls._step + 1) % _STEPS
+        if lit != cls._lit:  # each write is a CYW43 bus transaction
+            cls._lit = lit
+            cls._led.value(lit)
+
+
+def temperature_c():
+    # RP2040 datasheet 4.9.5: 0.706 V at 27 C, -1.721 mV per degree.
+    volts = machine.ADC(4).read_u16() * 3.3 / 65535
+    return 27 - (volts - 0.706) / 0.001721
+
+
+def wifi_rssi():
+    wlan = network.WLAN(network.STA_IF)
+    # The driver reports junk for rssi while not associated.
+    return wlan.status("rssi") if wlan.isconnected() else None
+
+
+class Watchdog:
+    # Fed by a C timer while feed() was called within timeout_ms, which may
+    # exceed the ~8 s hardware limit (TLS handshakes and DNS block).
+    def start(self, timeout_ms):
+        _tinyctrl.wdt_start(timeout_ms)
+
+    def feed(self):
+        _tinyctrl.wdt_kick()
+
+
+# Counters live in watchdog scratch registers 0..2, which survive a watchdog
+# reset but not a power cycle; register 2 is a check word.
+_CHECK = 0x7C7C0DE5
+_CAUSES = {
+    _tinyctrl.RESET_POWER: "power",
+    _tinyctrl.RESET_WATCHDOG: "watchdog",
+    _tinyctrl.RESET_SOFT: "soft",
+}
+
+
+def boot_record():
+    resets = _tinyctrl.scratch_get(0)
+    outages = _tinyctrl.scratch_get(1)
+    if _tinyctrl.scratch_get(2) != resets ^ outages ^ _CHECK:
+        resets = outages = 0
+    return {"cause": _CAUSES[_tinyctrl.reset_cause()], "resets": resets, "outages": outages}
+
+
+def save_counters(resets, outages):
+    _tinyctrl.scratch_set(0, resets)
+    _tinyctrl.scratch_set(1, outages)
+    _tinyctrl.scratch_set(2, resets ^ outages ^ _CHECK)
+
+
+def default_client_id():
+    return "tinyctrl-" + "".join("%02x" % b for b in machine.unique_id())
+
+
+def reset():
+    machine.reset()
