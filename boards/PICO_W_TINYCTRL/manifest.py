@@ -1,0 +1,2 @@
+# Everything tinyctrl freezes is listed in the top-level manifest.
+include("../../manifest.py")
