@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# tinyctrl's one entry point.
+#
+#   ./build.sh [build]      build build/PICO_W_TINYCTRL/firmware.uf2 (incremental)
+#   ./build.sh test [args]  host test suite (tools/run_tests.py)
+#   ./build.sh sim CONFIG   run the controller on the host simulator (tools/sim.py)
+#   ./build.sh bench [args] benchmarks (tools/bench.py)
+#
+# Dependencies live in ${TINYCTRL_DEPS:-$HOME/.cache/tinyctrl} and are cloned at
+# their pinned refs when absent; MPY_DIR, MQTT_AS_DIR and PICOTOOL_DIR (a
+# picotool install prefix) point at existing trees instead. Once they are
+# present the build needs no network.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$REPO"
+
+BOARD=PICO_W_TINYCTRL
+MPY_URL=https://github.com/micropython/micropython.git
+MPY_REF=v1.28.0
+# One file per submodule the rp2 Pico W build needs, to tell it is checked out.
+MPY_SUBMODULE_MARKERS="lib/pico-sdk/CMakeLists.txt lib/tinyusb/src/tusb.h
+    lib/cyw43-driver/src/cyw43.h lib/lwip/src/include/lwip/init.h
+    lib/mbedtls/include/mbedtls/version.h lib/micropython-lib/README.md"
+MQTT_URL=https://github.com/peterhinch/micropython-mqtt.git
+MQTT_REF=7b6a11dd7910f7bb8275341fdc24b89ed1dfbc47
+PICOTOOL_URL=https://github.com/raspberrypi/picotool.git
+PICOTOOL_REF=2.1.1
+
+DEPS=${TINYCTRL_DEPS:-$HOME/.cache/tinyctrl}
+MPY_DIR=${MPY_DIR:-$DEPS/micropython}
+MQTT_AS_DIR=${MQTT_AS_DIR:-$DEPS/micropython-mqtt}
+PICOTOOL_DIR=${PICOTOOL_DIR:-$DEPS/picotool}
+BUILD_DIR=$REPO/build/$BOARD
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+die() {
+    echo "build.sh: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "build.sh: $*"
+}
+
+check_toolchain() {
+    local missing=()
+    command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi)
+    # newlib: without it the compiler cannot find libc.a and prints the bare name.
+    if command -v arm-none-eabi-gcc >/dev/null \
+        && [ "$(arm-none-eabi-gcc -print-file-name=libc.a)" = libc.a ]; then
+        missing+=(libnewlib-arm-none-eabi)
+    fi
+    command -v cmake >/dev/null || missing+=(cmake)
+    command -v make >/dev/null || missing+=(make)
+    command -v git >/dev/null || missing+=(git)
+    command -v python3 >/dev/null || missing+=(python3)
+    # Host compilers for mpy-cross (C) and picotool (C++).
+    command -v c++ >/dev/null || missing+=(g++)
+    if [ ${#missing[@]} -gt 0 ]; then
+        die "missing build tools; install them with:
+    sudo apt-get install ${missing[*]}
+or everything the project uses:
+    sudo apt-get install \$(cat requirements-apt.txt)"
+    fi
+    local cmake_version
+    cmake_version=$(cmake --version | sed -n 's/^cmake version \([0-9]*\.[0-9]*\).*/\1/p')
+    if [ "$(printf '%s\n3.17\n' "$cmake_version" | sort -V | head -n 1)" != 3.17 ]; then
+        die "cmake $cmake_version is too old, pico-sdk needs 3.17 or later"
+    fi
+}
+
+# Clone the pinned MicroPython if absent, then any missing submodule the rp2
+# Pico W build needs. Presence is judged by files, not `git submodule status`.
+fetch_micropython() {
+    if [ ! -f "$MPY_DIR/py/mpconfig.h" ]; then
+        say "cloning MicroPython $MPY_REF into $MPY_DIR"
+        git -c advice.detachedHead=false clone --depth 1 --branch "$MPY_REF" "$MPY_URL" "$MPY_DIR"
+    fi
+    local marker sub
+    for marker in $MPY_SUBMODULE_MARKERS; do
+        [ -f "$MPY_DIR/$marker" ] && continue
+        sub=$(echo "$marker" | cut -d/ -f1-2)
+        say "fetching $sub"
+        git -C "$MPY_DIR" submodule update --init --depth 1 "$sub"
+    done
+    local minor
+    minor=$(sed -n 's/^#define MICROPY_VERSION_MINOR \([0-9]*\)$/\1/p' "$MPY_DIR/py/mpconfig.h")
+    [ "$minor" = 28 ] || say "warning: $MPY_DIR is not MicroPython 1.28 (minor version '$minor')"
+}
+
+fetch_mqtt_as() {
+    [ -f "$MQTT_AS_DIR/mqtt_as/__init__.py" ] && return
+    say "cloning micropython-mqtt $MQTT_REF into $MQTT_AS_DIR"
+    git init -q "$MQTT_AS_DIR"
+    git -C "$MQTT_AS_DIR" fetch --depth 1 "$MQTT_URL" "$MQTT_REF"
+    git -C "$MQTT_AS_DIR" checkout -q FETCH_HEAD
+}
+
+# pico-sdk signs and converts the image with picotool; build 2.1.1 without USB
+# support into a prefix pico-sdk finds, so it never downloads one itself.
+fetch_picotool() {
+    [ -x "$PICOTOOL_DIR/picotool/picotool" ] \
+        && [ -f "$PICOTOOL_DIR/picotool/picotoolConfig.cmake" ] && return
+    local src=$DEPS/picotool-src
+    if [ ! -f "$src/CMakeLists.txt" ]; then
+        say "cloning picotool $PICOTOOL_REF into $src"
+        git -c advice.detachedHead=false clone --depth 1 --branch "$PICOTOOL_REF" "$PICOTOOL_URL" "$src"
+    fi
+    say "building picotool into $PICOTOOL_DIR"
+    cmake -S "$src" -B "$DEPS/picotool-build" \
+        -DPICO_SDK_PATH="$MPY_DIR/lib/pico-sdk" \
+        -DPICOTOOL_NO_LIBUSB=1 -DPICOTOOL_FLAT_INSTALL=1 \
+        -DCMAKE_INSTALL_PREFIX="$PICOTOOL_DIR" -DCMAKE_BUILD_TYPE=Release
+    cmake --build "$DEPS/picotool-build" --target install -j "$JOBS"
+}
+
+build_firmware() {
+    check_toolchain
+    mkdir -p "$DEPS"
+    fetch_micropython
+    fetch_mqtt_as
+    fetch_picotool
+
+    # mpy-cross is built from the MicroPython tree but outside it, keeping the
+    # tree pristine; makemanifest.py picks it up from MICROPY_MPYCROSS.
+    make -s -C "$MPY_DIR/mpy-cross" BUILD="$REPO/build/mpy-cross" -j "$JOBS"
+    export MICROPY_MPYCROSS=$REPO/build/mpy-cross/mpy-cross
+
+    local config=(
+        -DMICROPY_BOARD="$BOARD"
+        -DMICROPY_BOARD_DIR="$REPO/boards/$BOARD"
+        -DMQTT_AS_DIR="$MQTT_AS_DIR"
+        -DPICOTOOL_FETCH_FROM_GIT_PATH="$PICOTOOL_DIR"
+        -Dpicotool_DIR="$PICOTOOL_DIR/picotool"
+        -DFETCHCONTENT_FULLY_DISCONNECTED=ON
+        -DPICO_BUILD_DOCS=0
+    )
+    # Configure once; start afresh when a dependency path changed.
+    local stamp="$MPY_DIR ${config[*]}"
+    if [ ! -f "$BUILD_DIR/Makefile" ] || [ "$(cat "$BUILD_DIR/.tinyctrl-config" 2>/dev/null)" != "$stamp" ]; then
+        rm -rf "$BUILD_DIR"
+        cmake -S "$MPY_DIR/ports/rp2" -B "$BUILD_DIR" "${config[@]}"
+        echo "$stamp" >"$BUILD_DIR/.tinyctrl-config"
+    fi
+    make -C "$BUILD_DIR" -j "$JOBS"
+
+    # Flash budget: the image runs from 0x10000000 up to the filesystem, whose
+    # extent MicroPython declares in the binary info ("embedded drive").
+    local uf2=build/$BOARD/firmware.uf2 bin_bytes fs fs_start fs_end
+    bin_bytes=$(stat -c %s "$BUILD_DIR/firmware.bin")
+    fs=$("$PICOTOOL_DIR/picotool/picotool" info -a "$uf2" | grep "embedded drive")
+    fs_start=$(echo "$fs" | sed -n 's/.*\(0x[0-9a-f]*\)-\(0x[0-9a-f]*\).*/\1/p')
+    fs_end=$(echo "$fs" | sed -n 's/.*\(0x[0-9a-f]*\)-\(0x[0-9a-f]*\).*/\2/p')
+    echo
+    echo "$uf2: $(stat -c %s "$uf2") bytes"
+    echo "flash: firmware $((bin_bytes / 1024)) KiB of $(((fs_start - 0x10000000) / 1024)) KiB" \
+        "($(((fs_start - 0x10000000 - bin_bytes) / 1024)) KiB spare)," \
+        "filesystem $(((fs_end - fs_start) / 1024)) KiB at $fs_start"
+}
+
+usage() {
+    sed -n '4,7p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+cmd=${1:-build}
+[ $# -gt 0 ] && shift
+case $cmd in
+    build) build_firmware ;;
+    # Hooks into host-side tools, filled in by their owners.
+    test) exec python3 tools/run_tests.py "$@" ;;
+    sim) exec python3 tools/sim.py "$@" ;;
+    bench) exec python3 tools/bench.py "$@" ;;
+    -h | --help | help) usage ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+esac
