@@ -19,7 +19,14 @@ class TinyMQTTClient(MQTTClient):
         # and hand the callback an empty payload with .oversize set instead.
         if n <= MAX_INBOUND:
             self.reads += 1
-            return await super()._as_read(n, sock)
+            data = await super()._as_read(n, sock)
+            if n == 2 and self._in_connect:
+                # The only 2-byte read while connecting is the CONNACK's flags and return
+                # code. Flag bit 0 is Session Present: the broker kept our clean=False
+                # session, as asked. The pinned mqtt_as rejects any flag ("CONNACK flags
+                # not 0"), so without this the device never reconnects; clear the bit.
+                data[0] &= 0xFE
+            return data
         self.oversize = n
         left = n
         while left:
