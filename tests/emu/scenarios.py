@@ -1,0 +1,286 @@
+"""Scenarios on the emulated Pico W, run by tools/pico_emu.py inside a network namespace.
+
+Each scenario boots the real UF2, checks through the board's pins and the local broker, and
+writes one JSON line per check ({"check", "ok", "detail"}) to the results file it is given;
+test_pico_w.py turns those lines into test results. A check that fails is recorded and the
+scenario goes on where the next check does not depend on it.
+
+Timeouts are in emulated seconds (the emulator runs roughly 30 times slower than real time).
+"""
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import pathlib
+import struct
+import sys
+import threading
+import traceback
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+
+import pico_emu  # noqa: E402
+
+TOPIC = "tinyctrl/emu"
+MFA_KEY = "JBSWY3DPEHPK3PXP"
+MFA_PIN = 17
+RELAY = 16
+MOMENTARY = 18
+MOMENTARY_WAIT_S = 1
+CONTACT = 1
+WATCHDOG_S = 2
+DENIED = "Error: MFA validation failed, GPIO cannot be set"
+# Emulated seconds allowed for a request to reach the device and its answer to come back.
+ROUND_TRIP_S = 3
+BOOT_TO_SUBSCRIBED_S = 40
+# A reboot loop would show well within this; each emulated second costs about 30 s of real time.
+NO_REBOOT_LOOP_S = 1
+
+
+def totp(key_base32, unix_time, step=30, digits=6):
+    """RFC 6238 TOTP, independent of the controller's implementation."""
+    key = base64.b32decode(key_base32.upper() + "=" * (-len(key_base32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(unix_time) // step), hashlib.sha1).digest()
+    off = mac[19] & 0x0F
+    return (struct.unpack(">I", mac[off : off + 4])[0] & 0x7FFFFFFF) % 10**digits
+
+
+class Results:
+    """Records checks as JSON lines; `check()` is a context manager around one."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.path.write_text("")
+
+    def record(self, name, ok, detail=""):
+        with self.path.open("a") as f:
+            f.write(json.dumps({"check": name, "ok": ok, "detail": detail}) + "\n")
+        pico_emu.log("check %s: %s %s" % (name, "ok" if ok else "FAILED", detail))
+
+    @contextlib.contextmanager
+    def check(self, name, fatal=False):
+        """Record `name` as passed if the block completes, failed (with the error) if it raises.
+        A failed `fatal` check ends the scenario: what follows depends on it."""
+        details = []
+        try:
+            yield details
+        except Exception as e:
+            self.record(name, False, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=4)))
+            if fatal:
+                raise
+        else:
+            self.record(name, True, "; ".join(map(str, details)))
+
+
+class TopicClient:
+    """A client on the device's topic at the local broker. It does not receive its own
+    publications (MQTT v5 no-local), so everything it collects came from the device."""
+
+    def __init__(self, port, board):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        self.board = board
+        self.messages = []  # (emulated time, payload text)
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="emu-test", protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(TOPIC, options=SubscribeOptions(qos=1, noLocal=True))
+        self.client.loop_start()
+
+    def _on_message(self, _client, _userdata, msg):
+        with self._lock:
+            self.messages.append((self.board.emulated_s(), msg.payload.decode("utf-8", "replace")))
+
+    def send(self, obj):
+        self.client.publish(TOPIC, json.dumps(obj), qos=1).wait_for_publish(10)
+
+    def mark(self):
+        with self._lock:
+            return len(self.messages)
+
+    def wait(self, matches, timeout, since, what):
+        """The first device message after `since` for which `matches(text, obj)` is true, where
+        `obj` is the parsed JSON or None for plain text; as (emulated time, text)."""
+        found = []
+
+        def seen():
+            with self._lock:
+                for at, text in self.messages[since:]:
+                    try:
+                        obj = json.loads(text)
+                    except ValueError:
+                        obj = None
+                    if matches(text, obj):
+                        found.append((at, text))
+                        return True
+            return False
+
+        try:
+            self.board.wait_until(seen, timeout, what)
+        except TimeoutError as e:
+            with self._lock:
+                got = [text for _, text in self.messages[since:]]
+            raise TimeoutError("%s; device published %s" % (e, got)) from None
+        return found[0]
+
+    def wait_pin(self, pin, value, timeout, since):
+        key = "GP%d" % pin
+        return self.wait(
+            lambda _t, o: isinstance(o, dict) and o.get(key) == value, timeout, since, "a publish of %s=%d" % (key, value)
+        )
+
+    def wait_notify(self, pin, value, timeout, since):
+        key = "GP%d" % pin
+        return self.wait(
+            lambda _t, o: isinstance(o, dict) and isinstance(o.get("NOTIFY"), dict) and o["NOTIFY"].get(key) == value,
+            timeout,
+            since,
+            "NOTIFY %s=%d" % (key, value),
+        )
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def controller_config(**overrides):
+    cfg = pico_emu.device_config(topic=TOPIC)
+    cfg["gpio"]["momentary"] = {str(MOMENTARY): MOMENTARY_WAIT_S, "19": 2}
+    cfg["mfa"] = {"keyname": "MFA", "max_expired_codes": 5, "pins": {str(MFA_PIN): [MFA_KEY]}}
+    # No cooldown between changes of one pin: the checks switch GP16 on and straight off again.
+    cfg["guard"] = {"cooldown_s": 0, "max_changes": 20, "window_s": 60}
+    cfg.update(overrides)
+    return cfg
+
+
+def energised_level(cfg):
+    return 0 if cfg["gpio"]["active_low"] else 1
+
+
+def controller(lab, results_path):
+    """One boot: relays, momentary release, contacts and NOTIFY, MFA deny and allow."""
+    results = Results(results_path)
+    cfg = controller_config()
+    on, off = energised_level(cfg), 1 - energised_level(cfg)
+    with results.check("boots_and_subscribes", fatal=True) as notes:
+        board = lab.boot(cfg)
+        board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
+        notes.append("subscribed %.1f s emulated after reset" % board.emulated_s())
+    mqtt = TopicClient(lab.broker.port, board)
+    try:
+        with results.check("relays_start_de_energised"):
+            for pin in cfg["gpio"]["relay"] + [int(p) for p in cfg["gpio"]["momentary"]]:
+                assert board.level(pin) == off, "GP%d level %s, de-energised is %d" % (pin, board.level(pin), off)
+
+        with results.check("relay_on"):
+            since = mqtt.mark()
+            mqtt.send({"GP%d" % RELAY: 1})
+            board.wait_level(RELAY, on, ROUND_TRIP_S)
+            mqtt.wait_pin(RELAY, 1, ROUND_TRIP_S, since)
+            mqtt.wait_notify(RELAY, 1, ROUND_TRIP_S, since)
+
+        with results.check("relay_off"):
+            since = mqtt.mark()
+            mqtt.send({"GP%d" % RELAY: 0})
+            board.wait_level(RELAY, off, ROUND_TRIP_S)
+            mqtt.wait_pin(RELAY, 0, ROUND_TRIP_S, since)
+
+        with results.check("momentary_released_after_its_wait") as notes:
+            since = mqtt.mark()
+            mqtt.send({"GP%d" % MOMENTARY: 1})
+            board.wait_level(MOMENTARY, on, ROUND_TRIP_S)
+            held = board.wait_level(MOMENTARY, off, MOMENTARY_WAIT_S + ROUND_TRIP_S)
+            notes.append("held %.2f s emulated (wait %d s)" % (held, MOMENTARY_WAIT_S))
+            assert MOMENTARY_WAIT_S - 0.05 <= held <= MOMENTARY_WAIT_S + 0.5, "held %.2f s" % held
+            mqtt.wait_pin(MOMENTARY, 0, ROUND_TRIP_S, since)
+
+        with results.check("contact_closed_publishes_and_notifies"):
+            since = mqtt.mark()
+            board.drive(CONTACT, 0)  # closed contact pulls the pin low: logical 1
+            mqtt.wait_pin(CONTACT, 1, ROUND_TRIP_S, since)
+            mqtt.wait_notify(CONTACT, 1, ROUND_TRIP_S, since)
+
+        with results.check("contact_opened_publishes"):
+            since = mqtt.mark()
+            board.drive(CONTACT, 1)
+            mqtt.wait_pin(CONTACT, 0, ROUND_TRIP_S, since)
+
+        with results.check("mfa_denied_without_code"):
+            since = mqtt.mark()
+            mqtt.send({"GP%d" % MFA_PIN: 1})
+            mqtt.wait(lambda text, _o: text.startswith(DENIED), ROUND_TRIP_S, since, "the MFA failure text")
+            assert board.level(MFA_PIN) == off, "GP%d moved without a code" % MFA_PIN
+
+        with results.check("mfa_allowed_with_code") as notes:
+            since = mqtt.mark()
+            code = totp(MFA_KEY, lab.guest_time())
+            notes.append("code from the guest clock %.0f" % lab.guest_time())
+            mqtt.send({"MFA": code})
+            mqtt.send({"GP%d" % MFA_PIN: 1})
+            board.wait_level(MFA_PIN, on, ROUND_TRIP_S)
+            mqtt.wait_pin(MFA_PIN, 1, ROUND_TRIP_S, since)
+
+        with results.check("no_unplanned_reset"):
+            assert board.resets == 0, "%d watchdog resets" % board.resets
+    finally:
+        mqtt.close()
+
+
+# Runs from the REPL against the firmware's own modules: the controller's watchdog feeder keeps
+# the board alive while the asyncio loop runs, then one task blocks and the loop stalls.
+STALL_SCRIPT = """
+import asyncio, time, port, tinyctrl.main as m
+c = m.build(m.load())
+async def stall():
+    wdt = port.Watchdog()
+    wdt.start(c.cfg["watchdog_s"] * 1000)
+    asyncio.create_task(c._feed_watchdog(wdt))
+    await asyncio.sleep({fed_s})
+    print("loop stalls now")
+    time.sleep(3600)
+asyncio.run(stall())
+"""
+
+
+def boot_failures(lab, results_path):
+    """Boots that must not become a reboot loop: bad or missing config.json, and a stalled loop
+    that the watchdog has to reset."""
+    results = Results(results_path)
+    cases = {
+        "config_not_json": b'{"wifi": {"ssid": "x"',
+        "config_invalid": json.dumps(controller_config(gpio={"relay": [16], "contact": [16]})),
+        "config_missing": None,
+    }
+    for name, config in cases.items():
+        with results.check(name) as notes:
+            board = lab.boot(config)
+            shown = board.wait_for("reset the board", 5)
+            assert "config.json" in shown, shown
+            notes.append(shown.strip().replace("\r", "")[-300:])
+            answer = board.repl("print(6 * 7)")
+            assert answer == "42", "REPL answered %r" % answer
+            board.idle(NO_REBOOT_LOOP_S)
+            assert board.resets == 0 and board.enumerations == 1, "the board restarted"
+            board.stop()
+
+    with results.check("watchdog_resets_stalled_loop") as notes:
+        board = lab.boot(controller_config(watchdog_s=WATCHDOG_S))
+        fed_s = WATCHDOG_S + 1  # longer than the timeout: feeding must work
+        # Interrupts the frozen controller; the REPL drives it from here.
+        start = board.exec_start(STALL_SCRIPT.format(fed_s=fed_s))
+        board.wait_for("loop stalls now", fed_s + 3, since=start)
+        assert board.resets == 0, "reset while the loop was feeding the watchdog"
+        stalled_at = board.emulated_s()
+        board.wait_until(lambda: board.resets == 1, WATCHDOG_S + 2, "a watchdog reset")
+        took = board.emulated_s() - stalled_at
+        notes.append("reset %.2f s emulated after the stall (watchdog_s %d)" % (took, WATCHDOG_S))
+        assert took <= WATCHDOG_S + 0.5, "took %.2f s" % took
+        board.wait_reboot(2)
+        record = board.exec("import port; print(port.boot_record())")
+        notes.append("boot record after reset: " + record.strip())
+        assert "'cause': 'watchdog'" in record, record

@@ -1,0 +1,172 @@
+"""./build.sh bench [--uf2 PATH]: figures for the built firmware, measured on the emulated Pico W.
+
+Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than real time):
+- free heap with the controller running and subscribed, against the same firmware at an idle
+  REPL (target: the controller costs at most 12 KB);
+- microseconds per TOTP code, C module and Python fallback, and one MFA check against two keys
+  with the default window (targets: at most 250 us per code, at most 3 ms for two keys);
+- time from reset to subscribed;
+- UF2 size and the flash left for the filesystem.
+
+Figures only: nothing here asserts a timing. The emulated boards run in their own network
+namespace, as the emulator tests do (tools/pico_emu.py).
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import pico_emu  # noqa: E402
+
+TOPIC = "tinyctrl/bench"
+HEAP_TARGET = 12 * 1024
+CODE_TARGET_US = 250
+TWO_KEYS_TARGET_US = 3000
+DEFAULT_MAX_EXPIRED = 5  # the seed's default window: 5 earlier codes, the current one, one ahead
+
+# Heap of the firmware at an idle REPL: forget every module the boot imported (the frozen
+# main.py ran and stopped for lack of config.json), so only what the REPL itself holds remains.
+IDLE_HEAP = """
+import gc, sys
+for name in list(sys.modules):
+    del sys.modules[name]
+gc.collect()
+print(gc.mem_free(), gc.mem_alloc())
+"""
+
+TOTP_TIMING = """
+import time, _tinyctrl
+from tinyctrl import totp
+key = bytes(range(20))
+def per_call_us(fn, n):
+    t = time.ticks_us()
+    for i in range(n):
+        fn(i)
+    return time.ticks_diff(time.ticks_us(), t) / n
+c = per_call_us(lambda i: _tinyctrl.hotp(key, i, 6), 200)
+py = per_call_us(lambda i: totp._hotp_py(key, i), 3)
+# A wrong code checks every code in the window, for each of the two keys: the worst case.
+two = per_call_us(lambda i: [_tinyctrl.totp_match(k, 1000000, 50000000 + i, {back}, 1) for k in (key, key[::-1])], 50)
+print(c, py, two)
+"""
+
+FS_FREE = """
+import os
+s = os.statvfs("/")
+print(s[0] * s[2], s[0] * s[4])
+"""
+
+
+def host_figures(uf2):
+    flash = pico_emu.uf2_flash(uf2)
+    fs_start, fs_size = pico_emu.filesystem_region(flash)
+    image_end = len(flash)  # a UF2 programs exactly the image, in 256-byte blocks
+    return {
+        "uf2_bytes": pathlib.Path(uf2).stat().st_size,
+        "firmware_bytes": image_end,
+        "fs_start": fs_start,
+        "fs_bytes": fs_size,
+        "flash_unused_before_fs": fs_start - image_end,
+    }
+
+
+def emulated(lab, out_path):
+    """Runs inside the namespace: writes the emulator figures as JSON to `out_path`."""
+    import paho.mqtt.client as mqtt
+
+    figures = {}
+    board = lab.boot(None)
+    board.wait_for("reset the board", 5)
+    free, alloc = map(int, board.exec(IDLE_HEAP).split())
+    figures.update(heap_total=free + alloc, idle_used=alloc)
+    c_us, py_us, two_keys_us = map(float, board.exec(TOTP_TIMING.format(back=DEFAULT_MAX_EXPIRED), 60).split())
+    figures.update(totp_c_us=c_us, totp_py_us=py_us, two_keys_us=two_keys_us)
+    fs_total, fs_free = map(int, board.exec(FS_FREE).split())
+    figures.update(fs_total=fs_total, fs_free_empty=fs_free)
+    board.stop()
+
+    cfg = pico_emu.device_config(topic=TOPIC)
+    board = lab.boot(cfg)
+    board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
+    figures["reset_to_subscribed_s"] = board.emulated_s()
+
+    stats = []
+    got = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench")
+
+    def on_message(_c, _u, msg):
+        if msg.payload.startswith(b"Uptime="):
+            stats.append(msg.payload.decode())
+            got.set()
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", lab.broker.port)
+    client.subscribe(TOPIC, 1)
+    client.loop_start()
+    client.publish(TOPIC, json.dumps({"CMD": "stats"}), qos=1)
+    board.wait_until(got.is_set, 5, "a stats reply")
+    client.loop_stop()
+    figures["stats"] = stats[0]
+    # stats runs gc.collect() and reports used / (used + free) to 0.1 %.
+    mem_pct = float(re.search(r"Mem=([0-9.]+)%", stats[0]).group(1))
+    figures["running_used"] = round(mem_pct / 100 * figures["heap_total"])
+    pathlib.Path(out_path).write_text(json.dumps(figures))
+
+
+def report(host, emu):
+    kb = lambda n: "%.1f KB" % (n / 1024)  # noqa: E731
+    print("Firmware")
+    print("  UF2 file                      %s" % kb(host["uf2_bytes"]))
+    print("  image in flash                %s" % kb(host["firmware_bytes"]))
+    print("  filesystem region             %s at flash offset 0x%x" % (kb(host["fs_bytes"]), host["fs_start"]))
+    print("  flash unused before it        %s" % kb(host["flash_unused_before_fs"]))
+    if emu is None:
+        return
+    print("  filesystem free (empty fs)    %s of %s" % (kb(emu["fs_free_empty"]), kb(emu["fs_total"])))
+    cost = emu["running_used"] - emu["idle_used"]
+    print("Heap (emulated Pico W, after gc.collect())")
+    print("  heap size                     %s" % kb(emu["heap_total"]))
+    print("  used at an idle REPL          %s (free %s)" % (kb(emu["idle_used"]), kb(emu["heap_total"] - emu["idle_used"])))
+    print("  used, controller subscribed   %s (free %s; from stats Mem=%%, +-%s)" % (
+        kb(emu["running_used"]), kb(emu["heap_total"] - emu["running_used"]), kb(emu["heap_total"] / 2000)))
+    print("  controller costs              %s (target <= %s)" % (kb(cost), kb(HEAP_TARGET)))
+    print("MFA (emulated 125 MHz RP2040)")
+    print("  TOTP code, C module           %.0f us (target <= %d us)" % (emu["totp_c_us"], CODE_TARGET_US))
+    print("  TOTP code, Python fallback    %.0f us" % emu["totp_py_us"])
+    print("  check, 2 keys, default window %.0f us (target <= %d us)" % (emu["two_keys_us"], TWO_KEYS_TARGET_US))
+    print("Start-up")
+    print("  reset to subscribed           %.1f s emulated" % emu["reset_to_subscribed_s"])
+    print("  stats reply                   %s" % emu["stats"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="tinyctrl firmware figures (emulator time)")
+    parser.add_argument("--uf2", default=str(pico_emu.DEFAULT_UF2))
+    parser.add_argument("--no-emulator", action="store_true", help="only the figures read from the UF2")
+    opts = parser.parse_args(argv)
+    if not pathlib.Path(opts.uf2).is_file():
+        sys.exit("bench: %s does not exist: run ./build.sh" % opts.uf2)
+    host = host_figures(opts.uf2)
+    emu = None
+    if not opts.no_emulator:
+        why = pico_emu.unshare_available()
+        if why:
+            sys.exit("bench: cannot run the emulator: " + why)
+        print("bench: booting the emulated Pico W twice; this takes several minutes", flush=True)
+        with tempfile.TemporaryDirectory(prefix="tinyctrl-bench-") as tmp:
+            out = pathlib.Path(tmp, "figures.json")
+            proc = pico_emu.start_isolated("%s:emulated" % pathlib.Path(__file__).resolve(), opts.uf2, [out])
+            if proc.wait() or not out.exists():
+                sys.exit("bench: the emulator run failed (exit %s)" % proc.returncode)
+            emu = json.loads(out.read_text())
+    report(host, emu)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,687 @@
+"""Boot a tinyctrl UF2 on rp2040py's emulated Pico W, with no way out to any real network.
+
+    python3 tools/pico_emu.py --uf2 build/PICO_W_TINYCTRL/firmware.uf2 SCENARIO_FILE:FUNCTION
+
+runs FUNCTION(lab) from SCENARIO_FILE in a fresh network namespace (`unshare -n`, needs root)
+with a local broker, NTP server, public-IP server and DNS stub; the process exits 0 when the
+scenario returns and 1 when it raises. Tests and benchmarks call `run_isolated()`, which does the
+same from Python.
+
+Network safety, in three layers:
+1. Everything that boots the emulator runs in its own network namespace holding only `lo`;
+   `Lab` refuses to start anywhere else (`assert_isolated()`).
+2. rp2040py's CYW43 model relays guest traffic to the real network by default (`nat.py`: TCP via
+   `asyncio.open_connection` to the guest's destination, UDP to the destination or, for DNS, to
+   1.1.1.1). `IsolatedCyw43439` swaps that bridge for `IsolatedNatBridge` before the guest runs:
+   ARP and DHCP are answered in-process as before, and every TCP connect and UDP datagram goes
+   through `route()`, which maps the few guest destinations below to the services `Lab` started
+   on 127.0.0.1 and refuses (and records) everything else.
+3. The firmware image is always a local file: nothing here resolves a firmware tag, so rp2040py's
+   download path (`utils/firmware_retrieve.py`) is never reached. No GDB or socket REPL server
+   (the other places rp2040py opens sockets) is started.
+"""
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import importlib.util
+import ipaddress
+import json
+import os
+import pathlib
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DEFAULT_UF2 = REPO / "build" / "PICO_W_TINYCTRL" / "firmware.uf2"
+sys.path.insert(0, str(REPO / "tools"))  # services.py lives beside this file
+
+# Documentation addresses (RFC 5737) the guest is pointed at; only these get anywhere.
+BROKER_ADDR = ("192.0.2.10", 1883)
+NTP_ADDR = ("192.0.2.11", 123)
+PUBLIC_IP_ADDR = ("192.0.2.12", 80)
+DNS_PORT = 53
+# Names the DNS stub knows (".test" is reserved, RFC 2606); anything else gets NXDOMAIN.
+HOSTS = {
+    "broker.tinyctrl.test": BROKER_ADDR[0],
+    "ntp.tinyctrl.test": NTP_ADDR[0],
+    "ip.tinyctrl.test": PUBLIC_IP_ADDR[0],
+}
+
+UF2_BLOCK = 512
+UF2_MAGIC = (0x0A324655, 0x9E5D5157)
+XIP_BASE = 0x10000000
+BINARY_INFO_MARKERS = (0x7188EBF2, 0xE71AA390)
+BINARY_INFO_TYPE_BLOCK_DEVICE = 7
+FS_BLOCK_SIZE = 4096
+# Wall seconds allowed per emulated second before a wait gives up even if emulated time is
+# still short (measured here: about 30 with Wi-Fi active).
+WALL_PER_EMULATED_S = 120
+
+
+def log(*args):
+    print("pico_emu:", *args, file=sys.stderr, flush=True)
+
+
+# ---- routing: the one place that decides where guest traffic may go
+
+
+def route(routes, proto, ip, port):
+    """The local (host, port) that guest traffic to `ip`:`port` over `proto` goes to, or None.
+
+    `routes` maps (proto, ip, port) to a local address; only exact matches pass, and only to a
+    loopback address, so a mistake in the table cannot send anything off the machine."""
+    target = routes.get((proto, ip, port))
+    if target is None or not ipaddress.ip_address(target[0]).is_loopback:
+        return None
+    return target
+
+
+class Router:
+    """`route()` over a fixed table, remembering what it refused so tests can show it."""
+
+    def __init__(self, routes):
+        self.routes = dict(routes)
+        self.refused = []
+
+    def __call__(self, proto, ip, port):
+        target = route(self.routes, proto, ip, port)
+        if target is None:
+            where = "%s %s:%d" % (proto, ip, port)
+            if where not in self.refused:
+                log("refusing guest traffic to " + where)
+            self.refused.append(where)
+        return target
+
+
+def assert_isolated():
+    """Raise unless this process is in a network namespace that has nothing but loopback."""
+    names = sorted(name for _, name in socket.if_nameindex())
+    if names != ["lo"]:
+        raise RuntimeError("not in an isolated network namespace (interfaces: %s); use run_isolated()" % names)
+
+
+def unshare_available():
+    """None if `unshare -n` works here, else why not."""
+    if not shutil.which("unshare"):
+        return "unshare is not installed (util-linux)"
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode:
+        return "unshare -n is not permitted here: %s" % probe.stderr.strip()
+    return None
+
+
+# ---- firmware image and filesystem
+
+
+def uf2_flash(path):
+    """The flash contents a UF2 file programs, from offset 0 of flash, as bytes."""
+    data = pathlib.Path(path).read_bytes()
+    flash = bytearray()
+    for off in range(0, len(data) - UF2_BLOCK + 1, UF2_BLOCK):
+        magic0, magic1, _flags, addr, size = struct.unpack_from("<5I", data, off)
+        if (magic0, magic1) != UF2_MAGIC:
+            raise ValueError("%s: not a UF2 file (bad block at offset %d)" % (path, off))
+        start = addr - XIP_BASE
+        if len(flash) < start + size:
+            flash.extend(b"\xff" * (start + size - len(flash)))
+        flash[start : start + size] = data[off + 32 : off + 32 + size]
+    return bytes(flash)
+
+
+def filesystem_region(flash):
+    """(offset, size) of the MicroPython filesystem, from the image's own binary info.
+
+    The rp2 port declares its filesystem as a binary-info block device (`rp2_flash.c`), the same
+    record `picotool info` shows, so this follows whatever the board configuration chose."""
+    word = lambda off: struct.unpack_from("<I", flash, off)[0]  # noqa: E731
+    for off in range(0, 1024, 4):
+        if word(off) == BINARY_INFO_MARKERS[0] and word(off + 16) == BINARY_INFO_MARKERS[1]:
+            start, end = word(off + 4) - XIP_BASE, word(off + 8) - XIP_BASE
+            break
+    else:
+        raise ValueError("no binary info header in the image")
+    for entry in range(start, end, 4):
+        record = word(entry) - XIP_BASE
+        kind, _tag = struct.unpack_from("<HH", flash, record)
+        if kind != BINARY_INFO_TYPE_BLOCK_DEVICE:
+            continue
+        name_ptr, address, size = struct.unpack_from("<3I", flash, record + 4)
+        name = flash[name_ptr - XIP_BASE :].split(b"\0", 1)[0]
+        if name == b"MicroPython":
+            return address - XIP_BASE, size
+    raise ValueError("the image declares no MicroPython filesystem")
+
+
+def littlefs_image(path, files, block_count):
+    """Write a littlefs image of `block_count` blocks holding `files` ({name: bytes})."""
+    from rp2040py.cli.mklittlefs import build_littlefs_image
+
+    with tempfile.TemporaryDirectory(prefix="tinyctrl-fs-") as staging:
+        paths = []
+        for name, content in files.items():
+            p = pathlib.Path(staging, name)
+            p.write_bytes(content)
+            paths.append(p)
+        build_littlefs_image(path, paths, block_size=FS_BLOCK_SIZE, block_count=block_count, force=True)
+
+
+# ---- the isolated network bridge
+
+
+class IsolatedNatBridge:
+    """What the emulated CYW43 hands the guest's Ethernet frames to, in place of rp2040py's
+    `NatBridge`: ARP and DHCP in-process, TCP and UDP only where `router` allows."""
+
+    def __init__(self, rp2040, queue_ethernet_frame, router, on_udp_reply=None):
+        from rp2040py.external.cyw43 import nat
+
+        self._rp2040 = rp2040
+        self._queue = queue_ethernet_frame
+        self._router = router
+        self._on_udp_reply = on_udp_reply
+        self._arp = nat.ArpResponder()
+        self._dhcp = nat.DhcpServer()
+        self._tcp = nat.TcpReflector(rp2040, queue_ethernet_frame, connect_fn=self._connect)
+
+    async def _connect(self, host, port):
+        target = self._router("tcp", host, port)
+        if target is None:
+            raise ConnectionRefusedError("guest destination %s:%d is not mapped" % (host, port))
+        return await asyncio.open_connection(*target)
+
+    def reset(self):
+        self._tcp.reset()
+
+    def handle_outbound_ethernet_frame(self, frame):
+        from rp2040py.external.cyw43 import net
+
+        eth = net.parse_ethernet(frame)
+        if eth is None:
+            return
+        if eth.ethertype == net.ETHERTYPE_ARP:
+            reply = self._arp.maybe_handle(eth)
+            if reply is not None:
+                self._queue(reply)
+            return
+        if eth.ethertype != net.ETHERTYPE_IPV4:
+            return
+        ip = net.parse_ipv4(eth.payload)
+        if ip is None:
+            return
+        if ip.proto == net.IP_PROTO_TCP:
+            self._tcp.maybe_handle(eth, ip)
+        elif ip.proto == net.IP_PROTO_UDP:
+            reply = self._dhcp.maybe_handle(eth)
+            if reply is not None:
+                self._queue(reply)
+                return
+            udp = net.parse_udp(ip.payload)
+            if udp is None:
+                return
+            dst_ip = ".".join(str(b) for b in ip.dst_ip)
+            target = self._router("udp", dst_ip, udp.dst_port)
+            if target is not None:
+                self._rp2040.schedule_threadsafe(self._relay_udp(eth, ip, udp, target))
+
+    async def _relay_udp(self, eth, ip, udp, target):
+        """One datagram to `target`, its one answer back to the guest as if from the original
+        destination; no answer within 5 s is no answer, as on a real network."""
+        from rp2040py.external.cyw43 import net
+
+        loop = asyncio.get_running_loop()
+        answered = loop.create_future()
+
+        class OneAnswer(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                if not answered.done():
+                    answered.set_result(data)
+
+        transport, _ = await loop.create_datagram_endpoint(OneAnswer, remote_addr=target)
+        try:
+            transport.sendto(udp.payload)
+            data = await asyncio.wait_for(answered, 5.0)
+        except (OSError, asyncio.TimeoutError):
+            return
+        finally:
+            transport.close()
+        if self._on_udp_reply:
+            self._on_udp_reply(ip.dst_ip, udp.dst_port)
+        reply = net.pack_udp(ip.dst_ip, ip.src_ip, udp.dst_port, udp.src_port, data)
+        packet = net.pack_ipv4(ip.dst_ip, ip.src_ip, net.IP_PROTO_UDP, reply)
+        self._queue(net.pack_ethernet(eth.src_mac, nat_gateway_mac(), net.ETHERTYPE_IPV4, packet))
+
+
+def nat_gateway_mac():
+    from rp2040py.external.cyw43 import nat
+
+    return nat.GATEWAY_MAC
+
+
+def make_isolated_cyw43(router, on_udp_reply=None):
+    """A Pico W Wi-Fi chip whose traffic goes through `router`, never to the real network."""
+    from rp2040py.external.cyw43 import Cyw43439
+
+    class IsolatedCyw43439(Cyw43439):
+        def attach(self, rp2040):
+            super().attach(rp2040)
+            # Replaced before the guest runs a single instruction: the stock bridge never sees a frame.
+            self.bus.nat_bridge = IsolatedNatBridge(rp2040, self.bus.queue_rx_ethernet_frame, router, on_udp_reply)
+
+    return IsolatedCyw43439()
+
+
+# ---- local services
+
+
+class DnsStub(threading.Thread):
+    """Answers DNS A queries for `hosts` ({name: ipv4}) on 127.0.0.1; NXDOMAIN for anything else."""
+
+    def __init__(self, hosts):
+        super().__init__(daemon=True)
+        self.hosts = {k.lower().rstrip("."): v for k, v in hosts.items()}
+        self.queries = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                query, addr = self.sock.recvfrom(512)
+            except OSError:
+                return
+            answer = self.answer(query)
+            if answer:
+                self.sock.sendto(answer, addr)
+
+    def answer(self, query):
+        if len(query) < 12:
+            return None
+        qid, _flags, qdcount = struct.unpack_from("!HHH", query)
+        if qdcount != 1:
+            return None
+        labels, pos = [], 12
+        while pos < len(query) and query[pos]:
+            n = query[pos]
+            labels.append(query[pos + 1 : pos + 1 + n].decode("ascii", "replace"))
+            pos += 1 + n
+        if pos + 5 > len(query):
+            return None
+        qtype, _qclass = struct.unpack_from("!HH", query, pos + 1)
+        question = query[12 : pos + 5]
+        name = ".".join(labels).lower()
+        self.queries.append(name)
+        address = self.hosts.get(name)
+        if address is None or qtype != 1:
+            rcode = 0 if address else 3  # a known name has no other record types; else NXDOMAIN
+            return struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, 0, 0, 0) + question
+        record = struct.pack("!HHHLH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address)
+        return struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + record
+
+    def close(self):
+        self.sock.close()
+
+
+# ---- the emulated board
+
+
+class PicoW:
+    """One emulated Pico W running `uf2` with a littlefs holding `files` ({name: bytes})."""
+
+    def __init__(self, uf2, files, router, workdir, on_udp_reply=None):
+        from rp2040py.boards import BoardSpec, FlashLayout
+        from rp2040py.device import MicroPythonDevice
+        from rp2040py.external.bootsel_button import BootselButton
+
+        flash = uf2_flash(uf2)
+        fs_start, fs_size = filesystem_region(flash)
+        self.layout = FlashLayout(fs_start=fs_start, fs_blockcount=fs_size // FS_BLOCK_SIZE, fs_blocksize=FS_BLOCK_SIZE)
+        fs_path = pathlib.Path(workdir, "littlefs.img")
+        littlefs_image(fs_path, files, self.layout.fs_blockcount)
+        spec = BoardSpec(
+            extras=(BootselButton, lambda: make_isolated_cyw43(router, on_udp_reply)),
+            layout=self.layout,
+            image=str(uf2),
+        )
+        self.device = MicroPythonDevice(board=spec, filesystem=fs_path)
+        self.mcu = self.device.mcu
+        self.sim = self.device.simulator
+        self._output = bytearray()
+        self._output_cv = threading.Condition()
+        self._input = collections.deque()
+        self._input_lock = threading.Lock()
+        self.device.cdc.on_serial_data = self._on_output
+        self._feeder = self.sim.clock.create_alarm(self._feed_input)
+        self.resets = 0
+        self.enumerations = 0
+        self.mcu.watchdog.on_watchdog_trigger = self._on_watchdog
+
+    # -- life cycle
+
+    def start(self, timeout=120):
+        """Boot; returns once the USB console has enumerated."""
+        self.device.start_async(timeout).result(timeout + 5)
+        self.enumerations = 1
+        self.device.cdc.on_device_connected = self._on_enumerated
+        self.sim.call(self._arm_feeder())
+
+    def _on_enumerated(self):
+        self.enumerations += 1
+
+    def wait_reboot(self, timeout):
+        """After a reset: wait (emulated `timeout`) until the console is back on USB."""
+        expected = self.resets + 1
+        self.wait_until(lambda: self.enumerations >= expected, timeout, "USB console back after the reset")
+
+    async def _arm_feeder(self):
+        self._feeder.schedule(1_000_000)
+
+    def stop(self):
+        self.device.stop()
+
+    def _on_watchdog(self):
+        self.resets += 1
+        log("watchdog reset #%d at %.1f s emulated" % (self.resets, self.emulated_s()))
+        self.device._on_watchdog_trigger()
+
+    def emulated_s(self):
+        return self.sim.clock.nanos / 1e9
+
+    # -- console
+
+    def _on_output(self, data):
+        with self._output_cv:
+            self._output += data
+            self._output_cv.notify_all()
+
+    def _feed_input(self):
+        """Every emulated millisecond: move queued input into the CDC FIFO as far as it has room."""
+        fifo = self.device.cdc.tx_fifo
+        with self._input_lock:
+            while self._input and not fifo.full:
+                self.device.cdc.send_serial_byte(self._input.popleft())
+        self._feeder.schedule(1_000_000)
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        with self._input_lock:
+            self._input.extend(data)
+
+    def interrupt(self):
+        """Ctrl-C."""
+        self.write(b"\x03")
+
+    @property
+    def output(self):
+        """Everything the console printed so far, decoded."""
+        with self._output_cv:
+            return self._output.decode("utf-8", "replace")
+
+    def mark(self):
+        """A position in the console output, for `wait_for(..., since=mark)`."""
+        with self._output_cv:
+            return len(self._output)
+
+    def wait_until(self, condition, timeout, what):
+        """Poll `condition()` until it is true or `timeout` seconds of *emulated* time pass (the
+        emulator runs many times slower than real time, and unevenly: wall-clock timeouts would
+        be either flaky or needlessly long). Returns the emulated seconds it took."""
+        start = self.emulated_s()
+        wall_limit = time.monotonic() + WALL_PER_EMULATED_S * timeout + 60
+        while not condition():
+            if self.sim.engine_room_error:
+                raise RuntimeError("the emulator crashed") from self.sim.engine_room_error
+            if self.emulated_s() - start > timeout or time.monotonic() > wall_limit:
+                raise TimeoutError("%s: not within %.1f s emulated" % (what, timeout))
+            with self._output_cv:
+                self._output_cv.wait(0.02)
+        return self.emulated_s() - start
+
+    def wait_for(self, text, timeout, since=0):
+        """Wait (emulated `timeout` seconds) until the console shows `text` after position `since`;
+        return the output from `since` to the end of the match."""
+        needle = text.encode() if isinstance(text, str) else text
+        found = []
+
+        def seen():
+            with self._output_cv:
+                at = self._output.find(needle, since)
+                if at >= 0:
+                    found.append(self._output[since : at + len(needle)].decode("utf-8", "replace"))
+            return bool(found)
+
+        try:
+            self.wait_until(seen, timeout, "console output %r" % text)
+        except TimeoutError as e:
+            raise TimeoutError("%s; console since then:\n%s" % (e, self.output[since:][-1500:])) from None
+        return found[0]
+
+    def repl(self, line, timeout=5):
+        """Wait for an idle friendly REPL, type `line`; return what it printed before the next prompt."""
+        self.wait_until(lambda: self.output.endswith(">>> "), timeout, "an idle REPL prompt")
+        start = self.mark()
+        self.write(line.rstrip("\r\n") + "\r")
+        lines = self.wait_for("\n>>> ", timeout, since=start).replace("\r", "").split("\n")
+        return "\n".join(lines[1:-1])  # without the echoed line and the prompt
+
+    def exec_start(self, code, timeout=5):
+        """Interrupt whatever runs, and start `code` through the raw REPL (as mpremote does)
+        without waiting for it to finish; returns the console position where its output starts."""
+        start = self.mark()
+        self.write(b"\r\x03\x03\x01")
+        self.wait_for("raw REPL; CTRL-B to exit\r\n>", timeout, since=start)
+        start = self.mark()
+        self.write(code.encode() + b"\x04")
+        self.wait_for("OK", timeout, since=start)
+        return start + 2
+
+    def exec(self, code, timeout=30):
+        """Run `code` through the raw REPL; return its stdout. Raises RuntimeError with the
+        device's traceback if the code raised."""
+        start = self.exec_start(code)
+        reply = self.wait_for("\x04>", timeout, since=start)
+        self.write(b"\x02")  # back to the friendly REPL
+        stdout, stderr = reply[:-2].split("\x04", 1)
+        if stderr:
+            raise RuntimeError("device raised:\n" + stderr)
+        return stdout.replace("\r", "")
+
+    def idle(self, seconds):
+        """Let `seconds` of emulated time pass."""
+        end = self.emulated_s() + seconds
+        self.wait_until(lambda: self.emulated_s() >= end, seconds + 1, "idling")
+
+    # -- pins
+
+    def level(self, gpio):
+        """The level the board drives on `gpio`: 0, 1, or None if it is not an output."""
+        from rp2040py.gpio_pin import GPIOPinState
+
+        state = self.mcu.gpio[gpio].value
+        return {GPIOPinState.LOW: 0, GPIOPinState.HIGH: 1}.get(state)
+
+    def drive(self, gpio, level):
+        """Drive input `gpio` from outside: 0 (pulled to ground, e.g. a closed contact) or 1."""
+
+        async def set_level():
+            self.mcu.gpio[gpio].set_input_value(bool(level))
+
+        self.sim.call(set_level())
+
+    def wait_level(self, gpio, level, timeout):
+        """Wait until the board drives `gpio` to `level`; return the emulated seconds it took."""
+        return self.wait_until(lambda: self.level(gpio) == level, timeout, "GP%d to level %d" % (gpio, level))
+
+
+# ---- the lab: services, routes, boots
+
+
+@dataclasses.dataclass
+class NtpFix:
+    """When the guest last got an NTP answer: host time and emulated time at that moment."""
+
+    host_time: float
+    emulated_s: float
+
+
+class Lab:
+    """The services a scenario needs, the routes to them, and emulated boards."""
+
+    def __init__(self, uf2, workdir):
+        from services import Mosquitto, NtpServer, PublicIpServer
+
+        assert_isolated()
+        self.uf2 = pathlib.Path(uf2)
+        self.workdir = pathlib.Path(workdir)
+        self.broker = Mosquitto().start()
+        self.ntp = NtpServer()
+        self.public_ip = PublicIpServer()
+        self.dns = DnsStub(HOSTS)
+        # DHCP hands out the emulated gateway as the DNS server.
+        from rp2040py.external.cyw43 import nat
+
+        gateway = ".".join(str(b) for b in nat.GATEWAY_IP)
+        self.router = Router(
+            {
+                ("tcp",) + BROKER_ADDR: ("127.0.0.1", self.broker.port),
+                ("udp",) + NTP_ADDR: ("127.0.0.1", self.ntp.port),
+                ("tcp",) + PUBLIC_IP_ADDR: ("127.0.0.1", self.public_ip.port),
+                ("udp", gateway, DNS_PORT): ("127.0.0.1", self.dns.port),
+            }
+        )
+        self.ntp_fix = None
+        self.boards = []
+
+    def _on_udp_reply(self, src_ip, src_port):
+        if (".".join(str(b) for b in src_ip), src_port) == NTP_ADDR:
+            self.ntp_fix = NtpFix(time.time(), self.boards[-1].emulated_s())
+
+    def guest_time(self):
+        """What the guest's synced clock reads now: the NTP answer's host time plus the emulated
+        time since (the emulator runs slower than real time, so the guest lags the host)."""
+        if self.ntp_fix is None:
+            raise RuntimeError("the guest has not had an NTP answer yet")
+        return self.ntp_fix.host_time + self.boards[-1].emulated_s() - self.ntp_fix.emulated_s
+
+    def boot(self, config=None, files=None, timeout=120):
+        """Boot the UF2 with `config` (a dict, written as JSON, or bytes/str written as is) as
+        config.json, plus any other `files`; no config.json when `config` is None."""
+        files = dict(files or {})
+        if config is not None:
+            if isinstance(config, dict):
+                config = json.dumps(config)
+            files["config.json"] = config.encode() if isinstance(config, str) else config
+        workdir = tempfile.mkdtemp(prefix="board-", dir=self.workdir)
+        board = PicoW(self.uf2, files, self.router, workdir, self._on_udp_reply)
+        self.boards.append(board)
+        board.start(timeout)
+        return board
+
+    def close(self):
+        for board in self.boards:
+            board.stop()
+        self.broker.close()
+        self.ntp.close()
+        self.public_ip.close()
+        self.dns.close()
+
+
+def device_config(topic="tinyctrl/emu", **overrides):
+    """A config.json for the emulated Pico W: the emulated AP, the local broker by name, and the
+    contract's pin layout. `overrides` replace whole top-level sections."""
+    from rp2040py.external.cyw43 import bus
+
+    cfg = {
+        "wifi": {"ssid": bus._FAKE_AP_SSID.decode(), "password": "", "max_retries": 30, "reset_delay_s": 600},
+        "mqtt": {
+            "server": "broker.tinyctrl.test",
+            "port": BROKER_ADDR[1],
+            "ssl": False,
+            "user": "",
+            "password": "",
+            "client_id": "tinyctrl-emu",
+            "topic": topic,
+            "keepalive": 120,
+        },
+        "gpio": {
+            "prefix": "GP",
+            "relay": [16, 17],
+            "momentary": {"18": 2, "19": 2},
+            "contact": [0, 1, 2, 3],
+            "notify": [0, 1, 16, 17],
+            "active_low": True,
+        },
+        "ntp": {"host": "ntp.tinyctrl.test", "interval_s": 86400, "force_wait_s": 180},
+        "ip_provider": "http://ip.tinyctrl.test/",
+        "timezone": "EST",
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+# ---- running a scenario in its own namespace
+
+
+def start_isolated(scenario, uf2=DEFAULT_UF2, args=(), **popen):
+    """Start `scenario` ("path/to/file.py:function", called with a `Lab` and `args`) in a fresh
+    network namespace; returns the Popen. `popen` goes to subprocess.Popen (e.g. stdout=)."""
+    cmd = ["unshare", "-n", sys.executable, str(pathlib.Path(__file__).resolve()), "--inside", "--uf2", str(uf2)]
+    return subprocess.Popen(cmd + [scenario, *map(str, args)], **popen)
+
+
+def _load_function(spec):
+    path, _, name = spec.rpartition(":")
+    module_spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def _run_inside(uf2, scenario, args):
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    function = _load_function(scenario)
+    with tempfile.TemporaryDirectory(prefix="tinyctrl-emu-") as workdir:
+        lab = Lab(uf2, workdir)
+        try:
+            function(lab, *args)
+        finally:
+            lab.close()
+            if lab.router.refused:
+                log("refused guest destinations: %s" % ", ".join(sorted(set(lab.router.refused))))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--uf2", default=str(DEFAULT_UF2))
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("scenario", help="FILE:FUNCTION, called with the Lab")
+    parser.add_argument("args", nargs="*", help="passed to the scenario function")
+    opts = parser.parse_args(argv)
+    if not pathlib.Path(opts.uf2).is_file():
+        sys.exit("pico_emu: %s does not exist: run ./build.sh" % opts.uf2)
+    if not opts.inside:
+        why = unshare_available()
+        if why:
+            sys.exit("pico_emu: " + why)
+        sys.exit(start_isolated(opts.scenario, opts.uf2, opts.args).wait())
+    try:
+        _run_inside(opts.uf2, opts.scenario, opts.args)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
