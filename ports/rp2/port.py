@@ -10,13 +10,16 @@ CONFIG_PATH = "/config.json"
 class RelayPin:
     def __init__(self, gpio, active_low):
         self._invert = 1 if active_low else 0
+        self._on = 0
         # Start de-energised so relays do not click at boot.
         self._pin = Pin(gpio, Pin.OUT, value=self._invert)
 
     def value(self, v=None):
+        # The state is what was last set, not read back from the pad.
         if v is None:
-            return self._pin.value() ^ self._invert
-        self._pin.value((1 if v else 0) ^ self._invert)
+            return self._on
+        self._on = 1 if v else 0
+        self._pin.value(self._on ^ self._invert)
 
 
 class ContactPin:
