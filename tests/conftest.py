@@ -43,3 +43,14 @@ def services():
     ip.close()
     ntp.close()
     broker.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_leaks():
+    """After the last test: no secret of any simulator config in anything the simulators
+    printed or logged or the test clients received (tests/leakcheck.py)."""
+    yield
+    import leakcheck
+
+    leaks = leakcheck.session_leaks()
+    assert not leaks, "secrets leaked (where configured, then where found):\n  " + "\n  ".join(leaks)

@@ -22,6 +22,10 @@ DEVICE = "pico-test"
 # A Base32 TOTP key used by the tests (never a real one).
 KEY_A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 KEY_B = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+# Every Sim and Client of the session, for the secret-leak check run after the last test
+# (tests/leakcheck.py, tests/conftest.py).
+SIMS = []
+CLIENTS = []
 
 
 def missing_requirements():
@@ -77,6 +81,7 @@ class Sim:
         args, env = sim_tool.command(self.config_path, *flags)
         self.proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(self.log_path, "wb"), cwd=self.dir)
+        SIMS.append(self)
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -151,6 +156,7 @@ class Client:
 
         self.topic = topic
         self.messages = []
+        CLIENTS.append(self)
         self._cond = threading.Condition()
         self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         self.mqtt.on_message = self._on_message

@@ -4,6 +4,7 @@
 # mqtt_as callback (pins move at once, nothing queues up); everything outbound goes
 # through one outbox that coalesces state, so floods in never become floods out.
 import asyncio
+import binascii
 import gc
 import sys
 import time
@@ -21,10 +22,27 @@ CONTACT_POLL_S = 5  # safety net for an edge the IRQ missed
 MAX_REPLIES = 4
 MAX_ERRORS = 4
 NTP_RETRY_S = 60
+PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+PEM_END = b"-----END CERTIFICATE-----"
 
 
 def log(*args):
     print("tinyctrl:", *args, file=sys.stderr)
+
+
+def der_certificate(data):
+    """The first certificate of a PEM file as DER; DER is returned as it is. MicroPython's
+    mbedtls is built without PEM parsing, so PEM cadata would fail as "invalid cert"."""
+    begin = data.find(PEM_BEGIN)
+    if begin < 0:
+        return data
+    end = data.find(PEM_END, begin)
+    if end < 0:
+        raise OSError("mqtt.ca_file: PEM certificate has no END line")
+    try:
+        return binascii.a2b_base64(data[begin + len(PEM_BEGIN):end])
+    except ValueError:
+        raise OSError("mqtt.ca_file: the PEM certificate is not valid Base64")
 
 
 class Monotonic:
@@ -107,11 +125,13 @@ class Controller:
         import ssl
 
         m = self.cfg["mqtt"]
-        params = {"server_hostname": m["server"]}
+        params = {"server_hostname": m["server"]}  # SNI, and the name the certificate must carry
         if m["ca_file"]:
             with open(m["ca_file"], "rb") as f:
-                params["cadata"] = f.read()
+                params["cadata"] = der_certificate(f.read())
             params["cert_reqs"] = ssl.CERT_REQUIRED
+        else:
+            log("TLS without certificate verification (mqtt.tls_insecure): the broker is not authenticated")
         return params
 
     async def _on_link(self, up):

@@ -35,6 +35,14 @@ class TinyMQTTClient(MQTTClient):
             left -= k
         return memoryview(b"")
 
+    async def _connect(self, clean):
+        # mbedtls reports a failed certificate check as ValueError; mqtt_as retries only
+        # after OSError, so one bad handshake would end its reconnect loop for good.
+        try:
+            await super()._connect(clean)
+        except ValueError as e:
+            raise OSError("TLS: " + "; ".join(line for line in str(e).split("\n") if line))
+
     async def _handle_msg(self):
         # As upstream, but a backlog (e.g. released after an outage) is read without
         # the 5 ms pause per message; the pause stays for an idle socket. Any failure,
