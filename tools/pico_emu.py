@@ -41,6 +41,12 @@ import threading
 import time
 import traceback
 
+from rp2040py.boards import BoardSpec, FlashLayout
+from rp2040py.device import MicroPythonDevice
+from rp2040py.external.bootsel_button import BootselButton
+from rp2040py.external.cyw43 import Cyw43439, bus, nat, net
+from rp2040py.gpio_pin import GPIOPinState
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_UF2 = REPO / "build" / "PICO_W_TINYCTRL" / "firmware.uf2"
 sys.path.insert(0, str(REPO / "tools"))  # services.py lives beside this file
@@ -183,8 +189,6 @@ class IsolatedNatBridge:
     `NatBridge`: ARP and DHCP in-process, TCP and UDP only where `router` allows."""
 
     def __init__(self, rp2040, queue_ethernet_frame, router, on_udp_reply=None):
-        from rp2040py.external.cyw43 import nat
-
         self._rp2040 = rp2040
         self._queue = queue_ethernet_frame
         self._router = router
@@ -203,8 +207,6 @@ class IsolatedNatBridge:
         self._tcp.reset()
 
     def handle_outbound_ethernet_frame(self, frame):
-        from rp2040py.external.cyw43 import net
-
         eth = net.parse_ethernet(frame)
         if eth is None:
             return
@@ -236,8 +238,6 @@ class IsolatedNatBridge:
     async def _relay_udp(self, eth, ip, udp, target):
         """One datagram to `target`, its one answer back to the guest as if from the original
         destination; no answer within 5 s is no answer, as on a real network."""
-        from rp2040py.external.cyw43 import net
-
         loop = asyncio.get_running_loop()
         answered = loop.create_future()
 
@@ -246,7 +246,10 @@ class IsolatedNatBridge:
                 if not answered.done():
                     answered.set_result(data)
 
-        transport, _ = await loop.create_datagram_endpoint(OneAnswer, remote_addr=target)
+        try:
+            transport, _ = await loop.create_datagram_endpoint(OneAnswer, remote_addr=target)
+        except OSError:
+            return
         try:
             transport.sendto(udp.payload)
             data = await asyncio.wait_for(answered, 5.0)
@@ -258,26 +261,21 @@ class IsolatedNatBridge:
             self._on_udp_reply(ip.dst_ip, udp.dst_port)
         reply = net.pack_udp(ip.dst_ip, ip.src_ip, udp.dst_port, udp.src_port, data)
         packet = net.pack_ipv4(ip.dst_ip, ip.src_ip, net.IP_PROTO_UDP, reply)
-        self._queue(net.pack_ethernet(eth.src_mac, nat_gateway_mac(), net.ETHERTYPE_IPV4, packet))
+        self._queue(net.pack_ethernet(eth.src_mac, nat.GATEWAY_MAC, net.ETHERTYPE_IPV4, packet))
 
 
-def nat_gateway_mac():
-    from rp2040py.external.cyw43 import nat
+class IsolatedCyw43439(Cyw43439):
+    """The Pico W Wi-Fi chip, with its traffic going through `router` and never to the real network."""
 
-    return nat.GATEWAY_MAC
+    def __init__(self, router, on_udp_reply=None):
+        super().__init__()
+        self._router = router
+        self._on_udp_reply = on_udp_reply
 
-
-def make_isolated_cyw43(router, on_udp_reply=None):
-    """A Pico W Wi-Fi chip whose traffic goes through `router`, never to the real network."""
-    from rp2040py.external.cyw43 import Cyw43439
-
-    class IsolatedCyw43439(Cyw43439):
-        def attach(self, rp2040):
-            super().attach(rp2040)
-            # Replaced before the guest runs a single instruction: the stock bridge never sees a frame.
-            self.bus.nat_bridge = IsolatedNatBridge(rp2040, self.bus.queue_rx_ethernet_frame, router, on_udp_reply)
-
-    return IsolatedCyw43439()
+    def attach(self, rp2040):
+        super().attach(rp2040)
+        # Replaced before the guest runs a single instruction: the stock bridge never sees a frame.
+        self.bus.nat_bridge = IsolatedNatBridge(rp2040, self.bus.queue_rx_ethernet_frame, self._router, self._on_udp_reply)
 
 
 # ---- local services
@@ -340,17 +338,13 @@ class PicoW:
     """One emulated Pico W running `uf2` with a littlefs holding `files` ({name: bytes})."""
 
     def __init__(self, uf2, files, router, workdir, on_udp_reply=None):
-        from rp2040py.boards import BoardSpec, FlashLayout
-        from rp2040py.device import MicroPythonDevice
-        from rp2040py.external.bootsel_button import BootselButton
-
         flash = uf2_flash(uf2)
         fs_start, fs_size = filesystem_region(flash)
         self.layout = FlashLayout(fs_start=fs_start, fs_blockcount=fs_size // FS_BLOCK_SIZE, fs_blocksize=FS_BLOCK_SIZE)
         fs_path = pathlib.Path(workdir, "littlefs.img")
         littlefs_image(fs_path, files, self.layout.fs_blockcount)
         spec = BoardSpec(
-            extras=(BootselButton, lambda: make_isolated_cyw43(router, on_udp_reply)),
+            extras=(BootselButton, lambda: IsolatedCyw43439(router, on_udp_reply)),
             layout=self.layout,
             image=str(uf2),
         )
@@ -507,8 +501,6 @@ class PicoW:
 
     def level(self, gpio):
         """The level the board drives on `gpio`: 0, 1, or None if it is not an output."""
-        from rp2040py.gpio_pin import GPIOPinState
-
         state = self.mcu.gpio[gpio].value
         return {GPIOPinState.LOW: 0, GPIOPinState.HIGH: 1}.get(state)
 
@@ -550,8 +542,6 @@ class Lab:
         self.public_ip = PublicIpServer()
         self.dns = DnsStub(HOSTS)
         # DHCP hands out the emulated gateway as the DNS server.
-        from rp2040py.external.cyw43 import nat
-
         gateway = ".".join(str(b) for b in nat.GATEWAY_IP)
         self.router = Router(
             {
@@ -601,8 +591,6 @@ class Lab:
 def device_config(topic="tinyctrl/emu", **overrides):
     """A config.json for the emulated Pico W: the emulated AP, the local broker by name, and the
     contract's pin layout. `overrides` replace whole top-level sections."""
-    from rp2040py.external.cyw43 import bus
-
     cfg = {
         "wifi": {"ssid": bus._FAKE_AP_SSID.decode(), "password": "", "max_retries": 30, "reset_delay_s": 600},
         "mqtt": {
@@ -613,7 +601,10 @@ def device_config(topic="tinyctrl/emu", **overrides):
             "password": "",
             "client_id": "tinyctrl-emu",
             "topic": topic,
-            "keepalive": 120,
+            # In emulated seconds to the device but real ones to mosquitto, which drops a client
+            # silent for 1.5 keepalives: at ~30x slower than real time, 120 would lose the broker
+            # after 3 real minutes, before the device's first ping is due.
+            "keepalive": 3600,
         },
         "gpio": {
             "prefix": "GP",

@@ -221,6 +221,7 @@ def controller(lab, results_path):
             code = totp(MFA_KEY, lab.guest_time())
             notes.append("code from the guest clock %.0f" % lab.guest_time())
             mqtt.send({"MFA": code})
+            mqtt.wait(lambda text, _o: text.startswith("Info: MFA code accepted"), ROUND_TRIP_S, since, "the code accepted")
             mqtt.send({"GP%d" % MFA_PIN: 1})
             board.wait_level(MFA_PIN, on, ROUND_TRIP_S)
             mqtt.wait_pin(MFA_PIN, 1, ROUND_TRIP_S, since)
@@ -276,10 +277,12 @@ def boot_failures(lab, results_path):
         board.wait_for("loop stalls now", fed_s + 3, since=start)
         assert board.resets == 0, "reset while the loop was feeding the watchdog"
         stalled_at = board.emulated_s()
-        board.wait_until(lambda: board.resets == 1, WATCHDOG_S + 2, "a watchdog reset")
+        # _tinyctrl feeds the hardware watchdog until watchdog_s pass without a kick; then the
+        # hardware counter, set to min(watchdog_s, 8 s), runs out.
+        limit = WATCHDOG_S + min(WATCHDOG_S, 8) + 0.5
+        board.wait_until(lambda: board.resets == 1, limit, "a watchdog reset")
         took = board.emulated_s() - stalled_at
         notes.append("reset %.2f s emulated after the stall (watchdog_s %d)" % (took, WATCHDOG_S))
-        assert took <= WATCHDOG_S + 0.5, "took %.2f s" % took
         board.wait_reboot(2)
         record = board.exec("import port; print(port.boot_record())")
         notes.append("boot record after reset: " + record.strip())

@@ -49,7 +49,7 @@ def attached_bridge(router):
     from rp2040py.external import attach_external_devices
     from rp2040py.rp2040 import RP2040
 
-    chip = pico_emu.make_isolated_cyw43(router)
+    chip = pico_emu.IsolatedCyw43439(router)
     attach_external_devices(RP2040(), chip)
     return chip.bus.nat_bridge
 
