@@ -381,15 +381,22 @@ class Controller:
         finally:
             self._ip_task = None
 
+    async def _sync_once(self):
+        """One NTP query; sets the board's clock too (TLS checks certificate dates against it)."""
+        n = self.cfg["ntp"]
+        t = await net.ntp_time(n["host"], n["port"])
+        self.port.set_time(t)
+        self.clock.sync(t, time.time())
+        log("clock synced:", clock.format_local("UTC", t), "UTC")
+        return t
+
     async def _sync_clock(self):
         n = self.cfg["ntp"]
         while True:
             forced = self._ntp_now.is_set()
             self._ntp_now.clear()
             try:
-                t = await net.ntp_time(n["host"], n["port"])
-                self.clock.sync(t, time.time())
-                log("clock synced:", clock.format_local("UTC", t), "UTC")
+                t = await self._sync_once()
                 if forced:
                     self._reply("Info: clock synced, Rtc=" + clock.format_local(self.cfg["timezone"], t))
                 wait = n["interval_s"]
@@ -419,8 +426,17 @@ class Controller:
         failed first connect by design."""
         w = self.cfg["wifi"]
         failures = 0
+        verify = self.cfg["mqtt"]["ssl"] and self.cfg["mqtt"]["ca_file"]
         while True:
             try:
+                if verify and not self.clock.synced:
+                    # A board boots with its clock in 2021: every broker certificate would
+                    # look not yet valid. Join Wi-Fi and set the clock before the handshake.
+                    await self.client.wifi_connect()
+                    try:
+                        await self._sync_once()
+                    except Exception as e:
+                        log("ntp before TLS:", repr(e))
                 await self.client.connect()
                 return
             except OSError as e:

@@ -1,5 +1,6 @@
 # Pico W implementation of the port contract (see HACKING.md).
 import machine
+import time
 import network
 from machine import Pin
 import _tinyctrl
@@ -117,6 +118,11 @@ def save_counters(resets, outages):
 
 def default_client_id():
     return "tinyctrl-" + "".join("%02x" % b for b in machine.unique_id())
+
+
+def set_time(unix_time):
+    y, mo, d, h, mi, sec, wd, _ = time.gmtime(int(unix_time))
+    machine.RTC().datetime((y, mo, d, wd, h, mi, sec, 0))
 
 
 def reset():
