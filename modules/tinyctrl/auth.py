@@ -122,6 +122,8 @@ class AuthGate:
                     if k not in keys:
                         keys.append(k)
             inline = self._code_key(req.code, keys, now)
+            if inline is None:  # a wrong code fails even where a grant or signature would do
+                self._fail(need, now)
         grant = self._grant if self._grant and self._grant[1] > now else None
         signers = []
         used_grant = False

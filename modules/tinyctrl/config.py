@@ -292,6 +292,8 @@ def validate(raw):
         for n in names:
             if n not in cfg["sign"]["keys"]:
                 problems.append("sign.pins.%d: no key named '%s' in sign.keys" % (p, n))
+    if _is_int(cfg["mfa"]["max_expired_codes"]) and cfg["mfa"]["max_expired_codes"] > 10:
+        problems.append("mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)")
     guard = cfg["guard"]
     for key in ("max_changes", "window_s", "publish_window_s", "max_violations"):
         if guard[key] == 0:

@@ -147,6 +147,12 @@ def test_an_inline_code_must_belong_to_every_protected_pin():
     allowed(g, {"MFA": code(KEY_A), "GP17": 1, "GP18": 1})
 
 
+def test_a_wrong_inline_code_fails_even_with_a_grant_open():
+    g = gate()
+    g.offer_code(code(KEY_A), T0, True)
+    refused(g, {"MFA": wrong_code(KEY_A), "GP18": 1}, T0 + 1)
+
+
 # ---- signed commands
 
 def test_a_signed_request_is_accepted_once():

@@ -118,3 +118,8 @@ def test_broken_json_and_non_objects():
 
 def test_publish_max_leaves_room_for_every_kind_of_message():
     assert "guard.publish_max: must be at least 4" in problems(minimal(guard={"publish_max": 2}))[0]
+
+
+def test_expired_code_window_is_capped():
+    assert problems(minimal(mfa={"max_expired_codes": 11})) == [
+        "mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)"]
