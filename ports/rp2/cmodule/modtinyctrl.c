@@ -18,7 +18,7 @@ enum { RESET_POWER, RESET_WATCHDOG, RESET_SOFT };
 static uint32_t get_digits(mp_obj_t digits_in) {
     mp_int_t digits = mp_obj_get_int(digits_in);
     if (digits < 1 || digits > TOTP_MAX_DIGITS) {
-        mp_raise_ValueError(MP_ERROR_TEXT("digits"));
+        mp_raise_ValueError(MP_ERROR_TEXT("digits must be 1-9"));
     }
     return digits;
 }
@@ -26,7 +26,7 @@ static uint32_t get_digits(mp_obj_t digits_in) {
 static mp_int_t get_non_negative(mp_obj_t arg) {
     mp_int_t value = mp_obj_get_int(arg);
     if (value < 0) {
-        mp_raise_ValueError(MP_ERROR_TEXT("negative"));
+        mp_raise_ValueError(MP_ERROR_TEXT("must be >= 0"));
     }
     return value;
 }
@@ -96,7 +96,7 @@ static bool wdt_feed(repeating_timer_t *timer) {
 static mp_obj_t tinyctrl_wdt_start(mp_obj_t timeout_in) {
     mp_int_t timeout = mp_obj_get_int(timeout_in);
     if (timeout < 1) {
-        mp_raise_ValueError(MP_ERROR_TEXT("timeout"));
+        mp_raise_ValueError(MP_ERROR_TEXT("timeout must be > 0"));
     }
     uint32_t hw_ms = MIN(timeout, HW_WDT_MAX_MS);
     if (wdt_feeder_running) {
@@ -137,7 +137,7 @@ static MP_DEFINE_CONST_FUN_OBJ_0(tinyctrl_reset_cause_obj, tinyctrl_reset_cause)
 static size_t get_scratch_index(mp_obj_t index_in) {
     mp_int_t index = mp_obj_get_int(index_in);
     if (index < 0 || index >= SCRATCH_FREE) {
-        mp_raise_ValueError(MP_ERROR_TEXT("scratch index"));
+        mp_raise_ValueError(MP_ERROR_TEXT("scratch index must be 0-3"));
     }
     return index;
 }
