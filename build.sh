@@ -43,6 +43,22 @@ say() {
     echo "build.sh: $*"
 }
 
+# Install Debian packages as root or through sudo; otherwise say exactly what to run.
+install_apt() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || die "missing build tools; install them with:
+    apt-get install $*
+or everything the project uses:
+    apt-get install \$(cat requirements-apt.txt)"
+        sudo=sudo
+    fi
+    say "installing $*"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" \
+        || die "could not install $*; run: sudo apt-get install $*"
+}
+
 check_toolchain() {
     local missing=()
     command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi)
@@ -58,10 +74,7 @@ check_toolchain() {
     # Host compilers for mpy-cross (C) and picotool (C++).
     command -v c++ >/dev/null || missing+=(g++)
     if [ ${#missing[@]} -gt 0 ]; then
-        die "missing build tools; install them with:
-    sudo apt-get install ${missing[*]}
-or everything the project uses:
-    sudo apt-get install \$(cat requirements-apt.txt)"
+        install_apt "${missing[@]}"
     fi
     local cmake_version
     cmake_version=$(cmake --version | sed -n 's/^cmake version \([0-9]*\.[0-9]*\).*/\1/p')
