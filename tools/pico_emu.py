@@ -24,12 +24,10 @@ Network safety, in three layers:
 import argparse
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import importlib.util
 import ipaddress
 import json
-import os
 import pathlib
 import shutil
 import socket
@@ -113,7 +111,7 @@ def assert_isolated():
     """Raise unless this process is in a network namespace that has nothing but loopback."""
     names = sorted(name for _, name in socket.if_nameindex())
     if names != ["lo"]:
-        raise RuntimeError("not in an isolated network namespace (interfaces: %s); use run_isolated()" % names)
+        raise RuntimeError("not in an isolated network namespace (interfaces: %s); use start_isolated()" % names)
 
 
 def unshare_available():
@@ -465,10 +463,13 @@ class PicoW:
     def repl(self, line, timeout=5):
         """Wait for an idle friendly REPL, type `line`; return what it printed before the next prompt."""
         self.wait_until(lambda: self.output.endswith(">>> "), timeout, "an idle REPL prompt")
+        line = line.rstrip("\r\n")
         start = self.mark()
-        self.write(line.rstrip("\r\n") + "\r")
-        lines = self.wait_for("\n>>> ", timeout, since=start).replace("\r", "").split("\n")
-        return "\n".join(lines[1:-1])  # without the echoed line and the prompt
+        self.write(line + "\r")
+        # The answer follows the echo of the line (an earlier prompt may still be on its way).
+        echo = self.wait_for(line + "\r\n", timeout, since=start)
+        answer = self.wait_for("\n>>> ", timeout, since=start + len(echo.encode()) - 1)
+        return answer[1 : -len(">>> ")].replace("\r", "").rstrip("\n")
 
     def exec_start(self, code, timeout=5):
         """Interrupt whatever runs, and start `code` through the raw REPL (as mpremote does)
