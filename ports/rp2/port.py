@@ -1,7 +1,7 @@
 # Pico W implementation of the port contract (see HACKING.md).
 import machine
-import time
 import network
+import time
 from machine import Pin
 import _tinyctrl
 
