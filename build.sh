@@ -78,8 +78,8 @@ check_toolchain() {
     fi
     local cmake_version
     cmake_version=$(cmake --version | sed -n 's/^cmake version \([0-9]*\.[0-9]*\).*/\1/p')
-    if [ "$(printf '%s\n3.17\n' "$cmake_version" | sort -V | head -n 1)" != 3.17 ]; then
-        die "cmake $cmake_version is too old, pico-sdk needs 3.17 or later"
+    if [ "$(printf '%s\n3.19\n' "$cmake_version" | sort -V | head -n 1)" != 3.19 ]; then
+        die "cmake $cmake_version is too old, the board (cmake_language DEFER) needs 3.19 or later"
     fi
 }
 
