@@ -90,6 +90,7 @@ class Controller:
         self.outages = boot["outages"]
         self.started = self.mono()
         self.connected = False
+        self.watchdog = None
         # outbox
         self._dirty = set()
         self._full = False
@@ -451,9 +452,9 @@ class Controller:
         self.led.show("connecting")
         wd = self.cfg["watchdog_s"]
         if wd > 0:
-            wdt = self.port.Watchdog()
-            wdt.start(wd * 1000)
-            asyncio.create_task(self._feed_watchdog(wdt))
+            self.watchdog = self.port.Watchdog()
+            self.watchdog.start(wd * 1000)
+            asyncio.create_task(self._feed_watchdog(self.watchdog))
         asyncio.create_task(self._watch_contacts())
         publisher = asyncio.create_task(self._publisher())
         await self._first_connect()

@@ -47,6 +47,8 @@ def run(config_path=None):
     try:
         asyncio.run(controller.run())
     except KeyboardInterrupt:
+        if controller.watchdog:  # the user wants the REPL, not a reset
+            controller.watchdog.stop()
         log("stopped")
     except Exception as e:
         # Unexpected: report it; the watchdog, no longer fed by the loop, resets the board.

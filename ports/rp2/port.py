@@ -91,6 +91,9 @@ class Watchdog:
     def feed(self):
         _tinyctrl.wdt_kick()
 
+    def stop(self):
+        _tinyctrl.wdt_stop()
+
 
 # Counters live in watchdog scratch registers 0..2, which survive a watchdog
 # reset but not a power cycle; register 2 is a check word.

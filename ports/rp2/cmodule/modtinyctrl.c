@@ -120,6 +120,17 @@ static mp_obj_t tinyctrl_wdt_kick(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(tinyctrl_wdt_kick_obj, tinyctrl_wdt_kick);
 
+// wdt_stop(): disarm, so a user who stopped the controller with Ctrl-C keeps the REPL.
+static mp_obj_t tinyctrl_wdt_stop(void) {
+    if (wdt_feeder_running) {
+        cancel_repeating_timer(&wdt_feeder);
+        wdt_feeder_running = false;
+    }
+    watchdog_disable();
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(tinyctrl_wdt_stop_obj, tinyctrl_wdt_stop);
+
 // reset_cause() -> RESET_POWER, RESET_WATCHDOG (timer expired) or RESET_SOFT
 // (a forced reboot: machine.reset(), picotool, the bootloader).
 static mp_obj_t tinyctrl_reset_cause(void) {
@@ -162,6 +173,7 @@ static const mp_rom_map_elem_t tinyctrl_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_totp_match), MP_ROM_PTR(&tinyctrl_totp_match_obj) },
     { MP_ROM_QSTR(MP_QSTR_wdt_start), MP_ROM_PTR(&tinyctrl_wdt_start_obj) },
     { MP_ROM_QSTR(MP_QSTR_wdt_kick), MP_ROM_PTR(&tinyctrl_wdt_kick_obj) },
+    { MP_ROM_QSTR(MP_QSTR_wdt_stop), MP_ROM_PTR(&tinyctrl_wdt_stop_obj) },
     { MP_ROM_QSTR(MP_QSTR_reset_cause), MP_ROM_PTR(&tinyctrl_reset_cause_obj) },
     { MP_ROM_QSTR(MP_QSTR_scratch_get), MP_ROM_PTR(&tinyctrl_scratch_get_obj) },
     { MP_ROM_QSTR(MP_QSTR_scratch_set), MP_ROM_PTR(&tinyctrl_scratch_set_obj) },
