@@ -75,7 +75,7 @@ class Controller:
             self.relays[p] = port.RelayPin(p, g["active_low"])
         self.momentary = g["momentary"]
         self.contacts = {}
-        self._contact_flag = asyncio.ThreadSafeFlag()
+        self._contact_flag = port.EdgeFlag()
         for p in g["contact"]:
             self.contacts[p] = port.ContactPin(p, self._on_edge)
         self.notify = set(g["notify"])
@@ -128,8 +128,12 @@ class Controller:
         m = self.cfg["mqtt"]
         params = {"server_hostname": m["server"]}  # SNI, and the name the certificate must carry
         if m["ca_file"]:
-            with open(m["ca_file"], "rb") as f:
-                params["cadata"] = der_certificate(f.read())
+            try:
+                with open(m["ca_file"], "rb") as f:
+                    data = f.read()
+            except OSError:
+                raise OSError("mqtt.ca_file: cannot read %s; copy the CA certificate beside config.json" % m["ca_file"])
+            params["cadata"] = der_certificate(data)
             params["cert_reqs"] = ssl.CERT_REQUIRED
         else:
             log("TLS without certificate verification (mqtt.tls_insecure): the broker is not authenticated")

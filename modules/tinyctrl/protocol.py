@@ -3,8 +3,6 @@
 # Everything the device publishes is marked so it never acts on its own messages:
 # JSON responses carry "FROM": <client id>, text lines start with one of TEXT_PREFIXES.
 # Anything carrying those marks is ignored as a request, so a forged "response" moves no pin.
-import json
-
 MAX_REQUEST = 512  # bytes; real requests are tens of bytes
 COMMANDS = ("stats", "getip", "refresh", "ntp")
 TEXT_PREFIXES = (b"Error:", b"Uptime=", b"Info:")
@@ -23,6 +21,150 @@ class Request:
         self.code = None  # TOTP code given with the request
         self.ts = None  # signed command time stamp
         self.sig = None
+
+
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+MAX_DEPTH = 8
+
+
+class TooDeep(ValueError):
+    pass
+
+
+class _Reader:
+    """A strict JSON reader (RFC 8259) for requests. MicroPython's json.loads accepts
+    malformed text such as {"GP16" 1}; a malformed request must never move a pin."""
+
+    def __init__(self, text):
+        self.s = text
+        self.i = 0
+
+    def fail(self):
+        raise ValueError("invalid JSON at %d" % self.i)
+
+    def ws(self):
+        s, i = self.s, self.i
+        while i < len(s) and s[i] in " \t\r\n":
+            i += 1
+        self.i = i
+
+    def take(self, ch):
+        self.ws()
+        if self.s[self.i:self.i + 1] != ch:
+            self.fail()
+        self.i += 1
+
+    def value(self, depth):
+        self.ws()
+        c = self.s[self.i:self.i + 1]
+        if c == "{" or c == "[":
+            if depth >= MAX_DEPTH:
+                raise TooDeep()
+            return self.container(c, depth + 1)
+        if c == '"':
+            return self.string()
+        for word, v in (("true", True), ("false", False), ("null", None)):
+            if self.s.startswith(word, self.i):
+                self.i += len(word)
+                return v
+        return self.number()
+
+    def container(self, c, depth):
+        self.i += 1
+        close = "}" if c == "{" else "]"
+        out = {} if c == "{" else []
+        self.ws()
+        if self.s[self.i:self.i + 1] == close:
+            self.i += 1
+            return out
+        while True:
+            if c == "{":
+                self.ws()
+                if self.s[self.i:self.i + 1] != '"':
+                    self.fail()
+                key = self.string()
+                self.take(":")
+                out[key] = self.value(depth)
+            else:
+                out.append(self.value(depth))
+            self.ws()
+            nxt = self.s[self.i:self.i + 1]
+            self.i += 1
+            if nxt == close:
+                return out
+            if nxt != ",":
+                self.fail()
+
+    def string(self):
+        s = self.s
+        i = self.i + 1
+        out = []
+        while i < len(s):
+            c = s[i]
+            if c == '"':
+                self.i = i + 1
+                return "".join(out)
+            if c == "\\":
+                e = s[i + 1:i + 2]
+                if e == "u":
+                    h = s[i + 2:i + 6]
+                    if len(h) != 4 or any(x not in "0123456789abcdefABCDEF" for x in h):
+                        break
+                    out.append(chr(int(h, 16)))
+                    i += 6
+                    continue
+                if e not in _ESCAPES:
+                    break
+                out.append(_ESCAPES[e])
+                i += 2
+                continue
+            if c < " ":
+                break
+            out.append(c)
+            i += 1
+        self.i = i
+        self.fail()
+
+    def number(self):
+        s, start = self.s, self.i
+        i = start + (s[start:start + 1] == "-")
+        digits = i
+        while i < len(s) and "0" <= s[i] <= "9":
+            i += 1
+        if i == digits or (s[digits] == "0" and i - digits > 1):
+            self.i = i
+            self.fail()
+        is_float = False
+        if s[i:i + 1] == ".":
+            i += 1
+            frac = i
+            while i < len(s) and "0" <= s[i] <= "9":
+                i += 1
+            if i == frac:
+                self.fail()
+            is_float = True
+        if s[i:i + 1] in ("e", "E"):
+            i += 1
+            if s[i:i + 1] in ("+", "-"):
+                i += 1
+            exp = i
+            while i < len(s) and "0" <= s[i] <= "9":
+                i += 1
+            if i == exp:
+                self.fail()
+            is_float = True
+        self.i = i
+        return float(s[start:i]) if is_float else int(s[start:i])
+
+
+def strict_json(text):
+    """Parse one JSON value, nesting at most MAX_DEPTH deep; ValueError if malformed."""
+    r = _Reader(text)
+    v = r.value(0)
+    r.ws()
+    if r.i != len(text):
+        r.fail()
+    return v
 
 
 def is_device_output(payload):
@@ -66,8 +208,10 @@ def parse(payload, prefix, keyname, outputs, contacts):
     except Exception:
         raise RequestError("Error: request is not UTF-8 text")
     try:
-        obj = json.loads(text)
-    except Exception:
+        obj = strict_json(text)
+    except TooDeep:
+        raise RequestError("Error: request is nested too deeply (max %d levels)" % MAX_DEPTH)
+    except ValueError:
         raise RequestError('Error: request is not valid JSON, e.g. {"%s16": 1}' % prefix)
     if not isinstance(obj, dict) or not obj:
         raise RequestError('Error: request must be a JSON object, e.g. {"%s16": 1}' % prefix)

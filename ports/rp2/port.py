@@ -1,4 +1,5 @@
 # Pico W implementation of the port contract (see HACKING.md).
+import asyncio
 import machine
 import network
 import time
@@ -31,6 +32,10 @@ class ContactPin:
 
     def value(self):
         return 1 - self._pin.value()  # closed contact pulls the pin low
+
+
+# Contact IRQs (soft, via micropython.schedule) may interrupt the event loop anywhere.
+EdgeFlag = asyncio.ThreadSafeFlag
 
 
 # LED patterns over a 2 s cycle of 100 ms steps, bit i = LED on at step i.

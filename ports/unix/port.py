@@ -1,4 +1,5 @@
 # The unix port layer: the controller's hardware, simulated (see HACKING.md, "The port contract").
+import asyncio
 import sys
 
 import machine
@@ -37,6 +38,22 @@ class ContactPin:
 
     def close(self, closed):
         machine.drive(self.gpio, 0 if closed else 1)
+
+
+class EdgeFlag:
+    """asyncio.ThreadSafeFlag's interface. Simulated edges are raised inside the event loop,
+    so an Event is safe here; on the unix port a waiting ThreadSafeFlag would make every
+    poll of the loop sleep 1 ms and slow the simulated device to ~120 messages/s."""
+
+    def __init__(self):
+        self._event = asyncio.Event()
+
+    def set(self):
+        self._event.set()
+
+    async def wait(self):
+        await self._event.wait()
+        self._event.clear()
 
 
 class StatusLed:

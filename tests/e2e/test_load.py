@@ -204,11 +204,6 @@ def test_burst_stays_within_the_burnout_guard(burst, report):
     assert drift < HEAP_DRIFT_MAX
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator only: on the unix port a task waiting on asyncio.ThreadSafeFlag (the contact "
-    "watcher) makes every poll() of the event loop wait 1 ms (extmod/modselect.c), so the "
-    "simulated device reads ~120 messages/s and needs ~8 s for a 1,000-command burst; "
-    "see docs/RELIABILITY.md"))
 def test_stats_answered_within_2s_during_the_burst(burst, report):
     report("stats round trips, one request at a time, through the %d-command burst: %s s"
            % (BURST, " ".join("%.2f" % t for t in burst.latencies)))
@@ -344,10 +339,6 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
     assert drift < HEAP_DRIFT_MAX, (replay, heap)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MicroPython's json.loads accepts malformed JSON (a missing ':' or ',', a missing value, "
-    "']' closing an object) and protocol.parse acts on what it makes of it; "
-    "see docs/RELIABILITY.md"))
 @pytest.mark.parametrize("payload", [b'{"GP16" 1}', b'{"GP17": 1, "GP16":}', b'{"GP16": 0]'])
 def test_malformed_json_is_refused(fuzz_rig, payload):
     sim, client = fuzz_rig

@@ -61,8 +61,8 @@ def test_echoed_input_is_short_and_printable():
 def test_size_limit_comes_before_parsing():
     big = b'{"GP16": 1, "x": "' + b"a" * 600 + b'"}'
     assert error(big) == "Error: request too large (%d bytes, max 512)" % len(big)
-    deep = b"[" * 400 + b"]" * 400
-    assert error(deep).startswith("Error: request ")
+    deep = b"[" * 200 + b"]" * 200
+    assert error(deep) == "Error: request is nested too deeply (max 8 levels)"
 
 
 def test_responses_are_seed_shaped_json():
@@ -77,3 +77,18 @@ def test_responses_are_seed_shaped_json():
 
 def test_canonical_text_for_signatures_orders_pins():
     assert protocol.canonical("home/pico", 1700000000, {18: 1, 16: 0}, "GP") == "home/pico|1700000000|GP16=0,GP18=1"
+
+
+def test_strict_json_accepts_what_rfc8259_allows():
+    sj = protocol.strict_json
+    assert sj(' {"a" : [1, -2.5e3, true, false, null, "x\\"\\u0041"], "b": {}} ') == {
+        "a": [1, -2500.0, True, False, None, 'x"A'], "b": {}}
+    assert sj("0") == 0 and sj('""') == ""
+
+
+def test_strict_json_refuses_what_micropython_json_lets_through():
+    for bad in ('{"GP16" 1}', '{"GP17": 1, "GP16":}', '{"GP16": 0]', '{"GP16": 1,}', "{'GP16': 1}",
+                '{"GP16": 01}', '{"GP16": 1} x', '{"GP16": .5}', '{"a": "\\x"}', '{"a": tru}', ""):
+        raises(ValueError, protocol.strict_json, bad)
+        assert error(bad.encode()).startswith("Error: request is not valid JSON"), bad
+    raises(protocol.TooDeep, protocol.strict_json, "[" * 9 + "]" * 9)
