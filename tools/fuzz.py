@@ -178,9 +178,8 @@ class Generator:
             opener = '{"%s": ' % self.rng.choice(["a", "x", "GPIO", "data", "set"])
             depth = self.rng.randint(10, (MAX_REQUEST - 1) // (len(opener) + 1))
             return (opener * depth + "1" + "}" * depth).encode(), too_deep, True
-        depth = self.rng.randint(20, 250)  # never closed
-        opener = self.rng.choice(["[", '{"a": ['])
-        return (opener * (depth // len(opener))).encode(), too_deep, True
+        opener = self.rng.choice(["[", '{"a": ['])  # never closed, 10 levels or more
+        return (opener * self.rng.randint(10, MAX_REQUEST // len(opener))).encode(), too_deep, True
 
     def huge_number(self):
         digits = "".join(self.rng.choice(string.digits) for _ in range(self.rng.randint(20, 400)))
