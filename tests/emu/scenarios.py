@@ -216,12 +216,20 @@ def controller(lab, results_path):
             mqtt.wait(lambda text, _o: text.startswith(DENIED), ROUND_TRIP_S, since, "the MFA failure text")
             assert board.level(MFA_PIN) == off, "GP%d moved without a code" % MFA_PIN
 
-        with results.check("mfa_allowed_with_code") as notes:
+        with results.check("mfa_allowed_with_code"):
             since = mqtt.mark()
-            code = totp(MFA_KEY, lab.guest_time())
-            notes.append("code from the guest clock %.0f" % lab.guest_time())
-            mqtt.send({"MFA": code})
-            mqtt.wait(lambda text, _o: text.startswith("Info: MFA code accepted"), ROUND_TRIP_S, since, "the code accepted")
+            now = lab.guest_time()
+            mqtt.send({"MFA": totp(MFA_KEY, now)})
+            try:
+                mqtt.wait(lambda text, _o: text.startswith("Info: MFA code accepted"), ROUND_TRIP_S, since, "code accepted")
+            except TimeoutError as refused:
+                # Say whose clock is off: read the one the controller uses (this stops it).
+                device = float(board.exec("import time; print(time.time())"))
+                expected = lab.guest_time()
+                raise AssertionError(
+                    "%s; the device clock reads %.0f but NTP gave it %.0f plus the emulated time since (%+.0f s)"
+                    % (refused, device, expected, device - expected)
+                ) from None
             mqtt.send({"GP%d" % MFA_PIN: 1})
             board.wait_level(MFA_PIN, on, ROUND_TRIP_S)
             mqtt.wait_pin(MFA_PIN, 1, ROUND_TRIP_S, since)
