@@ -260,16 +260,16 @@ def boot_failures(lab, results_path):
     """Boots that must not become a reboot loop: bad or missing config.json, and a stalled loop
     that the watchdog has to reset."""
     results = Results(results_path)
-    cases = {
-        "config_not_json": b'{"wifi": {"ssid": "x"',
-        "config_invalid": json.dumps(controller_config(gpio={"relay": [16], "contact": [16]})),
-        "config_missing": None,
+    cases = {  # name: (config.json, what the message must name)
+        "config_not_json": (b'{"wifi": {"ssid": "x"', "JSON"),
+        "config_invalid": (json.dumps(controller_config(gpio={"relay": [16], "contact": [16]})), "GP16"),
+        "config_missing": (None, "not found"),
     }
-    for name, config in cases.items():
+    for name, (config, named) in cases.items():
         with results.check(name) as notes:
             board = lab.boot(config)
             shown = board.wait_for("reset the board", 5)
-            assert "config.json" in shown, shown
+            assert named in shown, "the message does not name %r: %s" % (named, shown)
             notes.append(shown.strip().replace("\r", "")[-300:])
             answer = board.repl("print(6 * 7)")
             assert answer == "42", "REPL answered %r" % answer
