@@ -1,4 +1,6 @@
 # Wall clock: SNTP packets, time zones (US daylight saving) and formatting. No I/O here.
+# Unix times are integer seconds: a Pico W float has 24 bits, so a float unix time is off
+# by up to a minute, and a TOTP check against it fails.
 import struct
 
 from .config import utc_offset_s
@@ -9,13 +11,14 @@ _US_ZONES = {"EST": -5, "CST": -6, "MST": -7, "PST": -8}
 
 
 def ntp_parse(data):
-    """Unix time from an SNTP reply; ValueError if it is not a usable server reply."""
+    """Unix time (to the nearest second) from an SNTP reply; ValueError if it is not a usable
+    server reply."""
     if len(data) < 48 or data[0] & 0x07 not in (4, 5) or data[1] == 0:
         raise ValueError("bad NTP reply")
     secs, frac = struct.unpack("!II", data[40:48])
     if secs == 0:
         raise ValueError("bad NTP reply")
-    return secs - NTP_DELTA + frac / 4294967296
+    return secs - NTP_DELTA + (frac >> 31)
 
 
 def civil(days):
@@ -73,14 +76,14 @@ def format_uptime(secs):
 
 
 class Clock:
-    """Unix time = the platform's time.time() plus an offset learnt from NTP."""
+    """Unix time = the platform's time.time() plus an offset learnt from NTP, in whole seconds."""
 
     def __init__(self):
-        self.offset = 0.0
+        self.offset = 0
         self.synced_at = None  # platform time of the last sync
 
     def sync(self, ntp_time, platform_time):
-        self.offset = ntp_time - platform_time
+        self.offset = int(ntp_time) - int(platform_time)
         self.synced_at = platform_time
 
     @property
@@ -88,4 +91,4 @@ class Clock:
         return self.synced_at is not None
 
     def now(self, platform_time):
-        return platform_time + self.offset
+        return int(platform_time) + self.offset

@@ -46,7 +46,8 @@ def der_certificate(data):
 
 
 class Monotonic:
-    """Seconds since start from ticks_ms, unwrapped (ticks wrap after ~12 days)."""
+    """Milliseconds since start from ticks_ms, unwrapped (ticks wrap after ~12 days); an
+    integer, so a long uptime keeps millisecond steps (a Pico W float would not)."""
 
     def __init__(self):
         self._last = time.ticks_ms()
@@ -56,7 +57,7 @@ class Monotonic:
         t = time.ticks_ms()
         self._ms += time.ticks_diff(t, self._last)
         self._last = t
-        return self._ms / 1000
+        return self._ms
 
 
 class Controller:
@@ -245,9 +246,10 @@ class Controller:
         elif cmd == "ntp":
             now = self.mono()
             last = self._last_forced_ntp
-            wait = self.cfg["ntp"]["force_wait_s"]
-            if last is not None and now - last < wait:
-                self._error("Error: NTP sync was forced %ds ago; try again in %ds" % (now - last, wait - (now - last) + 1))
+            wait_ms = self.cfg["ntp"]["force_wait_s"] * 1000
+            if last is not None and now - last < wait_ms:
+                self._error("Error: NTP sync was forced %ds ago; try again in %ds"
+                            % ((now - last) // 1000, (wait_ms - (now - last) + 999) // 1000))
             else:
                 self._last_forced_ntp = now
                 self._ntp_now.set()
@@ -327,9 +329,9 @@ class Controller:
                 await self._wake.wait()
                 await asyncio.sleep_ms(COALESCE_MS)
                 continue
-            wait = self.pacer.wait_s(self.mono())
+            wait = self.pacer.wait_ms(self.mono())
             if wait:
-                await asyncio.sleep_ms(int(wait * 1000) + 1)
+                await asyncio.sleep_ms(wait)
                 continue
             msg = self._next_message()
             if msg is None:
@@ -356,7 +358,7 @@ class Controller:
         gc.collect()
         free, used = gc.mem_free(), gc.mem_alloc()
         parts = [
-            "Uptime=" + clock.format_uptime(self.mono() - self.started),
+            "Uptime=" + clock.format_uptime((self.mono() - self.started) // 1000),
             "Outages=%d" % self.outages,
             "Mem=%.1f%%" % (100 * used / (used + free)),
         ]
@@ -447,7 +449,7 @@ class Controller:
             except OSError as e:
                 failures += 1
                 log("connect failed (%d): %r" % (failures, e))
-            if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] <= self.mono() - self.started:
+            if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono() - self.started:
                 log("no connection; resetting")
                 self.port.reset()
             await asyncio.sleep(min(30, 1 << min(failures, 5)))

@@ -1,4 +1,9 @@
-# Burnout and flood guards, as in the seed. Times are seconds (float) passed in by the caller.
+# Burnout and flood guards, as in the seed. `now` is integer milliseconds from the caller's
+# monotonic clock: a Pico W float has 24 bits, too few for seconds of a long uptime.
+
+
+def _ceil_s(ms):
+    return (ms + 999) // 1000
 
 
 class BurnoutGuard:
@@ -12,9 +17,9 @@ class BurnoutGuard:
     """
 
     def __init__(self, cooldown_s, max_changes, window_s, max_violations):
-        self.cooldown_s = cooldown_s
+        self.cooldown_ms = int(cooldown_s * 1000)
         self.max_changes = max_changes
-        self.window_s = window_s
+        self.window_ms = window_s * 1000
         self.max_violations = max_violations
         self._changes = {}  # pin -> recent change times, oldest first
         self._violations = {}
@@ -29,18 +34,18 @@ class BurnoutGuard:
         times = self._changes.get(pin)
         if not times:
             return None
-        while times and now - times[0] >= self.window_s:
+        while times and now - times[0] >= self.window_ms:
             times.pop(0)
-        if times and now - times[-1] < self.cooldown_s:
-            return "Error: %s cooling down, try again in %ds" % (name, int(self.cooldown_s - (now - times[-1]) + 0.999))
+        if times and now - times[-1] < self.cooldown_ms:
+            return "Error: %s cooling down, try again in %ds" % (name, _ceil_s(self.cooldown_ms - (now - times[-1])))
         if len(times) >= self.max_changes:
             v = self._violations.get(pin, 0) + 1
             self._violations[pin] = v
             if v >= self.max_violations:
                 return "Error: %s locked after %d burnout violations until reset" % (name, v)
-            wait = int(self.window_s - (now - times[0]) + 0.999)
+            wait = _ceil_s(self.window_ms - (now - times[0]))
             return "Error: %s changed %d times in %ds, paused for %ds (violation %d of %d)" % (
-                name, len(times), self.window_s, wait, v, self.max_violations)
+                name, len(times), self.window_ms // 1000, wait, v, self.max_violations)
         return None
 
     def record(self, pin, now):
@@ -60,26 +65,26 @@ class PublishGuard:
 
     def __init__(self, publish_max, publish_window_s):
         self.max = publish_max
-        self.window_s = publish_window_s
+        self.window_ms = publish_window_s * 1000
         self.capacity = max(1, publish_max // 2)
-        self.rate = (publish_max - self.capacity) / publish_window_s
+        self.rate = (publish_max - self.capacity) / self.window_ms  # tokens per ms
         self.tokens = self.capacity
         self._refilled = None
         self._sent = []
         self.halted = False
 
-    def wait_s(self, now):
-        """Seconds to wait before the next publish may go."""
+    def wait_ms(self, now):
+        """Milliseconds to wait before the next publish may go."""
         if self._refilled is not None:
             self.tokens = min(self.capacity, self.tokens + (now - self._refilled) * self.rate)
         self._refilled = now
-        return 0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        return 0 if self.tokens >= 1 else int((1 - self.tokens) / self.rate) + 1
 
     def sent(self, now):
         """Record a publish; returns False once the fuse has blown."""
         self.tokens -= 1
         sent = self._sent
-        while sent and now - sent[0] >= self.window_s:
+        while sent and now - sent[0] >= self.window_ms:
             sent.pop(0)
         sent.append(now)
         if len(sent) > self.max:
@@ -93,13 +98,13 @@ class ErrorBudget:
 
     def __init__(self, limit, window_s):
         self.limit = limit
-        self.window_s = window_s
+        self.window_ms = window_s * 1000
         self._times = []
         self.suppressed = 0
 
     def allow(self, now):
         times = self._times
-        while times and now - times[0] >= self.window_s:
+        while times and now - times[0] >= self.window_ms:
             times.pop(0)
         if len(times) >= self.limit:
             self.suppressed += 1

@@ -41,8 +41,11 @@ def test_ntp_reply_parsing():
     reply[1] = 2
     secs = 1700000000 + clock.NTP_DELTA
     reply[40:44] = secs.to_bytes(4, "big")
-    reply[44:48] = (2**31).to_bytes(4, "big")
-    assert clock.ntp_parse(bytes(reply)) == 1700000000.5
+    reply[44:48] = (2**31 - 1).to_bytes(4, "big")
+    assert clock.ntp_parse(bytes(reply)) == 1700000000
+    reply[44:48] = (2**31).to_bytes(4, "big")  # half a second and more rounds up
+    t = clock.ntp_parse(bytes(reply))
+    assert t == 1700000001 and isinstance(t, int)
     raises(ValueError, clock.ntp_parse, bytes(47))
     reply[1] = 0  # stratum 0: kiss-of-death
     raises(ValueError, clock.ntp_parse, bytes(reply))
@@ -51,5 +54,6 @@ def test_ntp_reply_parsing():
 def test_clock_offset():
     c = clock.Clock()
     assert not c.synced
-    c.sync(1700000000.0, 100.0)
-    assert c.synced and c.now(110.0) == 1700000010.0
+    c.sync(1700000000, 100.7)  # the unix port's time.time() is a float
+    t = c.now(110.2)
+    assert c.synced and t == 1700000010 and isinstance(t, int)
