@@ -78,7 +78,9 @@ class StatusLed:
 def temperature_c():
     # RP2040 datasheet 4.9.5: 0.706 V at 27 C, -1.721 mV per degree.
     volts = machine.ADC(4).read_u16() * 3.3 / 65535
-    return 27 - (volts - 0.706) / 0.001721
+    celsius = 27 - (volts - 0.706) / 0.001721
+    # Beyond the chip's -40..85 C rating the reading is a fault (a bare ADC reads 0 V: 437 C).
+    return celsius if -50 <= celsius <= 100 else None
 
 
 def wifi_rssi():
