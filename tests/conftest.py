@@ -45,6 +45,15 @@ def services():
     broker.close()
 
 
+@pytest.fixture
+def report(capsys):
+    """Print a measured figure past pytest's capture: the README's reliability section quotes them."""
+    def emit(line):
+        with capsys.disabled():
+            print("\n[reliability] " + line, end="")
+    return emit
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_leaks():
     """After the last test: no secret of any simulator config in anything the simulators

@@ -137,6 +137,17 @@ class Sim:
         with open(self.log_path) as f:
             return f.read()
 
+    def assert_alive(self):
+        """Still running, with no traceback and no failed request in its log."""
+        assert self.proc.poll() is None, "simulator exited:\n" + self.log()[-2000:]
+        log = self.log()
+        assert "Traceback" not in log and "request failed" not in log, log[-3000:]
+
+    def idle_heap(self):
+        """Heap in use after gc.collect(), with the device idle: the lowest of three readings."""
+        time.sleep(0.5)
+        return min(self.heap() for _ in range(3))
+
     def stop(self):
         if self.proc.poll() is None:
             try:
@@ -210,9 +221,25 @@ class Client:
                     out.append(json.loads(p))
             return out
 
+    def published_pins(self, since):
+        """Each pin's last value in what the device published since `since`."""
+        view = {}
+        for obj in self.device_json(since):
+            if "NOTIFY" not in obj:
+                view.update((int(k[2:]), v) for k, v in obj.items() if k.startswith("GP"))
+        return view
+
     def close(self):
         self.mqtt.loop_stop()
         self.mqtt.disconnect()
+
+
+def wait_until(predicate, timeout, what):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting until " + what)
+        time.sleep(0.05)
 
 
 def state(key, value):

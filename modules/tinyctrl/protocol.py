@@ -125,33 +125,32 @@ class _Reader:
         self.i = i
         self.fail()
 
-    def number(self):
-        s, start = self.s, self.i
-        i = start + (s[start:start + 1] == "-")
-        digits = i
+    def digits(self, i):
+        """The index after the digits starting at `i`; there must be at least one."""
+        s, first = self.s, i
         while i < len(s) and "0" <= s[i] <= "9":
             i += 1
-        if i == digits or (s[digits] == "0" and i - digits > 1):
+        if i == first:
+            self.i = i
+            self.fail()
+        return i
+
+    def number(self):
+        s, start = self.s, self.i
+        first = start + (s[start:start + 1] == "-")
+        i = self.digits(first)
+        if s[first] == "0" and i - first > 1:  # no leading zeros
             self.i = i
             self.fail()
         is_float = False
         if s[i:i + 1] == ".":
-            i += 1
-            frac = i
-            while i < len(s) and "0" <= s[i] <= "9":
-                i += 1
-            if i == frac:
-                self.fail()
+            i = self.digits(i + 1)
             is_float = True
         if s[i:i + 1] in ("e", "E"):
             i += 1
             if s[i:i + 1] in ("+", "-"):
                 i += 1
-            exp = i
-            while i < len(s) and "0" <= s[i] <= "9":
-                i += 1
-            if i == exp:
-                self.fail()
+            i = self.digits(i)
             is_float = True
         self.i = i
         return float(s[start:i]) if is_float else int(s[start:i])

@@ -1,5 +1,4 @@
 """Burnout guards and the device's own publish pacing, end to end."""
-import json
 import time
 
 import pytest

@@ -18,7 +18,7 @@ import time
 
 import fuzz
 import pytest
-from simharness import Client, Sim, base_config, missing_requirements, text
+from simharness import Client, Sim, base_config, missing_requirements, text, wait_until
 
 OUTPUTS, CONTACTS = (16, 17, 18, 19, 26, 27), (0, 1, 2, 3)
 RELAYS = (16, 17)
@@ -45,43 +45,14 @@ def full_state(payload):
     return all(b'"GP%d"' % p in payload for p in ALL_PINS)
 
 
-def wait_until(predicate, timeout, what):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting until " + what)
-        time.sleep(0.05)
-
-
 def changes(sim, since):
     """(time, "GP16=1") output changes the simulator printed from index `since` on."""
     return [(t, line) for t, line in sim.outputs[since:] if line.startswith("GP")]
 
 
-def assert_alive(sim):
-    assert sim.proc.poll() is None, "simulator exited:\n" + sim.log()[-2000:]
-    log = sim.log()
-    assert "Traceback" not in log and "request failed" not in log, log[-3000:]
-
-
-def idle_heap(sim):
-    """Heap in use after gc.collect(), with the device idle: the lowest of three readings."""
-    time.sleep(0.5)
-    return min(sim.heap() for _ in range(3))
-
-
-def published_pins(client, since):
-    """Each pin's last value in what the device published since `since`."""
-    view = {}
-    for obj in client.device_json(since):
-        if "NOTIFY" not in obj:
-            view.update((int(k[2:]), v) for k, v in obj.items() if k.startswith("GP"))
-    return view
-
-
 def published_match(client, since, sim):
     """Every output was published since `since`, and every pin published shows its value."""
-    view = published_pins(client, since)
+    view = client.published_pins(since)
     return set(OUTPUTS) <= set(view) and all(v == sim.pin(p) for p, v in view.items())
 
 
@@ -99,15 +70,6 @@ def start(services, name):
                           mqtt={"client_id": "pico-" + name, "topic": topic}))
     client.wait_for(full_state, since=mark, timeout=40)
     return sim, client
-
-
-@pytest.fixture
-def report(capsys):
-    """Print a measured figure past pytest's capture: the README's reliability section quotes them."""
-    def emit(line):
-        with capsys.disabled():
-            print("\n[reliability] " + line, end="")
-    return emit
 
 
 # ---- a burst of 1,000 commands
@@ -128,7 +90,7 @@ class Burst:
         self.sim, self.client = start(services, "burst")
         self.prober = Client(services[0].port, topic=self.client.topic, client_id="burst-prober")
         self.send(BURST // 5)  # a first, smaller burst fills what the guards and the pacer keep
-        self.heap_before = idle_heap(self.sim)
+        self.heap_before = self.sim.idle_heap()
         self.since_output = len(self.sim.outputs)
         self.since_message = self.client.mark()
         self.latencies = self.send(BURST)
@@ -194,8 +156,8 @@ def test_burst_stays_within_the_burnout_guard(burst, report):
     wait_until(lambda: any(REFUSAL.match(p) for _, p in client.messages[burst.since_message:]), 30,
                "a refusal was published")
     wait_until(lambda: published_match(client, burst.since_message, sim), 10, "the published state matched the pins")
-    assert_alive(sim)
-    heap_after = idle_heap(sim)
+    sim.assert_alive()
+    heap_after = sim.idle_heap()
     drift = heap_after - burst.heap_before
     per_pin = collections.Counter(line.split("=")[0] for _, line in changes(sim, burst.since_output))
     report("burst of %d commands: %d output changes (%s), heap after gc %d -> %d (%+d bytes)" % (
@@ -291,14 +253,14 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
     # The flood, in batches: a stats round trip after each shows the device has read it.
     cases = fuzz.generate(seed, count, OUTPUTS, CONTACTS, device="pico-fuzz")
     logged_from, published_from = len(logged_errors(sim)), len(traffic.device)
-    heap, barriers, busy = [idle_heap(sim)], [], 0.0
+    heap, barriers, busy = [sim.idle_heap()], [], 0.0
     for first in range(0, count, FUZZ_BATCH):
         started = time.monotonic()
         for case in cases[first:first + FUZZ_BATCH]:
             traffic.send(case.payload)
         barriers.append(traffic.barrier())
         busy += time.monotonic() - started
-        heap.append(idle_heap(sim))
+        heap.append(sim.idle_heap())
     # A bad request after the error budget's window: its line reports what is still suppressed.
     time.sleep(ERROR_WINDOW_S + 1)
     flush = fuzz.Case(count, "flush", b'{"GP5": 1}', "Error: GP5 is not configured")
@@ -328,7 +290,7 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
     assert reports, "suppression was never reported"
 
     assert changes(sim, since_output) == [], replay
-    assert_alive(sim)
+    sim.assert_alive()
     drift = heap[-1] - heap[1]
     kinds = collections.Counter(c.kind for c in cases)
     report("fuzz: %d payloads (%s), %s; %d errors, %d published, %d suppressed in %d reports; %.0f payloads/s; "

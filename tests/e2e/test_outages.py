@@ -23,7 +23,7 @@ import paho.mqtt.client as paho
 import pytest
 from faults import DropProxy, broker_down, persistent_broker, wifi_down
 from services import Mosquitto, NtpServer, PublicIpServer
-from simharness import Client, Sim, base_config, missing_requirements, text
+from simharness import Client, Sim, base_config, missing_requirements, text, wait_until
 
 KEEPALIVE_S = 4  # short, so a silent broker is noticed quickly; the bounds scale with it
 PING_S = KEEPALIVE_S / 4  # mqtt_as pings every keepalive/4
@@ -71,44 +71,15 @@ def full_state(payload):
     return all(("GP%d" % p) in json.loads(payload) for p in ALL_PINS)
 
 
-def published_pins(client, since):
-    """Each pin's last value in what the device published since `since`."""
-    view = {}
-    for obj in client.device_json(since):
-        if "NOTIFY" not in obj:
-            view.update((int(k[2:]), v) for k, v in obj.items() if k.startswith("GP"))
-    return view
-
-
 def arrival(client, match, since, timeout):
     """Arrival time of the first message from `since` on that matches."""
     payload = client.wait_for(match, since=since, timeout=timeout)
     return next(t for t, p in client.messages[since:] if p == payload)
 
 
-def wait_until(predicate, timeout, what):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting until " + what)
-        time.sleep(0.05)
-
-
 def changes(sim, since):
     """Output changes ("GP16=1") the simulator printed from index `since` on."""
     return [line for _, line in sim.outputs[since:] if line.startswith("GP")]
-
-
-def assert_alive(sim):
-    assert sim.proc.poll() is None, "simulator exited:\n" + sim.log()[-2000:]
-    log = sim.log()
-    assert "Traceback" not in log and "request failed" not in log, log[-3000:]
-
-
-def idle_heap(sim):
-    """Heap in use after gc.collect(), with the device idle: the lowest of three readings."""
-    time.sleep(0.3)
-    return min(sim.heap() for _ in range(3))
 
 
 def leave_session(port, client_id, topic):
@@ -172,9 +143,9 @@ class Device:
         assert changes(sim, since_output) == expected_changes, "%s, outage %d" % (fault, self.outages)
         client.wait_for(text("Error: GP17 cooling down"), since=since_message, timeout=5)
         pins = lambda: dict((p, sim.pin(p)) for p in ALL_PINS)  # noqa: E731
-        wait_until(lambda: published_pins(client, since_message) == pins(), 5,
-                   "%s: the published state %s matched the pins %s" % (fault, published_pins(client, since_message), pins()))
-        assert_alive(sim)
+        wait_until(lambda: client.published_pins(since_message) == pins(), 5,
+                   "%s: the published state %s matched the pins %s" % (fault, client.published_pins(since_message), pins()))
+        sim.assert_alive()
 
     def close(self):
         self.sim.stop()
@@ -207,15 +178,6 @@ def rig():
     rig = Rig()
     yield rig
     rig.close()
-
-
-@pytest.fixture
-def report(capsys):
-    """Print a measured figure past pytest's capture: the README's reliability section quotes them."""
-    def emit(line):
-        with capsys.disabled():
-            print("\n[reliability] " + line, end="")
-    return emit
 
 
 def outage_cycle(rig, fault, hold_s=0.0):
@@ -294,7 +256,7 @@ def test_heap_flat_over_outage_cycles(rig, report, cycles, baseline, faults):
         fault = faults[n % len(faults)]
         _, back = outage_cycle(rig, fault)
         reconnects[fault].append(back)
-        heap[n] = idle_heap(rig.device.sim)
+        heap[n] = rig.device.sim.idle_heap()
     client = rig.device.client
     mark = client.mark()
     client.send({"CMD": "stats"})
@@ -370,10 +332,10 @@ class RouterOutage:
         # Nothing queued before its first connect ran; it says so by publishing its true state.
         time.sleep(1)
         assert changes(boot.sim, 0) == []
-        assert published_pins(boot.client, 0) == dict((p, 0) for p in ALL_PINS)
+        assert boot.client.published_pins(0) == dict((p, 0) for p in ALL_PINS)
         boot.client.send({"GP16": 1})  # and it takes commands from then on
         boot.sim.wait_pin(16, 1)
-        assert_alive(boot.sim)
+        boot.sim.assert_alive()
         return [
             "3 network gone %d s: back %.1f s after the network (bound %d)" % (self.down_s, back - up, bound),
             "5 power-on, Wi-Fi %d s later: %d failed attempts, connected %.1f s after power-on, %.1f s after "

@@ -84,11 +84,12 @@ def test_strict_json_accepts_what_rfc8259_allows():
     assert sj(' {"a" : [1, -2.5e3, true, false, null, "x\\"\\u0041"], "b": {}} ') == {
         "a": [1, -2500.0, True, False, None, 'x"A'], "b": {}}
     assert sj("0") == 0 and sj('""') == ""
+    assert [sj(n) for n in ("-0", "0.5", "1E+2", "-12.5e-3")] == [0, 0.5, 100.0, -0.0125]
 
 
 def test_strict_json_refuses_what_micropython_json_lets_through():
     for bad in ('{"GP16" 1}', '{"GP17": 1, "GP16":}', '{"GP16": 0]', '{"GP16": 1,}', "{'GP16': 1}",
-                '{"GP16": 01}', '{"GP16": 1} x', '{"GP16": .5}', '{"a": "\\x"}', '{"a": tru}', ""):
+                '{"GP16": 01}', '{"GP16": -01}', '{"GP16": 1.}', '{"GP16": 1e}', '{"GP16": 1.e5}', '{"GP16": -}', '{"GP16": 1} x', '{"GP16": .5}', '{"a": "\\x"}', '{"a": tru}', ""):
         raises(ValueError, protocol.strict_json, bad)
         assert error(bad.encode()).startswith("Error: request is not valid JSON"), bad
     raises(protocol.TooDeep, protocol.strict_json, "[" * 9 + "]" * 9)
