@@ -13,7 +13,7 @@ import mqtt_as
 
 from . import clock, net, protocol
 from .auth import AuthError, AuthGate
-from .guard import BurnoutGuard, ErrorBudget, PublishGuard
+from .guard import BurnoutGuard, ErrorBudget, PublishGuard, ceil_s
 from .mqtt import TinyMQTTClient
 
 COALESCE_MS = 50  # changes this close together go out as one message (Action E)
@@ -249,7 +249,7 @@ class Controller:
             wait_ms = self.cfg["ntp"]["force_wait_s"] * 1000
             if last is not None and now - last < wait_ms:
                 self._error("Error: NTP sync was forced %ds ago; try again in %ds"
-                            % ((now - last) // 1000, (wait_ms - (now - last) + 999) // 1000))
+                            % ((now - last) // 1000, ceil_s(wait_ms - (now - last))))
             else:
                 self._last_forced_ntp = now
                 self._ntp_now.set()

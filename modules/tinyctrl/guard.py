@@ -2,7 +2,8 @@
 # monotonic clock: a Pico W float has 24 bits, too few for seconds of a long uptime.
 
 
-def _ceil_s(ms):
+def ceil_s(ms):
+    """Whole seconds, rounded up, for "try again in Ns"."""
     return (ms + 999) // 1000
 
 
@@ -37,13 +38,13 @@ class BurnoutGuard:
         while times and now - times[0] >= self.window_ms:
             times.pop(0)
         if times and now - times[-1] < self.cooldown_ms:
-            return "Error: %s cooling down, try again in %ds" % (name, _ceil_s(self.cooldown_ms - (now - times[-1])))
+            return "Error: %s cooling down, try again in %ds" % (name, ceil_s(self.cooldown_ms - (now - times[-1])))
         if len(times) >= self.max_changes:
             v = self._violations.get(pin, 0) + 1
             self._violations[pin] = v
             if v >= self.max_violations:
                 return "Error: %s locked after %d burnout violations until reset" % (name, v)
-            wait = _ceil_s(self.window_ms - (now - times[0]))
+            wait = ceil_s(self.window_ms - (now - times[0]))
             return "Error: %s changed %d times in %ds, paused for %ds (violation %d of %d)" % (
                 name, len(times), self.window_ms // 1000, wait, v, self.max_violations)
         return None

@@ -1,6 +1,7 @@
 """The seed's Actions A-O, MFA deny/allow, guards and bad requests: the real controller on the
 MicroPython unix port, the pinned mqtt_as, a loopback mosquitto."""
 import json
+import re
 import time
 
 import pytest
@@ -125,8 +126,10 @@ def test_ntp_command_syncs_the_clock(rig):
     assert line.startswith(b"Info: clock synced"), line
     assert ntp.requests > before
     m = client.mark()
-    client.send({"CMD": "ntp"})  # forced syncs are rate limited
-    assert client.wait_for(text("Error: NTP sync was forced"), since=m)
+    client.send({"CMD": "ntp"})  # forced syncs are rate limited (force_wait_s: 180 by default)
+    refusal = client.wait_for(text("Error: NTP sync was forced"), since=m).decode()
+    ago, left = map(int, re.match(r"Error: NTP sync was forced (\d+)s ago; try again in (\d+)s$", refusal).groups())
+    assert ago < 10 and ago + left == 180, refusal
 
 
 def test_action_k_mfa_denied(rig):
