@@ -1,5 +1,5 @@
 # Who may move a protected pin: TOTP codes (used once), short grants, signed commands
-# for programs, and a growing lockout against guessing. Times are unix seconds.
+# for programs, and a growing lockout against guessing. Times are whole unix seconds (clock.py).
 from . import totp
 from .protocol import canonical
 
@@ -64,7 +64,7 @@ class AuthGate:
     def _check_locks(self, keys, now):
         left = self._locked_for(keys, now)
         if left:
-            raise AuthError(DENIED + " (locked for %ds after repeated failures)" % int(left + 0.999))
+            raise AuthError(DENIED + " (locked for %ds after repeated failures)" % left)
 
     def _code_key(self, code, keys, now):
         """The key `code` is a fresh valid code for, after recording its use; else None."""
