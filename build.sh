@@ -32,6 +32,9 @@ MPY_DIR=${MPY_DIR:-$DEPS/micropython}
 MQTT_AS_DIR=${MQTT_AS_DIR:-$DEPS/micropython-mqtt}
 PICOTOOL_DIR=${PICOTOOL_DIR:-$DEPS/picotool}
 BUILD_DIR=$REPO/build/$BOARD
+# The interpreter that makes the project's virtual environment: Debian's own by default.
+PYTHON=${PYTHON:-python3}
+VENV=$REPO/.venv
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 die() {
@@ -172,6 +175,29 @@ build_firmware() {
         "filesystem $(((fs_end - fs_start) / 1024)) KiB at $fs_start"
 }
 
+# Debian 12 and Ubuntu 23.04+ mark their python3 externally managed (PEP 668): pip may not
+# install into it. The project's Python packages live in a virtual environment of its own.
+ensure_venv() {
+    command -v "$PYTHON" >/dev/null || install_apt python3
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating the project's Python environment in .venv"
+        # Debian ships venv's pip bootstrap (ensurepip) in a package of its own.
+        if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+            rm -rf "$VENV"
+            install_apt python3-venv
+            "$PYTHON" -m venv "$VENV" || die "could not create .venv with $PYTHON"
+        fi
+    fi
+    local stamp=$VENV/.requirements
+    if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
+        say "installing the Python packages in requirements.txt into .venv"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt \
+            || die "pip could not install requirements.txt (see above); is PyPI reachable?"
+        cp requirements.txt "$stamp"
+    fi
+    export PATH="$VENV/bin:$PATH"
+}
+
 usage() {
     sed -n '4,7p' "$0" | sed 's/^# \{0,1\}//'
 }
@@ -180,10 +206,9 @@ cmd=${1:-build}
 [ $# -gt 0 ] && shift
 case $cmd in
     build) build_firmware ;;
-    # Hooks into host-side tools, filled in by their owners.
-    test) exec python3 tools/run_tests.py "$@" ;;
-    sim) exec python3 tools/sim.py "$@" ;;
-    bench) exec python3 tools/bench.py "$@" ;;
+    test) ensure_venv && exec "$VENV/bin/python" tools/run_tests.py "$@" ;;
+    sim) ensure_venv && exec "$VENV/bin/python" tools/sim.py "$@" ;;
+    bench) ensure_venv && exec "$VENV/bin/python" tools/bench.py "$@" ;;
     -h | --help | help) usage ;;
     *)
         usage >&2

@@ -1,13 +1,5 @@
-import os
-import sys
-
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, os.path.join(ROOT, "modules"))
 
 
 def pytest_addoption(parser):
@@ -57,7 +49,7 @@ def report(capsys):
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_leaks():
     """After the last test: no secret of any simulator config in anything the simulators
-    printed or logged or the test clients received (tests/leakcheck.py)."""
+    printed or logged or the test clients received (tests/support/leakcheck.py)."""
     yield
     import leakcheck
 

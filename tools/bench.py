@@ -9,7 +9,7 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - UF2 size and the flash left for the filesystem.
 
 Figures only: nothing here asserts a timing. The emulated boards run in their own network
-namespace, as the emulator tests do (tools/pico_emu.py).
+namespace, as the emulator tests do (tests/support/pico_emu.py).
 """
 
 import argparse
@@ -20,7 +20,8 @@ import sys
 import tempfile
 import threading
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+# The emulator harness is test machinery (tests/support).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 import pico_emu  # noqa: E402
 

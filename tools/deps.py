@@ -8,7 +8,6 @@ import shutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("TINYCTRL_DEPS") or os.path.expanduser("~/.cache/tinyctrl")
-MQTT_AS_PIN = "7b6a11dd7910f7bb8275341fdc24b89ed1dfbc47"
 
 
 def mqtt_as_dir():

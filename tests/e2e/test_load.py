@@ -3,7 +3,7 @@
 - a burst of 1,000 commands arriving at once, as the backlog an outage releases does: relay
   changes stay within the burnout guard, the device keeps answering {"CMD":"stats"} within
   2 s, memory stays flat;
-- thousands of generated bad payloads (tools/fuzz.py, seeded): no crash, no pin change, the
+- thousands of generated bad payloads (tests/support/fuzz.py, seeded): no crash, no pin change, the
   right error for every one (each is logged; the published ones are checked against their
   payload, and what the error budget suppressed is counted), memory flat.
 

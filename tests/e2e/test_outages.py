@@ -1,5 +1,5 @@
 """The seed author's outage tests, automated (issue 4): the device on the simulator, faults
-from tools/faults.py, a loopback mosquitto that keeps persistent sessions.
+from tests/support/faults.py, a loopback mosquitto that keeps persistent sessions.
 
 1. broker unreachable: the proxy between device and broker drops traffic, then resumes;
 2. Wi-Fi link down (WIFI=0) while the network is still there, then up;

@@ -1,4 +1,4 @@
-"""Scenarios on the emulated Pico W, run by tools/pico_emu.py inside a network namespace.
+"""Scenarios on the emulated Pico W, run by tests/support/pico_emu.py inside a network namespace.
 
 Each scenario boots the real UF2, checks through the board's pins and the local broker, and
 writes one JSON line per check ({"check", "ok", "detail"}) to the results file it is given;
@@ -20,9 +20,8 @@ import threading
 import traceback
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tools"))
 
-import pico_emu  # noqa: E402
+import pico_emu
 
 TOPIC = "tinyctrl/emu"
 MFA_KEY = "JBSWY3DPEHPK3PXP"

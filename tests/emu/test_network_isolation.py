@@ -7,9 +7,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
-
-import pico_emu  # noqa: E402
+import pico_emu
 
 LOCAL_BROKER = ("127.0.0.1", 41883)
 ROUTES = {("tcp",) + pico_emu.BROKER_ADDR: LOCAL_BROKER}

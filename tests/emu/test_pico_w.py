@@ -1,7 +1,7 @@
 """The real firmware on an emulated Pico W (rp2040py), each scenario in its own network namespace.
 
 Both scenarios boot in parallel (one per core) when the first test needs them; each check they
-record becomes one test here. See scenarios.py for what is checked and tools/pico_emu.py for how
+record becomes one test here. See scenarios.py for what is checked and tests/support/pico_emu.py for how
 the guest is kept off every real network.
 """
 import importlib.util
@@ -10,13 +10,11 @@ import pathlib
 import subprocess
 import sys
 
+import pico_emu
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-
-import pico_emu  # noqa: E402
 
 # Every check each scenario must report; one missing means the scenario stopped before it.
 CHECKS = {

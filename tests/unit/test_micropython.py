@@ -6,8 +6,7 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tools"))
-import deps  # noqa: E402
+import deps
 
 # Modules that use only what MicroPython has (no pytest, no CPython-only stdlib).
 PORTABLE = ["test_totp", "test_clock", "test_guard", "test_config", "test_protocol", "test_auth"]

@@ -236,7 +236,7 @@ def broker_down(broker):
     """The broker killed inside the block and started again on the same port after it.
 
     SIGKILL, not a clean shutdown: mosquitto keeps sessions only through its autosave
-    (every second or two, tools/services.py), and a crash loses what changed since. That is
+    (every second or two, tests/support/services.py), and a crash loses what changed since. That is
     the broker's durability, not the device's, so the kill waits for the next autosave: the
     sessions as they are when this is called survive."""
     saved = os.path.join(broker.dir, "mosquitto.db")

@@ -1,7 +1,7 @@
 """Drives the simulator (ports/unix/sim.py) and watches the broker, for end-to-end tests.
 
 Everything here talks to loopback: the broker, NTP and the public-IP stand-in come from
-tools/services.py.
+tests/support/services.py.
 """
 import copy
 import json
@@ -12,10 +12,8 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
-import deps  # noqa: E402
-import sim as sim_tool  # noqa: E402
+import deps
+import sim as sim_tool
 
 TOPIC = "home/pico"
 DEVICE = "pico-test"
@@ -23,7 +21,7 @@ DEVICE = "pico-test"
 KEY_A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 KEY_B = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 # Every Sim and Client of the session, for the secret-leak check run after the last test
-# (tests/leakcheck.py, tests/conftest.py).
+# (tests/support/leakcheck.py, tests/conftest.py).
 SIMS = []
 CLIENTS = []
 

@@ -9,7 +9,7 @@ each payload was built, never by running the device's parser.
 Every payload has one fault only: MicroPython dicts do not keep key order, so with two bad
 keys either error would be right.
 
-    python3 tools/fuzz.py SEED [COUNT]     print the cases of a seed, e.g. to replay a failure
+    python3 tests/support/fuzz.py SEED [COUNT]     print the cases of a seed, e.g. to replay a failure
 """
 import json
 import random
@@ -368,7 +368,7 @@ def main(argv):
         print(__doc__.strip())
         return 0 if argv else 2
     seed, count = int(argv[0]), int(argv[1]) if len(argv) > 1 else 20
-    # The pins of tests/simharness.py's base_config.
+    # The pins of tests/support/simharness.py's base_config.
     for case in generate(seed, count, outputs=(16, 17, 18, 19, 26, 27), contacts=(0, 1, 2, 3)):
         print(case)
     return 0

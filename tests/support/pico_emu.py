@@ -1,6 +1,6 @@
 """Boot a tinyctrl UF2 on rp2040py's emulated Pico W, with no way out to any real network.
 
-    python3 tools/pico_emu.py --uf2 build/PICO_W_TINYCTRL/firmware.uf2 SCENARIO_FILE:FUNCTION
+    python3 tests/support/pico_emu.py --uf2 build/PICO_W_TINYCTRL/firmware.uf2 SCENARIO_FILE:FUNCTION
 
 runs FUNCTION(lab) from SCENARIO_FILE in a fresh network namespace (`unshare -n`, needs root)
 with a local broker, NTP server, public-IP server and DNS stub; the process exits 0 when the
@@ -45,9 +45,8 @@ from rp2040py.external.bootsel_button import BootselButton
 from rp2040py.external.cyw43 import Cyw43439, bus, nat, net
 from rp2040py.gpio_pin import GPIOPinState
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_UF2 = REPO / "build" / "PICO_W_TINYCTRL" / "firmware.uf2"
-sys.path.insert(0, str(REPO / "tools"))  # services.py lives beside this file
 
 # Documentation addresses (RFC 5737) the guest is pointed at; only these get anywhere.
 BROKER_ADDR = ("192.0.2.10", 1883)
