@@ -22,6 +22,9 @@ CONTACT_POLL_S = 5  # safety net for an edge the IRQ missed
 MAX_REPLIES = 4
 MAX_ERRORS = 4
 NTP_RETRY_S = 60
+# Between failed first connects: each already waits out a join (issue 12: back within 10 s
+# of the network); max_retries and reset_delay_s bound how long before a reset.
+FIRST_CONNECT_PAUSE_S = 1
 PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 PEM_END = b"-----END CERTIFICATE-----"
 
@@ -452,7 +455,7 @@ class Controller:
             if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono() - self.started:
                 log("no connection; resetting")
                 self.port.reset()
-            await asyncio.sleep(min(30, 1 << min(failures, 5)))
+            await asyncio.sleep(FIRST_CONNECT_PAUSE_S)
 
     async def run(self):
         self.led.show("connecting")

@@ -1,10 +1,17 @@
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
+import sys
 
+import network
 from mqtt_as import MQTTClient
 
 MAX_INBOUND = 1024  # payloads above this are drained, never buffered
 _DRAIN_CHUNK = 256
+JOIN_TIMEOUT_MS = 20000  # a join the driver neither completes nor fails by then is abandoned
+JOIN_POLL_MS = 100
+STABLE_S = 2  # the link must stay up this long after a join before MQTT is tried
+# CYW43 link states between connect() and an address: joining, joined without an address.
+_JOINING = (network.STAT_CONNECTING, 2)
 
 
 class TinyMQTTClient(MQTTClient):
@@ -34,6 +41,32 @@ class TinyMQTTClient(MQTTClient):
             await super()._as_read(k, sock)
             left -= k
         return memoryview(b"")
+
+    async def wifi_connect(self, quick=False):
+        # mqtt_as's own loop polls a join once a second for up to 60 s and stops early on a
+        # failed join only on some platforms; then it checks the link for 5 s. A router that
+        # comes back mid-attempt would cost a minute. The CYW43 driver ends a failed join with
+        # a status outside _JOINING (STAT_NO_AP_FOUND after its scan, STAT_CONNECT_FAIL,
+        # STAT_WRONG_PASSWORD, or STAT_IDLE after a de-auth), so any such status ends the
+        # attempt at once and _keep_connected tries again a second later (issue 12).
+        s = self._sta_if
+        s.active(True)
+        if sys.platform == "rp2":
+            s.config(pm=0xA11140)  # no power saving: Pico W guide 3.6.3, as mqtt_as does
+        s.connect(self._ssid, self._wifi_pw)
+        waited = 0
+        while not s.isconnected():
+            status = s.status()
+            if status not in _JOINING or waited >= JOIN_TIMEOUT_MS:
+                s.disconnect()
+                raise OSError("Wi-Fi join failed (status %d)" % status)
+            await asyncio.sleep_ms(JOIN_POLL_MS)
+            waited += JOIN_POLL_MS
+        if not quick:
+            for _ in range(STABLE_S):
+                await asyncio.sleep(1)
+                if not s.isconnected():
+                    raise OSError("Wi-Fi link unstable")
 
     async def _connect(self, clean):
         # mbedtls reports a failed certificate check as ValueError; mqtt_as retries only

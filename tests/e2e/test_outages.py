@@ -12,8 +12,8 @@ command sent while it was away is applied exactly once, or refused by a guard th
 why; what it publishes after recovery matches its pins; nothing crashes. Over many outage
 cycles the heap in use after gc.collect() does not drift.
 
-Faults 3 and 5 are mostly a minute's wait on mqtt_as's association timeout, so they run in a
-thread beside this module's other tests, on a broker of their own (fault 4 kills the rig's).
+Faults 3 and 5 wait out a router outage of 20 s (150 s with --soak), so they run in a thread
+beside this module's other tests, on a broker of their own (fault 4 kills the rig's).
 """
 import json
 import threading
@@ -30,38 +30,40 @@ PING_S = KEEPALIVE_S / 4  # mqtt_as pings every keepalive/4
 # mqtt_as declares the broker dead once 4 ping intervals pass without a byte from it, and
 # checks once per interval: at most keepalive + one interval after the last byte.
 DETECT_S = KEEPALIVE_S + PING_S
-# A lost connection is seen by _keep_connected within its 1 s poll.
-NOTICE_S = 1
-# From then to the next CONNECT: 1 s pause after disconnecting the station, wifi_connect's
-# first 1 s poll, and its 5 s check that the link stays up.
-REJOIN_S = 1 + 1 + 5
-# An association attempt without a network: the unix port takes mqtt_as's generic path (no
-# status codes to fail early on), 60 one-second polls and a 1 s pause, then _keep_connected
-# pauses 1 s before the next attempt. The link coming back mid-attempt is only seen by the
-# next one, which then needs 1 s to associate and 5 s of integrity check.
-ASSOCIATION_PERIOD_S = 60 + 1 + 1
-RECOVERY_S = 1 + 5
-# Scheduling on a loaded 2-core machine, the CONNACK and SUBACK round trips (mqtt_as polls
-# for acks every 100 ms) and publishing the state.
+# The simulated CYW43 (ports/unix/network.py: JOIN_MS, NO_AP_MS) and the client's join
+# (modules/tinyctrl/mqtt.py: STABLE_S): a join takes 1 s with the AP there and fails after
+# 3 s without it; a joined link must then stay up 2 s before MQTT is tried.
+JOIN_S, NO_AP_S, STABLE_S = 1, 3, 2
+# From noticing a lost connection to the next CONNECT, the network being there: 1 s pause
+# after disconnecting the station, the join, the stability check.
+REJOIN_S = 1 + JOIN_S + STABLE_S
+# Issue 12: after any outage, back (subscribed, state published) within 10 s of the network
+# returning. The worst case by the model: the network returns just after a join started,
+# which fails NO_AP_S later; 1 s pause, join, stability check, CONNECT and SUBSCRIBE.
+RECONNECT_BOUND_S = 10
+# Scheduling on a loaded 2-core machine, for noticing an outage.
 MARGIN_S = 8
+# After a failed first connect the controller pauses before the next attempt.
+FIRST_CONNECT_PAUSE_S = 1
 
 ALL_PINS = (0, 1, 2, 3, 16, 17, 18, 19, 26, 27)
 MOMENTARY_S = 0.2  # GP18's wait: a press completes quickly
 HEAP_DRIFT_MAX = 1024
-ROUTER_DOWN_S = (20, 150)  # the normal run's outage, and the soak run's (three failed associations)
+ROUTER_DOWN_S = (20, 150)  # the normal run's outage, and the soak run's
 
 
 def power_on_schedule(wifi_up_s):
     """(failed first-connect attempts, seconds from power-on to connected) when Wi-Fi comes
-    up `wifi_up_s` after power-on. An attempt started while the link is down fails after
-    60 polls and 1 s; the controller then backs off min(30, 2**failures) s. The one that
-    succeeds needs 1 s to associate, the 5 s integrity check and 2 s of clean-session dance
-    (clean_init: connect clean, disconnect, wait 2 s, connect with the persistent session)."""
+    up `wifi_up_s` after power-on. An attempt joins as soon as the AP is there (at least
+    JOIN_S after it started) and fails NO_AP_S after it started otherwise; the controller
+    pauses FIRST_CONNECT_PAUSE_S before the next. The one that succeeds needs the stability
+    check and 2 s of clean-session dance (clean_init: connect clean, disconnect, wait 2 s,
+    connect with the persistent session)."""
     start, failures = 0, 0
-    while start < wifi_up_s:
+    while wifi_up_s >= start + NO_AP_S:
         failures += 1
-        start += 61 + min(30, 2 ** failures)
-    return failures, start + 1 + 5 + 2
+        start += NO_AP_S + FIRST_CONNECT_PAUSE_S
+    return failures, max(start + JOIN_S, wifi_up_s) + STABLE_S + 2
 
 
 def full_state(payload):
@@ -209,16 +211,7 @@ def outage_cycle(rig, fault, hold_s=0.0):
         mark = 0
         for c in commands:
             device.client.send(c)
-        bound = REJOIN_S + MARGIN_S  # refused attempts fail at once: the next CONNECT is one rejoin away
-    elif fault == "firewall_drop":
-        # Resumed: the device's CONNECT, if one waits in the proxy, goes through; otherwise it
-        # is rejoining and sends the next one within REJOIN_S.
-        bound = REJOIN_S + MARGIN_S
-    elif ended - start < NOTICE_S / 2:
-        # Up again well inside the device's 1 s pause before it associates again.
-        bound = NOTICE_S + REJOIN_S + MARGIN_S
-    else:
-        bound = ASSOCIATION_PERIOD_S + RECOVERY_S + MARGIN_S
+    bound = RECONNECT_BOUND_S
     back = arrival(device.client, full_state, mark, timeout=bound + 5)
     assert back - ended <= bound, "%s: reconnected after %.1f s, bound %d s" % (fault, back - ended, bound)
     device.check_recovery(since_output, mark, expected, fault)
@@ -232,18 +225,23 @@ def test_broker_unreachable_firewall_drop(rig, report):
     # which waits in the proxy until the resume.
     noticed, back = outage_cycle(rig, "firewall_drop", hold_s=REJOIN_S + 1)
     report("1 firewall drop: noticed after %.1f s (bound %.0f), back %.1f s after resume (bound %d)"
-           % (noticed, DETECT_S + MARGIN_S, back, REJOIN_S + MARGIN_S))
+           % (noticed, DETECT_S + MARGIN_S, back, RECONNECT_BOUND_S))
 
 
-def test_wifi_link_drop(rig, report):
-    noticed, back = outage_cycle(rig, "wifi_link")
-    report("2 Wi-Fi link drop: back %.1f s after the link (bound %d)" % (back, NOTICE_S + REJOIN_S + MARGIN_S))
+# Held 0 s: the link is back before the device's next join; 2.5 s: back during a join that
+# started while it was gone; 5 s and 9 s: after one or two failed joins (issue 12 measured
+# 65 s here, when the simulated station stayed "connecting" for mqtt_as's 60 polls).
+@pytest.mark.parametrize("hold_s", [0, 2.5, 5, 9])
+def test_wifi_link_drop(rig, report, hold_s):
+    noticed, back = outage_cycle(rig, "wifi_link", hold_s=hold_s)
+    report("2 Wi-Fi gone %.1f s after noticed: back %.1f s after the link (bound %d)"
+           % (hold_s, back, RECONNECT_BOUND_S))
 
 
 def test_broker_killed_and_restarted(rig, report):
     # Down long enough for the device to be refused once before the broker is back.
     noticed, back = outage_cycle(rig, "broker_restart", hold_s=REJOIN_S + 1)
-    report("4 broker killed and restarted: back %.1f s after the restart (bound %d)" % (back, REJOIN_S + MARGIN_S))
+    report("4 broker killed and restarted: back %.1f s after the restart (bound %d)" % (back, RECONNECT_BOUND_S))
 
 
 @pytest.mark.parametrize("cycles, baseline, faults", [
@@ -317,7 +315,7 @@ class RouterOutage:
             boot.sim.wifi(1)
         up = time.monotonic()
 
-        bound = ASSOCIATION_PERIOD_S + RECOVERY_S + MARGIN_S
+        bound = RECONNECT_BOUND_S
         back = arrival(connected.client, full_state, mark, timeout=bound + 5)
         assert back - up <= bound, "network gone: back after %.1f s, bound %d s" % (back - up, bound)
         connected.check_recovery(since_output, mark, expected, "network gone")
@@ -343,7 +341,7 @@ class RouterOutage:
         ]
 
     def result(self):
-        self.thread.join(self.down_s + 4 * ASSOCIATION_PERIOD_S)
+        self.thread.join(self.down_s + 120)
         assert not self.thread.is_alive(), "the router outage scenario is still running"
         if self.error:
             raise self.error
