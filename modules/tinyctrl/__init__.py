@@ -1,2 +1,2 @@
 # tinyctrl: MQTT relay/contact controller for the Raspberry Pi Pico W.
-VERSION = "1.0.0"
+__version__ = "0.7.0"

@@ -3,8 +3,6 @@
 # by up to a minute, and a TOTP check against it fails.
 import struct
 
-from .config import utc_offset_s
-
 NTP_DELTA = 2208988800  # 1900-01-01 to 1970-01-01
 NTP_REQUEST = b"\x1b" + b"\x00" * 47  # LI 0, version 3, mode 3 (client)
 _US_ZONES = {"EST": -5, "CST": -6, "MST": -7, "PST": -8}
@@ -48,6 +46,26 @@ def _nth_sunday(y, m, n):
     first = days_from_civil(y, m, 1)
     weekday = (first + 4) % 7  # 1970-01-01 was a Thursday; 0 = Sunday
     return first + (7 - weekday) % 7 + 7 * (n - 1)
+
+
+# The zone names config.json accepts, east to west after UTC (also the order error messages list).
+TIMEZONES = ("UTC",) + tuple(sorted(_US_ZONES, key=lambda zone: -_US_ZONES[zone]))
+
+
+def utc_offset_s(tz):
+    """Seconds east of UTC for '+05:30' / '-08:00' / 'UTC+2', else None."""
+    s = tz[3:] if tz.startswith("UTC") else tz
+    if not s or s[0] not in "+-":
+        return None
+    parts = s[1:].split(":")
+    if len(parts) > 2 or not all(p.isdigit() and len(p) <= 2 for p in parts):
+        return None
+    h = int(parts[0])
+    m = int(parts[1]) if len(parts) == 2 else 0
+    if h > 14 or m > 59:
+        return None
+    secs = h * 3600 + m * 60
+    return -secs if s[0] == "-" else secs
 
 
 def offset_s(tz, utc):

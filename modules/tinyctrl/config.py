@@ -2,11 +2,11 @@
 # Every problem is reported with the key it concerns; nothing here touches hardware.
 import json
 
+from .clock import TIMEZONES, utc_offset_s
 from .totp import base32_decode
 
 # GPIOs a user can wire on the Pico W (23, 24, 25 and 29 belong to the Wi-Fi chip).
 PICO_W_PINS = tuple(range(0, 23)) + (26, 27, 28)
-TIMEZONES = ("UTC", "EST", "CST", "MST", "PST")
 MAX_PAYLOAD = 64 * 1024
 
 
@@ -210,22 +210,6 @@ def _pin_map(v, where, problems, item):
         if p is not None:
             out[p] = [x for x in got if x is not None]
     return out
-
-
-def utc_offset_s(tz):
-    """Seconds east of UTC for '+05:30' / '-08:00' / 'UTC+2', else None."""
-    s = tz[3:] if tz.startswith("UTC") else tz
-    if not s or s[0] not in "+-":
-        return None
-    parts = s[1:].split(":")
-    if len(parts) > 2 or not all(p.isdigit() and len(p) <= 2 for p in parts):
-        return None
-    h = int(parts[0])
-    m = int(parts[1]) if len(parts) == 2 else 0
-    if h > 14 or m > 59:
-        return None
-    secs = h * 3600 + m * 60
-    return -secs if s[0] == "-" else secs
 
 
 def _section(raw, schema, where, problems):

@@ -25,8 +25,13 @@ def load(path=None):
     if ca and not ca.startswith("/") and "/" in path:
         cfg["mqtt"]["ca_file"] = path.rsplit("/", 1)[0] + "/" + ca  # beside config.json
     if not cfg["mqtt"]["client_id"]:
-        cfg["mqtt"]["client_id"] = port.default_client_id()
+        cfg["mqtt"]["client_id"] = default_client_id(port.unique_id())
     return cfg
+
+
+def default_client_id(board_id):
+    """`tinyctrl-<board id in hex>`: unique per board, so two boards never share a session."""
+    return "tinyctrl-" + "".join("%02x" % b for b in board_id)
 
 
 def build(cfg):

@@ -126,8 +126,9 @@ def save_counters(resets, outages):
     _tinyctrl.scratch_set(2, resets ^ outages ^ _CHECK)
 
 
-def default_client_id():
-    return "tinyctrl-" + "".join("%02x" % b for b in machine.unique_id())
+def unique_id():
+    """The board id: the flash chip's 8-byte unique id."""
+    return machine.unique_id()
 
 
 def set_time(unix_time):

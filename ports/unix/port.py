@@ -105,8 +105,9 @@ def save_counters(resets, outages):
     _counters["outages"] = outages
 
 
-def default_client_id():
-    return "tinyctrl-" + "".join("%02x" % b for b in machine.unique_id())
+def unique_id():
+    """The board id: fixed bytes for the simulator (see machine.py)."""
+    return machine.unique_id()
 
 
 class Reset(Exception):

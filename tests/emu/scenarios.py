@@ -15,13 +15,12 @@ import hmac
 import json
 import pathlib
 import struct
-import sys
 import threading
 import traceback
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
 import pico_emu
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 TOPIC = "tinyctrl/emu"
 MFA_KEY = "JBSWY3DPEHPK3PXP"

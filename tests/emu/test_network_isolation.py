@@ -1,9 +1,7 @@
 """The emulator harness's network guard, on plain CPython: no emulator boot, no namespace."""
 import asyncio
-import pathlib
 import socket
 import struct
-import sys
 
 import pytest
 

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import pathlib
 import subprocess
-import sys
 
 import pico_emu
 import pytest

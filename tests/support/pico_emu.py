@@ -4,8 +4,8 @@
 
 runs FUNCTION(lab) from SCENARIO_FILE in a fresh network namespace (`unshare -n`, needs root)
 with a local broker, NTP server, public-IP server and DNS stub; the process exits 0 when the
-scenario returns and 1 when it raises. Tests and benchmarks call `run_isolated()`, which does the
-same from Python.
+scenario returns and 1 when it raises. Tests and benchmarks call `start_isolated()`, which starts
+the same process from Python and returns its Popen.
 
 Network safety, in three layers:
 1. Everything that boots the emulator runs in its own network namespace holding only `lo`;

@@ -1,12 +1,11 @@
 """The same pure-logic tests, run under the MicroPython unix port."""
 import os
 import subprocess
-import sys
 
+import deps
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-import deps
 
 # Modules that use only what MicroPython has (no pytest, no CPython-only stdlib).
 PORTABLE = ["test_totp", "test_clock", "test_guard", "test_config", "test_protocol", "test_auth"]
