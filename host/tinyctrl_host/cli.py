@@ -151,7 +151,7 @@ def cmd_config_import(args):
 
 # --- keys ---------------------------------------------------------------------------------------
 
-def _output_pin(cfg, raw, pin):
+def _output_pin(cfg, pin):
     g = cfg["gpio"]
     if pin not in g["relay"] and pin not in g["momentary"]:
         raise Failure("%s%d is not a relay or momentary pin in this config" % (g["prefix"], pin))
@@ -169,7 +169,7 @@ def _show_key(key, account, args):
 
 def cmd_key_new(args):
     raw, cfg = configfile.load(args.config)
-    _output_pin(cfg, raw, args.pin)
+    _output_pin(cfg, args.pin)
     key = keys.new_totp_key()
     pins = raw.setdefault("mfa", {}).setdefault("pins", {})
     pins.setdefault(str(args.pin), []).append(key)
@@ -243,9 +243,21 @@ def cmd_send(args):
             done, refused = mqttio.answer(payload, req, device, cfg["gpio"]["prefix"])
             if done:
                 _out(mqttio.describe(payload, cfg["gpio"]["prefix"]))
+                if refused and not payload.startswith(b"Error:"):
+                    _print_reason(topic)  # the true state came first; the reason follows
                 return 1 if refused else 0
     finally:
         topic.close()
+
+
+def _print_reason(topic, wait_s=3):
+    deadline = time.monotonic() + wait_s
+    while True:
+        payload = topic.next(deadline)
+        if payload is None or payload.startswith(b"Error:"):
+            if payload:
+                _out(mqttio.describe(payload))
+            return
 
 
 def cmd_watch(args):
