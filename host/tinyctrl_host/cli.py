@@ -298,8 +298,9 @@ def cmd_provision(args):
     _out("%s: valid" % args.config)
     watcher = None
     if not args.no_wait:
+        seen_from_pc = _broker_override(cfg, args.broker)
         try:
-            watcher = mqttio.connect(cfg, config_dir, timeout=5)
+            watcher = mqttio.connect(seen_from_pc, config_dir, timeout=5)
         except Failure as e:
             _out("note: %s; not waiting for the device to come online" % e)
     try:
@@ -313,6 +314,20 @@ def cmd_provision(args):
     finally:
         if watcher:
             watcher.close()
+
+
+def _broker_override(cfg, broker):
+    """The config with the broker as this PC reaches it (--broker HOST[:PORT]), when that differs
+    from the board's view, e.g. a name only the board's network resolves."""
+    if not broker:
+        return cfg
+    host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "")
+    if port and not port.isdigit():
+        raise Failure("--broker: %r is not HOST or HOST:PORT" % broker)
+    mqtt = dict(cfg["mqtt"], server=host or broker)
+    if port:
+        mqtt["port"] = int(port)
+    return dict(cfg, mqtt=mqtt)
 
 
 def _wait_online(watcher, cfg, timeout):
@@ -421,6 +436,8 @@ def parser():
     prov.add_argument("--port", help="the board's serial port (default: the first one found)")
     prov.add_argument("--timeout", type=int, default=90, help="seconds to wait for it online")
     prov.add_argument("--no-wait", action="store_true", help="do not wait for it to come online")
+    prov.add_argument("--broker", metavar="HOST[:PORT]",
+                      help="where this PC reaches the broker, if not as the board does")
     prov.set_defaults(func=cmd_provision)
 
     fl = sub.add_parser("flash", help="copy the firmware to a Pico W in BOOTSEL mode")
