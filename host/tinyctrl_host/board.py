@@ -98,7 +98,8 @@ def mpremote(port, *commands, timeout=120):
     if done.returncode:
         last = out.splitlines()[-1] if out else "mpremote exited with %d" % done.returncode
         if "no device found" in out:
-            raise Failure("no board found: plug the Pico W in (not in BOOTSEL mode) or give --port")
+            raise Failure("no board found: plug the Pico W in (not in BOOTSEL mode) or give "
+                          "--port")
         if "failed to access" in out:
             raise Failure("no board at %s (%s)" % (port, last.split(": ", 1)[-1]))
         raise Failure("mpremote: " + last)

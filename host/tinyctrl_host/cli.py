@@ -25,7 +25,8 @@ def _progress(what):
         pct = done * 100 // total
         if tty:
             bar = "#" * (pct // 4)
-            sys.stderr.write("\r%s [%-25s] %3d%%" % (what, bar, pct) + ("\n" if done >= total else ""))
+            end = "\n" if done >= total else ""
+            sys.stderr.write("\r%s [%-25s] %3d%%%s" % (what, bar, pct, end))
         elif pct // 25 > shown[0]:
             shown[0] = pct // 25
             sys.stderr.write("%s %d%%\n" % (what, pct))
@@ -41,7 +42,8 @@ def _ask(args, name, prompt, secret=False, required=True):
         return value
     if not sys.stdin.isatty():
         if required:
-            raise Failure("give --%s (or run this in a terminal to be asked)" % name.replace("_", "-"))
+            raise Failure("give --%s (or run this in a terminal to be asked)"
+                          % name.replace("_", "-"))
         return ""
     value = (getpass.getpass if secret else input)(prompt)
     if required and not value.strip():
@@ -229,7 +231,7 @@ def _request_text(args, cfg):
 def cmd_send(args):
     raw, cfg = configfile.load(args.config)
     req, obj = mqttio.parse_request(cfg, _request_text(args, cfg))
-    topic = mqttio.connect(cfg, os.path.dirname(os.path.abspath(args.config)))
+    topic = mqttio.Topic(cfg, os.path.dirname(os.path.abspath(args.config)))
     try:
         obj = mqttio.authorise(cfg, req, obj, cfg["mqtt"]["topic"], args.code, args.key_file)
         topic.publish(json.dumps(obj))
@@ -262,7 +264,7 @@ def _print_reason(topic, wait_s=3):
 
 def cmd_watch(args):
     raw, cfg = configfile.load(args.config)
-    topic = mqttio.connect(cfg, os.path.dirname(os.path.abspath(args.config)))
+    topic = mqttio.Topic(cfg, os.path.dirname(os.path.abspath(args.config)))
     prefix = cfg["gpio"]["prefix"]
     _out("watching %s on %s (Ctrl-C stops)" % (cfg["mqtt"]["topic"], topic.where))
     deadline = time.monotonic() + args.timeout if args.timeout else float("inf")
@@ -300,7 +302,7 @@ def cmd_provision(args):
     if not args.no_wait:
         seen_from_pc = _broker_override(cfg, args.broker)
         try:
-            watcher = mqttio.connect(seen_from_pc, config_dir, timeout=5)
+            watcher = mqttio.Topic(seen_from_pc, config_dir, timeout=5)
         except Failure as e:
             _out("note: %s; not waiting for the device to come online" % e)
     try:
@@ -345,7 +347,8 @@ def _wait_online(watcher, cfg, timeout):
         except ValueError:
             continue
         if "FROM" in obj and "STATUS" not in obj and (not device or obj["FROM"] == device):
-            _out("%s is online: %s" % (obj["FROM"], mqttio.describe(payload, cfg["gpio"]["prefix"])))
+            shown = mqttio.describe(payload, cfg["gpio"]["prefix"])
+            _out("%s is online: %s" % (obj["FROM"], shown))
             return 0
 
 
@@ -356,12 +359,14 @@ def cmd_flash(args):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="tinyctrl", description="Set up and talk to tinyctrl devices.")
+    p = argparse.ArgumentParser(prog="tinyctrl",
+                                description="Set up and talk to tinyctrl devices.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cfg = sub.add_parser("config", help="write, check or import config.json")
     csub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
-    init = csub.add_parser("init", help="write a new config.json (asks for what flags do not give)")
+    init = csub.add_parser("init",
+                           help="write a new config.json (asks for what flags do not give)")
     init.add_argument("file", nargs="?", default=DEFAULT_CONFIG)
     init.add_argument("--ssid")
     init.add_argument("--wifi-password")
@@ -390,7 +395,8 @@ def parser():
     imp = csub.add_parser("import", help="convert the seed's mqtt_tiny_controller_config.py")
     imp.add_argument("old")
     imp.add_argument("-o", "--output", default=DEFAULT_CONFIG)
-    imp.add_argument("--ca-file", default="ca.pem", help="the broker's CA certificate on the board")
+    imp.add_argument("--ca-file", default="ca.pem",
+                     help="the broker's CA certificate on the board")
     imp.add_argument("--force", action="store_true")
     imp.set_defaults(func=cmd_config_import)
 

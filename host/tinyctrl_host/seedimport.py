@@ -37,7 +37,7 @@ PIN_SETS = {
     "gpio_pins_for_contact_switch": "contact",
     "gpio_pins_for_notification": "notify",
 }
-# Names the device fixes: the seed value is dropped, with a note when it differs from the fixed one.
+# Names the device fixes: the seed value is dropped, with a note when it differs.
 FIXED = {
     "mqtt_qos": (1, "the device always uses QoS 1"),
     "mqtt_retain": (False, "the device never retains"),
@@ -48,7 +48,8 @@ FIXED = {
 }
 NO_EQUIVALENT = {
     "time_keyname": "the time shows in {\"CMD\": \"stats\"} as Rtc=",
-    "default_clock_year_in_unix_timestamp": "the clock waits for NTP; protected pins refuse until then",
+    "default_clock_year_in_unix_timestamp":
+        "the clock waits for NTP; protected pins refuse until then",
 }
 SEED_COMMANDS = ("stats", "getip", "refresh")
 # Guards whose -1 meant "off" in the seed; the device has no off switch for them.

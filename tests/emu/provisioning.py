@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""`tinyctrl provision` end to end on the emulated Pico W, run by tests/support/pico_emu.py inside a
-network namespace: the real UF2 boots with no config.json and says so on its console; the host
+"""`tinyctrl provision` end to end on the emulated Pico W, run by tests/support/pico_emu.py inside
+a network namespace: the real UF2 boots with no config.json and says so on its console; the host
 tool, with the real mpremote on the board's console (a pty), copies config.json and resets the
 board, which comes online on the local broker. Prints one "ok: ..." line per step passed; any
 failure raises (pico_emu exits 1).
@@ -40,8 +40,10 @@ def provision(lab, workdir):
         [sys.executable, "-m", "tinyctrl_host", "provision", "--port", port,
          "--broker", "127.0.0.1:%d" % lab.broker.port, "--timeout", str(TOOL_TIMEOUT_S),
          str(config)],
-        capture_output=True, text=True, env=env, timeout=TOOL_TIMEOUT_S + 600, stdin=subprocess.DEVNULL)
-    print("tinyctrl provision exited %d\n%s%s" % (done.returncode, done.stdout, done.stderr), flush=True)
+        capture_output=True, text=True, env=env, timeout=TOOL_TIMEOUT_S + 600,
+        stdin=subprocess.DEVNULL)
+    print("tinyctrl provision exited %d\n%s%s" % (done.returncode, done.stdout, done.stderr),
+          flush=True)
     assert done.returncode == 0, "provision failed; console since:\n" + board.output[-2000:]
     assert "board reset" in done.stdout and "tinyctrl-emu is online" in done.stdout, done.stdout
     step("tinyctrl provision copied config.json, reset the board and saw it online")

@@ -24,8 +24,8 @@ def test_provision_a_board_that_has_no_config(tmp_path):
         pytest.skip(reason)
     log = tmp_path / "provision.log"
     with open(log, "w") as out:
-        proc = pico_emu.start_isolated("%s:provision" % (HERE / "provisioning.py"), args=[tmp_path],
-                                       stdout=out, stderr=subprocess.STDOUT)
+        proc = pico_emu.start_isolated("%s:provision" % (HERE / "provisioning.py"),
+                                       args=[tmp_path], stdout=out, stderr=subprocess.STDOUT)
         try:
             proc.wait(TIMEOUT_S)
         except subprocess.TimeoutExpired:

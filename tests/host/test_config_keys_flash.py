@@ -5,7 +5,6 @@ Pico's BOOTSEL drive, and every bad input as one line and a non-zero exit."""
 import json
 import os
 import stat
-import time
 
 import pytest
 from hostcli import one_line_error, run
@@ -222,7 +221,8 @@ forced_clock_sync_wait_in_seconds = 180
 default_clock_year_in_unix_timestamp = 1704067200
 totp_keyname = "MFA"
 totp_max_expired_codes = 5
-gpio_pins_for_totp_enabled = {16: ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"],
+gpio_pins_for_totp_enabled = {16: ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                                   "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"],
                               18: ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"]}
 '''
 
@@ -271,7 +271,8 @@ def test_import_of_a_seed_config_with_momentary_set_and_mfa_on(tmp_path):
                                          "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"],
                                   "18": ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"]}
     assert raw["timezone"] == "EST" and raw["ntp"]["force_wait_s"] == 180
-    assert "wifi_ssid -> wifi.ssid" in done.stdout and "mqtt_client_id -> mqtt.client_id" in done.stdout
+    assert "wifi_ssid -> wifi.ssid" in done.stdout
+    assert "mqtt_client_id -> mqtt.client_id" in done.stdout
     assert "8883" in done.stdout and "time_keyname has no equivalent" in done.stdout
     assert "default_clock_year_in_unix_timestamp has no equivalent" in done.stdout
     assert "wifi-secret-pw" not in done.stdout and "broker-secret-pw" not in done.stdout
@@ -293,7 +294,8 @@ def test_import_of_an_older_seed_config_with_momentary_waits_mfa_off_and_minus_o
 @pytest.mark.parametrize("text, expected", [
     ("wifi_ssid = 'x'\nbroker_server = 'y\n", "syntax error"),
     ("wifi_ssid = 'x'\nimport os\n", ":2: only `name = value`"),
-    ("wifi_ssid = 'x'\nwifi_pass = open('/etc/passwd').read()\n", ":2: wifi_pass is not a plain value"),
+    ("wifi_ssid = 'x'\nwifi_pass = open('/etc/passwd').read()\n",
+     ":2: wifi_pass is not a plain value"),
     ("wifi_ssid = __import__('os').system('touch pwned')\n", ":1: wifi_ssid is not a plain value"),
     ("def f():\n    pass\n", ":1: only `name = value`"),
 ])

@@ -16,7 +16,8 @@ from test_config_keys_flash import SEED_SET
 
 from tinyctrl import config as device_config
 
-KEY = base64.b32encode(os.urandom(20)).decode()  # this run's only, so no other test spends its codes
+# Keys of this run only, so no other test spends their codes.
+KEY = base64.b32encode(os.urandom(20)).decode()
 SIGN_KEY = base64.b64encode(os.urandom(24)).decode()
 OPEN, TOTP_PIN, SIGNED = 16, 17, 19
 
@@ -77,7 +78,8 @@ def test_send_exits_non_zero_when_the_device_refuses(rig):
     wrong = next(c for c in range(123456, 123500) if c not in valid)
     done = run("send", config, "--pin", TOTP_PIN, "--off", "--code", wrong)
     assert done.returncode == 1
-    assert "ERROR MFA validation failed, GPIO cannot be set" in done.stdout.splitlines(), done.stdout
+    denied = "ERROR MFA validation failed, GPIO cannot be set"
+    assert denied in done.stdout.splitlines(), done.stdout
     assert not [line for _, line in sim.outputs[seen:] if line.startswith("GP17=")]
     done = run("send", config, '{"GP3": 1}')  # refused here already by the device's own parser
     assert "GP3 is a contact switch" in one_line_error(done)

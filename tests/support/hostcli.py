@@ -25,8 +25,9 @@ def argv(*args):
 
 def run(*args, input=None, timeout=120, cwd=None):
     """CompletedProcess of `tinyctrl ARGS` (text, stdout and stderr captured)."""
+    stdin = None if input is not None else subprocess.DEVNULL
     return subprocess.run(argv(*args), input=input, capture_output=True, text=True, env=env(),
-                          timeout=timeout, cwd=cwd, stdin=None if input is not None else subprocess.DEVNULL)
+                          timeout=timeout, cwd=cwd, stdin=stdin)
 
 
 def start(*args, cwd=None):
