@@ -11,8 +11,8 @@ import time
 import pytest
 from hostcli import one_line_error, run, start
 from services import Mosquitto, free_port
+from seed_configs import SEED_SET
 from simharness import DEVICE, Client, Sim, base_config, state, totp_now
-from test_config_keys_flash import SEED_SET
 
 from tinyctrl import config as device_config
 
