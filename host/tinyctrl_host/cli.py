@@ -460,5 +460,8 @@ def main(argv=None):
     except Failure as e:
         print("tinyctrl: %s" % e, file=sys.stderr)
         return 1
+    except EOFError:
+        print("tinyctrl: input ended before every answer was given", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
