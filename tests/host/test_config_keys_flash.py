@@ -288,3 +288,58 @@ def test_flash_errors(tmp_path):
     drive = bootsel_drive(tmp_path)
     assert "not a UF2" in one_line_error(run("flash", not_uf2, "--drive", drive))
     assert "no such file" in one_line_error(run("flash", tmp_path / "none.uf2", "--drive", drive))
+
+
+def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
+    import fcntl
+    import pty
+    import select
+    import subprocess
+    import termios
+
+    from hostcli import argv, env
+
+    def own_terminal():  # the pty becomes the controlling terminal, as in a real session
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    path = tmp_path / "config.json"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv("config", "init", path), stdin=slave, stdout=slave, stderr=slave,
+                            env=env(), preexec_fn=own_terminal)
+    os.close(slave)
+    transcript = bytearray()  # everything the terminal showed
+    shown = 0  # how much of it the prompts so far have used
+
+    def read():
+        try:
+            transcript.extend(os.read(master, 1024))
+        except OSError:  # the command ended and closed the terminal
+            return False
+        return True
+
+    def answer(prompt, text):
+        nonlocal shown
+        while transcript.find(prompt.encode(), shown) < 0:
+            assert select.select([master], [], [], 30)[0], "no prompt %r: %r" % (
+                prompt, transcript)
+            read()
+        shown = transcript.find(prompt.encode(), shown) + len(prompt)
+        os.write(master, text.encode() + b"\n")
+
+    for prompt, text in (("(SSID): ", "HomeWifi"), ("Wi-Fi password: ", "wifi-secret-pw"),
+                         ("broker host: ", "broker.example"), ("(empty: none): ", "pico"),
+                         ("broker password: ", "broker-secret-pw"), ("home/garage: ", "home/g"),
+                         ("16,17: ", "16"), ("18:2 (empty: none): ", "18:5"),
+                         ("0,1 (empty: none): ", "")):
+        answer(prompt, text)
+    assert proc.wait(30) == 0
+    while select.select([master], [], [], 0.5)[0] and read():
+        pass
+    os.close(master)
+    raw = load(path)
+    device_config.validate(raw)
+    assert raw["wifi"]["password"] == "wifi-secret-pw" and raw["mqtt"]["user"] == "pico"
+    assert raw["gpio"]["momentary"] == {"18": 5} and raw["mqtt"]["topic"] == "home/g"
+    assert b"wrote" in transcript and b"HomeWifi" in transcript  # answers echo, passwords not
+    assert b"wifi-secret-pw" not in transcript and b"broker-secret-pw" not in transcript
