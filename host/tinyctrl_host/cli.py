@@ -10,6 +10,8 @@ import time
 from . import Failure, board, configfile, keys, mqttio, seedimport
 
 DEFAULT_CONFIG = "config.json"
+# After the state a pin request produced: how long an error for the same request may follow.
+ERROR_GRACE_S = 1.5
 
 
 def _out(line=""):
@@ -245,21 +247,25 @@ def cmd_send(args):
             done, refused = mqttio.answer(payload, req, device, cfg["gpio"]["prefix"])
             if done:
                 _out(mqttio.describe(payload, cfg["gpio"]["prefix"]))
-                if refused and not payload.startswith(b"Error:"):
-                    _print_reason(topic)  # the true state came first; the reason follows
+                if req.pins and not payload.startswith(b"Error:"):
+                    # A refusal publishes the true state and then the reason, in one go: a
+                    # state that looks right may still come with an error (pin already there).
+                    refused = _print_reason(topic, 3 if refused else ERROR_GRACE_S) or refused
                 return 1 if refused else 0
     finally:
         topic.close()
 
 
-def _print_reason(topic, wait_s=3):
+def _print_reason(topic, wait_s):
+    """Print the device's next error line within `wait_s` seconds; True if there was one."""
     deadline = time.monotonic() + wait_s
     while True:
         payload = topic.next(deadline)
-        if payload is None or payload.startswith(b"Error:"):
-            if payload:
-                _out(mqttio.describe(payload))
-            return
+        if payload is None:
+            return False
+        if payload.startswith(b"Error:"):
+            _out(mqttio.describe(payload))
+            return True
 
 
 def cmd_watch(args):

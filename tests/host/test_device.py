@@ -201,6 +201,14 @@ def test_a_broker_that_refuses_or_is_not_there(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cannot connect" in one_line_error(run("send", path, '{"GP16": 1}'))
     assert "cannot connect" in one_line_error(run("watch", path))
+    done = run("provision", path, "--port", tmp_path / "ttyACM9")  # neither broker nor board
+    assert "not waiting for the device" in done.stdout and "no board at" in one_line_error(done)
+    raw = json.loads(path.read_text())
+    raw["mqtt"].update(ssl=True, ca_file="ca.pem")
+    path.write_text(json.dumps(raw))
+    assert "CA certificate not found" in one_line_error(run("provision", path, "--no-wait"))
+    raw["mqtt"].update(ssl=False, ca_file="")
+    path.write_text(json.dumps(raw))
     with Mosquitto(extra_conf="allow_anonymous false\n") as broker:
         raw = json.loads(path.read_text())
         raw["mqtt"]["port"] = broker.port
