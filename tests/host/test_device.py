@@ -87,10 +87,12 @@ def test_send_exits_non_zero_when_the_device_refuses(rig):
 
 def test_send_signs_a_request_for_a_signed_pin(rig, tmp_path):
     sim, _, config = rig
+    seen = len(sim.outputs)
     done = run("send", config, '{"GP19": 1}')
     assert done.returncode == 0, done.stdout + done.stderr
-    sim.wait_pin(SIGNED, 1)
     sim.wait_pin(SIGNED, 0)  # momentary: released after its 2 s
+    assert [line for _, line in sim.outputs[seen:] if line.startswith("GP19=")] == \
+        ["GP19=1", "GP19=0"]
     time.sleep(1.1)  # a signed request's TS must be newer than the last one accepted
     wrong = tmp_path / "wrong.key"
     wrong.write_text("not-the-scheduler-key-at-all\n")
