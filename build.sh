@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tinyctrl's one entry point.
 #
-#   ./build.sh [build]      build build/PICO_W_TINYCTRL/firmware.uf2 (incremental)
+#   ./build.sh [build]      build build/PICO_W_TINYCTRL/firmware.uf2 (incremental) and
+#                           install the tinyctrl command into .venv
 #   ./build.sh test [args]  host test suite (tools/run_tests.py)
 #   ./build.sh sim CONFIG   run the controller on the host simulator (tools/sim.py)
 #   ./build.sh bench [args] benchmarks (tools/bench.py)
@@ -195,17 +196,26 @@ ensure_venv() {
             || die "pip could not install requirements.txt (see above); is PyPI reachable?"
         cp requirements.txt "$stamp"
     fi
+    # The `tinyctrl` command (host/) with the device package it checks files with, editable so
+    # it runs this checkout; re-installed when pyproject.toml changes.
+    local tool=$VENV/.pyproject
+    if [ ! -f "$tool" ] || ! cmp -s pyproject.toml "$tool" || [ ! -x "$VENV/bin/tinyctrl" ]; then
+        say "installing the tinyctrl command into .venv (pip install -e .)"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e . \
+            || die "pip could not install the tinyctrl command (see above); is PyPI reachable?"
+        cp pyproject.toml "$tool"
+    fi
     export PATH="$VENV/bin:$PATH"
 }
 
 usage() {
-    sed -n '4,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '4,8p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd=${1:-build}
 [ $# -gt 0 ] && shift
 case $cmd in
-    build) build_firmware ;;
+    build) build_firmware && ensure_venv && say "the tinyctrl command: .venv/bin/tinyctrl" ;;
     test) ensure_venv && exec "$VENV/bin/python" tools/run_tests.py "$@" ;;
     sim) ensure_venv && exec "$VENV/bin/python" tools/sim.py "$@" ;;
     bench) ensure_venv && exec "$VENV/bin/python" tools/bench.py "$@" ;;

@@ -28,7 +28,10 @@ import dataclasses
 import importlib.util
 import ipaddress
 import json
+import os
 import pathlib
+import pty
+import select
 import shutil
 import socket
 import struct
@@ -38,6 +41,7 @@ import tempfile
 import threading
 import time
 import traceback
+import tty
 
 from rp2040py.boards import BoardSpec, FlashLayout
 from rp2040py.device import MicroPythonDevice
@@ -357,6 +361,7 @@ class PicoW:
         self.resets = 0
         self.enumerations = 0
         self.mcu.watchdog.on_watchdog_trigger = self._on_watchdog
+        self._pty = None  # master fd while the console is also served on a pty
 
     # -- life cycle
 
@@ -395,6 +400,30 @@ class PicoW:
         with self._output_cv:
             self._output += data
             self._output_cv.notify_all()
+        if self._pty is not None:
+            try:
+                os.write(self._pty, data)
+            except OSError:
+                pass  # no one reading and the pty is full: dropped, as a UART would drop it
+
+    def serve_console_pty(self):
+        """Serve the USB console on a pseudo-terminal as well, as rp2040py's own `--pty` does,
+        for programs that open a serial port (mpremote). Returns the pty's path. (rp2040py's
+        PtyInteractiveRepl installs a SIGTERM handler, which only works on the main thread.)"""
+        master, slave = pty.openpty()
+        tty.setraw(slave)  # a byte pipe, as a USB CDC port is
+        os.set_blocking(master, False)
+        self._pty = master
+        threading.Thread(target=self._pty_input, args=(master,), daemon=True).start()
+        return os.ttyname(slave)
+
+    def _pty_input(self, master):
+        while True:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    self.write(os.read(master, 4096))
+                except OSError:
+                    pass
 
     def _feed_input(self):
         """Every emulated millisecond: move queued input into the CDC FIFO as far as it has room."""

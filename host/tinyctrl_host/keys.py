@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: MIT
+"""TOTP keys for authenticator apps, signing keys for programs, and the QR codes that enrol them.
+Codes come from the device's own TOTP code (tinyctrl.totp)."""
+import base64
+import secrets
+import time
+from urllib.parse import quote
+
+import segno
+
+from tinyctrl import totp
+
+from . import Failure
+
+ISSUER = "tinyctrl"
+
+
+def new_totp_key():
+    """160 random bits in Base32: the key length RFC 4226 section 4 recommends for HMAC-SHA1."""
+    return base64.b32encode(secrets.token_bytes(20)).decode()
+
+
+def new_sign_key():
+    """A signing key for sign.keys: 256 random bits, URL-safe text."""
+    return secrets.token_urlsafe(32)
+
+
+def otpauth_uri(key, account):
+    """The Key Uri Format Google Authenticator and similar apps scan (SHA-1, 6 digits, 30 s)."""
+    label = quote("%s:%s" % (ISSUER, account), safe="")
+    return "otpauth://totp/%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%d&period=%d" % (
+        label, key, ISSUER, totp.DIGITS, totp.STEP_S)
+
+
+def redacted(uri):
+    return uri.split("secret=")[0] + "secret=<hidden: add --show>" + uri[uri.index("&issuer"):]
+
+
+def qr_terminal(uri, out):
+    """The QR code in Unicode half blocks, light modules drawn, for a dark terminal."""
+    segno.make(uri, error="m").terminal(out=out, compact=True)
+
+
+def qr_png(uri, path, write):
+    """The QR code as a PNG, written through `write(path, bytes)` (the private file writer)."""
+    import io
+
+    buf = io.BytesIO()
+    segno.make(uri, error="m").save(buf, kind="png", scale=8)
+    write(path, buf.getvalue())
+
+
+def current_code(key, at=None):
+    """The TOTP code for a Base32 key now (or at unix time `at`), as the device computes it."""
+    try:
+        raw = totp.base32_decode(key)
+    except ValueError:
+        raise Failure("the key is not Base32")
+    return totp.hotp(raw, totp.counter_at(time.time() if at is None else at))
+
+
+def seconds_left(at=None):
+    now = time.time() if at is None else at
+    return totp.STEP_S - int(now) % totp.STEP_S

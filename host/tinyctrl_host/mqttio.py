@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: MIT
+"""The PC on the device's topic (paho-mqtt): send a request and wait for the device's answer,
+or follow the topic in readable form. Requests for protected pins carry a TOTP code or a
+signature made with the device's own code (tinyctrl.totp, tinyctrl.protocol.canonical)."""
+import json
+import os
+import queue
+import secrets
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from tinyctrl import protocol, totp
+
+from . import Failure
+
+
+class Topic:
+    """One connection to the broker in a config, subscribed to its topic; messages queue up."""
+
+    def __init__(self, cfg, config_dir, timeout=10):
+        m = cfg["mqtt"]
+        self.topic = m["topic"]
+        self.where = "%s:%d" % (m["server"], m["port"])
+        self.messages = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=True,
+                                  client_id="tinyctrl-pc-" + secrets.token_hex(4))
+        if m["user"]:
+            self.client.username_pw_set(m["user"], m["password"])
+        if m["ssl"]:
+            ca = os.path.join(config_dir, m["ca_file"]) if m["ca_file"] else None
+            if ca and not os.path.isfile(ca):
+                raise Failure("%s: CA certificate not found (mqtt.ca_file)" % ca)
+            self.client.tls_set(ca_certs=ca)
+            self.client.tls_insecure_set(bool(m.get("tls_insecure")))
+        self._ready = threading.Event()
+        self._refused = None
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._ready.set()
+        self.client.on_message = lambda c, u, msg: self.messages.put(msg.payload)
+        try:
+            self.client.connect(m["server"], m["port"], keepalive=30)
+        except OSError as e:
+            raise Failure("broker %s: cannot connect (%s)" % (self.where, e.strerror or e))
+        self.client.loop_start()
+        if not self._ready.wait(timeout) or self._refused:
+            self.close()
+            raise Failure("broker %s: %s" % (self.where, self._refused or "no answer within %d s"
+                                             % timeout))
+
+    def _on_connect(self, client, userdata, flags, reason, properties):
+        if reason.is_failure:
+            self._refused = "refused the connection (%s)" % reason
+            self._ready.set()
+            client.disconnect()
+        else:
+            client.subscribe(self.topic, qos=1)
+
+    def publish(self, payload):
+        info = self.client.publish(self.topic, payload, qos=1)
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise Failure("broker %s: the request was not accepted" % self.where)
+
+    def next(self, deadline):
+        """The next payload before `deadline` (time.monotonic()), else None."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return self.messages.get(timeout=left)
+        except queue.Empty:
+            return None
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def parse_request(cfg, text):
+    """The request JSON, checked by the device's own parser so a refusal shows here first."""
+    g = cfg["gpio"]
+    outputs = set(g["relay"]) | set(g["momentary"])
+    try:
+        req = protocol.parse(text.encode(), g["prefix"], cfg["mfa"]["keyname"], outputs,
+                             set(g["contact"]))
+    except protocol.RequestError as e:
+        raise Failure(str(e)[len("Error: "):])
+    if req is None:
+        raise Failure("that is a device response, not a request")
+    return req, json.loads(text)
+
+
+def authorise(cfg, req, obj, topic, code=None, key_file=None, now=None):
+    """Add what the device needs for the protected pins in `req` to `obj`: the given `code`, a
+    signature when the pins are signed ones and a signing key is at hand (a key file, else
+    sign.keys), or else the current TOTP code from the key mfa.pins gives them."""
+    now = int(time.time() if now is None else now)
+    sign, mfa = cfg["sign"], cfg["mfa"]
+    need = [p for p in req.pins if p in mfa["pins"] or p in sign["pins"]]
+    if code is not None:
+        obj[mfa["keyname"]] = code
+    if not need or code is not None or req.code is not None or req.ts is not None:
+        return obj  # open pins, or the caller brought the code or signature
+    signer = _signer(sign, need, key_file)
+    if signer and (key_file or not all(p in mfa["pins"] for p in need)):
+        msg = protocol.canonical(topic, now, req.pins, cfg["gpio"]["prefix"]).encode()
+        obj.update(TS=now, SIG=totp.hmac_sha256(signer.encode(), msg).hex())
+        return obj
+    keys = [k for k in mfa["pins"].get(need[0], ())
+            if all(k in mfa["pins"].get(p, ()) for p in need)]
+    if not keys:
+        raise Failure("no one key unlocks %s: send them one at a time" % ", ".join(
+            "%s%d" % (cfg["gpio"]["prefix"], p) for p in need))
+    obj[mfa["keyname"]] = totp.hotp(keys[0], totp.counter_at(now))
+    return obj
+
+
+def _signer(sign, need, key_file):
+    if key_file:
+        try:
+            with open(key_file) as f:
+                return f.read().strip()
+        except OSError as e:
+            raise Failure("%s: cannot read the key file (%s)" % (key_file, e.strerror or e))
+    names = [n for n in sign["pins"].get(need[0], ())
+             if all(n in sign["pins"].get(p, ()) for p in need)]
+    return sign["keys"][names[0]] if names else None
+
+
+def answer(payload, req, device, prefix):
+    """(done, refused) for one message after our request: does it answer it, and how?"""
+    if device and b'"FROM"' in payload and b'"%s"' % device.encode() not in payload:
+        return False, False  # another device on the same topic
+    if payload.startswith(b"Error:"):
+        return True, True
+    if req.cmd == "stats":
+        return payload.startswith(b"Uptime="), False
+    if req.cmd == "ntp" or (req.code is not None and not req.pins):
+        return payload.startswith(b"Info:"), False
+    if not payload.startswith(b"{") or b'"FROM"' not in payload:
+        return False, False
+    obj = json.loads(payload)
+    if req.cmd == "getip":
+        return "IP" in obj, False
+    if "NOTIFY" in obj or "STATUS" in obj:
+        return False, False
+    names = ["%s%d" % (prefix, p) for p in req.pins]
+    if req.cmd == "refresh" or not names:
+        return True, False
+    if all(n in obj for n in names):
+        return True, any(obj[n] != req.pins[p] for n, p in zip(names, req.pins))
+    return False, False
+
+
+def describe(payload, prefix="GP"):
+    """One readable line for a message on the topic."""
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError:
+        return "(%d bytes, not text)" % len(payload)
+    for mark, label in (("Error:", "ERROR "), ("Info:", "info  "), ("Uptime=", "stats ")):
+        if text.startswith(mark):
+            return label + text[len(mark):].strip() if mark != "Uptime=" else label + text
+    if protocol.is_device_output(payload):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return "device: " + text
+        device = obj.pop("FROM", "?")
+        if "STATUS" in obj:
+            return "%-14s is %s" % (device, str(obj["STATUS"]).upper())
+        if "NOTIFY" in obj:
+            return "%-14s NOTIFY %s" % (device, _pins(obj["NOTIFY"], prefix))
+        if "IP" in obj:
+            return "%-14s public IP %s" % (device, obj["IP"])
+        return "%-14s %s" % (device, _pins(obj, prefix))
+    return "request        " + text
+
+
+def _pins(obj, prefix):
+    """GP0=0  GP1=1  GP16=1 ..., in pin order."""
+    def order(name):
+        n = name[len(prefix):]
+        return (0, int(n)) if name.startswith(prefix) and n.isdigit() else (1, name)
+    return "  ".join("%s=%s" % (k, obj[k]) for k in sorted(obj, key=order))
