@@ -42,7 +42,8 @@ class Commands:
         if t is not None:
             parts.append("Temp=%.1fC/%.1fF" % (t, t * 9 / 5 + 32))
         if self.wall.synced:
-            parts.append("Rtc=" + clock.format_local(self.cfg["timezone"], self.wall.now(time.time())))
+            now = self.wall.now(time.time())
+            parts.append("Rtc=" + clock.format_local(self.cfg["timezone"], now))
         else:
             parts.append("Rtc=not synced")
         rssi = self.hw.wifi_rssi()

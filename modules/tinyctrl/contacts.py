@@ -22,7 +22,9 @@ class Contacts:
         self._edge.set()  # IRQ context: no allocation, the task does the rest
 
     def value(self, pin):
-        return self.pins[pin].value()
+        """The contact's state as last read and reported: what is published, so the published
+        state ends where the contact settled even when it was read mid-bounce."""
+        return self._state[pin]
 
     def scan(self):
         """Read every contact; report the changes to the outbox. True if any changed."""

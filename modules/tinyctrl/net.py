@@ -36,11 +36,13 @@ def ssl_params(m):
             with open(m["ca_file"], "rb") as f:
                 data = f.read()
         except OSError:
-            raise OSError("mqtt.ca_file: cannot read %s; copy the CA certificate beside config.json" % m["ca_file"])
+            raise OSError("mqtt.ca_file: cannot read %s; copy the CA certificate beside"
+                          " config.json" % m["ca_file"])
         params["cadata"] = der_certificate(data)
         params["cert_reqs"] = ssl.CERT_REQUIRED
     else:
-        log("TLS without certificate verification (mqtt.tls_insecure): the broker is not authenticated")
+        log("TLS without certificate verification (mqtt.tls_insecure):"
+            " the broker is not authenticated")
     return params
 
 
