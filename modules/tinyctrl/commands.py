@@ -14,9 +14,8 @@ class Commands:
         self.wall = wall  # clock.Clock
         self.outbox = outbox
         self.ntp_sync = ntp_sync
-        self.now = now  # monotonic milliseconds
+        self.now = now  # monotonic milliseconds since start (clock.Monotonic)
         self.boot = boot  # {"cause", "resets", "outages"}, kept up to date by the controller
-        self.started = now()
         self._ip_task = None
 
     def run(self, cmd):
@@ -34,7 +33,7 @@ class Commands:
         gc.collect()
         free, used = gc.mem_free(), gc.mem_alloc()
         parts = [
-            "Uptime=" + clock.format_uptime((self.now() - self.started) // 1000),
+            "Uptime=" + clock.format_uptime(self.now() // 1000),
             "Outages=%d" % self.boot["outages"],
             "Mem=%.1f%%" % (100 * used / (used + free)),
         ]

@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+import tinyctrl
 from simharness import KEY_A, KEY_B, Client, Sim, base_config, state, text, totp_now
 
 
@@ -99,6 +100,14 @@ def test_action_g_stats(rig):
     line = client.wait_for(text("Uptime="), since=m).decode()
     for part in ("Uptime=", "Outages=", "Mem=", "Temp=", "C/", "F", "Rtc=", "Rssi="):
         assert part in line, line
+
+
+def test_stats_shows_the_firmware_version(rig):
+    _, client, _, _, _ = rig
+    m = client.mark()
+    client.send({"CMD": "stats"})
+    line = client.wait_for(text("Uptime="), since=m).decode()
+    assert line.endswith(", Version=" + tinyctrl.__version__), line
 
 
 def test_action_i_getip(rig):
