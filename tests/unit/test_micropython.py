@@ -10,7 +10,7 @@ import deps
 
 # Modules that use only what MicroPython has (no pytest, no CPython-only stdlib).
 PORTABLE = ["test_totp", "test_clock", "test_guard", "test_config", "test_protocol", "test_auth",
-            "test_ntp", "test_outbox", "test_contacts"]
+            "test_ntp", "test_net", "test_outbox", "test_contacts"]
 
 
 def test_pure_logic_under_micropython():
