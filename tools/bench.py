@@ -173,7 +173,8 @@ def emulated_latency(board, client, arrivals, runs):
     out = {"command_pin": [], "command_echo": [], "contact_publish": []}
 
     def arrival(since, pin, value):
-        board.wait_until(lambda: any(is_state(p, pin, value) for _, p in arrivals[since:]), 5,
+        # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
+        board.wait_until(lambda: any(is_state(p, pin, value) for _, p in arrivals[since:]), 12,
                          "GP%d=%d published" % (pin, value))
         return next(t for t, p in arrivals[since:] if is_state(p, pin, value))
 
