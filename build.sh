@@ -5,7 +5,7 @@
 #                           install the tinyctrl command into .venv
 #   ./build.sh test [args]  host test suite (tools/run_tests.py)
 #   ./build.sh sim CONFIG   run the controller on the host simulator (tools/sim.py)
-#   ./build.sh bench [args] benchmarks (tools/bench.py)
+#   ./build.sh bench [args] benchmarks (tools/bench.py; --sim: simulator latencies only)
 #
 # Dependencies live in ${TINYCTRL_DEPS:-$HOME/.cache/tinyctrl} and are cloned at
 # their pinned refs when absent; MPY_DIR, MQTT_AS_DIR and PICOTOOL_DIR (a

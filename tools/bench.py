@@ -1,4 +1,9 @@
-"""./build.sh bench [--uf2 PATH]: figures for the built firmware, measured on the emulated Pico W.
+"""./build.sh bench [--sim] [--uf2 PATH]: speed and memory figures.
+
+Prints, on the simulator (the controller on the MicroPython unix port) with a loopback broker,
+p50 and p99 over SIM_RUNS runs each (`--sim`: only these; they need no firmware):
+- command published -> pin moved, command -> its echo (the state message), contact edge ->
+  its state message (issue 10 targets: echo p99 <= 10 ms, contact p99 <= 40 ms).
 
 Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than real time):
 - free heap with the controller running and subscribed, against the same firmware at an idle
@@ -6,7 +11,8 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - microseconds per TOTP code, C module and Python fallback, and one MFA check against two keys
   with the default window (targets: at most 250 us per code, at most 3 ms for two keys);
 - time from reset to subscribed;
-- UF2 size and the flash left for the filesystem.
+- UF2 size and the flash left for the filesystem;
+- the same three latencies as on the simulator, over --emu-runs runs each.
 
 Figures only: nothing here asserts a timing. The emulated boards run in their own network
 namespace, as the emulator tests do (tests/support/pico_emu.py).
@@ -14,11 +20,13 @@ namespace, as the emulator tests do (tests/support/pico_emu.py).
 
 import argparse
 import json
+import math
 import pathlib
 import re
 import sys
 import tempfile
 import threading
+import time
 
 # The emulator harness is test machinery (tests/support).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "support"))
@@ -30,6 +38,17 @@ HEAP_TARGET = 12 * 1024
 CODE_TARGET_US = 250
 TWO_KEYS_TARGET_US = 3000
 DEFAULT_MAX_EXPIRED = 5  # the seed's default window: 5 earlier codes, the current one, one ahead
+SIM_RUNS = 100
+EMU_RUNS = 20
+ECHO_TARGET_MS = 10
+CONTACT_TARGET_MS = 40
+# Latency runs change one relay and one contact back and forth: a guard that lets them, and a
+# pace (RUN_GAP_S) that leaves the device idle between runs (mqtt_as checks for a PUBACK
+# every 100 ms, and the relay is in gpio.notify: a state and a NOTIFY per change).
+LATENCY_GUARD = {"cooldown_s": 0.1, "max_changes": 10000, "window_s": 60, "max_violations": 3,
+                 "publish_max": 400, "publish_window_s": 10}
+RUN_GAP_S = 0.3
+RELAY, CONTACT = 16, 2  # GP2 is not in gpio.notify: one message per contact change
 
 # Heap of the firmware at an idle REPL: forget every module the boot imported (the frozen
 # main.py ran and stopped for lack of config.json), so only what the REPL itself holds remains.
@@ -78,7 +97,118 @@ def host_figures(uf2):
     }
 
 
-def emulated(lab, out_path):
+# ---- latency: command -> pin, command -> echo, contact edge -> publish (issue 10)
+
+
+def percentile(values, q):
+    """Nearest-rank percentile."""
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, math.ceil(q * len(s)) - 1))]
+
+
+def is_state(payload, pin, value):
+    if not payload.startswith(b"{") or b'"FROM"' not in payload:
+        return False
+    return json.loads(payload).get("GP%d" % pin) == value
+
+
+def simulator_latency(runs):
+    """Seconds per run of each latency, on the simulator with a loopback broker."""
+    import simharness
+    from services import Mosquitto, NtpServer, PublicIpServer
+
+    why = simharness.missing_requirements()
+    if why:
+        sys.exit("bench: cannot run the simulator: " + why)
+    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
+    # mosquitto's default (set_tcp_nodelay false) holds a message to a subscriber for the
+    # subscriber's delayed ACK, 40 ms on Linux: the broker's figure, not the device's.
+    broker = Mosquitto(extra_conf="set_tcp_nodelay true\n").start()
+    ntp, ip = NtpServer(), PublicIpServer()
+    client = sim = None
+    try:
+        client = simharness.Client(broker.port, client_id="bench")
+        mark = client.mark()
+        sim = simharness.Sim(simharness.base_config(broker.port, ntp.port, ip.port, guard=LATENCY_GUARD))
+        client.wait_for(lambda p: is_state(p, CONTACT, 0), since=mark, timeout=40)
+        time.sleep(1)
+
+        def arrival(since, pin, value):
+            client.wait_for(lambda p: is_state(p, pin, value), since=since, timeout=10)
+            return next(t for t, p in client.messages[since:] if is_state(p, pin, value))
+
+        for i in range(runs):
+            value = (i + 1) % 2
+            since_out, since_msg = len(sim.outputs), client.mark()
+            sent = time.monotonic()
+            client.mqtt.publish(simharness.TOPIC, json.dumps({"GP%d" % RELAY: value}), qos=1)
+            sim.wait_pin(RELAY, value)
+            line = "GP%d=%d" % (RELAY, value)
+            moved = next(t for t, o in sim.outputs[since_out:] if o == line)
+            out["command_pin"].append(moved - sent)
+            out["command_echo"].append(arrival(since_msg, RELAY, value) - sent)
+            time.sleep(RUN_GAP_S)
+        for i in range(runs):
+            value = (i + 1) % 2
+            since_msg = client.mark()
+            edge = time.monotonic()
+            sim.contact(CONTACT, value)
+            out["contact_publish"].append(arrival(since_msg, CONTACT, value) - edge)
+            time.sleep(RUN_GAP_S)
+        sim.assert_alive()
+    finally:
+        if sim:
+            sim.stop()
+        if client:
+            client.close()
+        ip.close()
+        ntp.close()
+        broker.close()
+    return out
+
+
+def emulated_latency(board, client, arrivals, runs):
+    """Emulated seconds per run of each latency; `arrivals` holds (emulated s, payload) of
+    every message `client` gets."""
+    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
+
+    def arrival(since, pin, value):
+        # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
+        board.wait_until(lambda: any(is_state(p, pin, value) for _, p in arrivals[since:]), 12,
+                         "GP%d=%d published" % (pin, value))
+        return next(t for t, p in arrivals[since:] if is_state(p, pin, value))
+
+    for i in range(runs):
+        value = (i + 1) % 2
+        since = len(arrivals)
+        sent = board.emulated_s()
+        client.publish(TOPIC, json.dumps({"GP%d" % RELAY: value}), qos=1)
+        out["command_pin"].append(board.wait_level(RELAY, 1 - value, 5))  # active low
+        out["command_echo"].append(arrival(since, RELAY, value) - sent)
+        board.idle(RUN_GAP_S)
+    for i in range(runs):
+        value = (i + 1) % 2
+        since = len(arrivals)
+        edge = board.emulated_s()
+        board.drive(CONTACT, 1 - value)  # a closed contact pulls the pin low
+        out["contact_publish"].append(arrival(since, CONTACT, value) - edge)
+        board.idle(RUN_GAP_S)
+    return out
+
+
+def report_latency(title, figures):
+    print(title)
+    rows = (("command -> pin moved", "command_pin", None),
+            ("command -> echo published", "command_echo", ECHO_TARGET_MS),
+            ("contact edge -> published", "contact_publish", CONTACT_TARGET_MS))
+    for label, key, target in rows:
+        ms = [v * 1000 for v in figures[key]]
+        line = "  %-28s p50 %6.1f ms  p99 %6.1f ms  (%d runs)" % (
+            label, percentile(ms, 0.5), percentile(ms, 0.99), len(ms))
+        print(line + ("  target p99 <= %d ms" % target if target else ""))
+
+
+def emulated(lab, out_path, emu_runs):
     """Runs inside the namespace: writes the emulator figures as JSON to `out_path`."""
     import paho.mqtt.client as mqtt
 
@@ -93,16 +223,18 @@ def emulated(lab, out_path):
     figures.update(fs_total=fs_total, fs_free_empty=fs_free)
     board.stop()
 
-    cfg = pico_emu.device_config(topic=TOPIC)
+    cfg = pico_emu.device_config(topic=TOPIC, guard=LATENCY_GUARD)
     board = lab.boot(cfg)
     board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
     figures["reset_to_subscribed_s"] = board.emulated_s()
 
     stats = []
+    arrivals = []
     got = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench")
 
     def on_message(_c, _u, msg):
+        arrivals.append((board.emulated_s(), msg.payload))
         if msg.payload.startswith(b"Uptime="):
             stats.append(msg.payload.decode())
             got.set()
@@ -113,6 +245,8 @@ def emulated(lab, out_path):
     client.loop_start()
     client.publish(TOPIC, json.dumps({"CMD": "stats"}), qos=1)
     board.wait_until(got.is_set, 5, "a stats reply")
+    board.idle(1)
+    figures["latency"] = emulated_latency(board, client, arrivals, int(emu_runs))
     client.loop_stop()
     figures["stats"] = stats[0]
     # stats runs gc.collect() and reports used / (used + free) to 0.1 %.
@@ -145,13 +279,21 @@ def report(host, emu):
     print("Start-up")
     print("  reset to subscribed           %.1f s emulated" % emu["reset_to_subscribed_s"])
     print("  stats reply                   %s" % emu["stats"])
+    report_latency("Latency (emulated Pico W, emulated time; broker on the host)", emu["latency"])
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="tinyctrl firmware figures (emulator time)")
+    parser = argparse.ArgumentParser(description="tinyctrl speed and memory figures")
     parser.add_argument("--uf2", default=str(pico_emu.DEFAULT_UF2))
-    parser.add_argument("--no-emulator", action="store_true", help="only the figures read from the UF2")
+    parser.add_argument("--sim", action="store_true", help="only the simulator latencies (no firmware needed)")
+    parser.add_argument("--no-emulator", action="store_true", help="no emulated Pico W figures")
+    parser.add_argument("--runs", type=int, default=SIM_RUNS, help="simulator runs per latency")
+    parser.add_argument("--emu-runs", type=int, default=EMU_RUNS, help="emulated runs per latency")
     opts = parser.parse_args(argv)
+    print("bench: simulator latencies, %d runs each" % opts.runs, flush=True)
+    report_latency("Latency (simulator, loopback broker)", simulator_latency(opts.runs))
+    if opts.sim:
+        return
     if not pathlib.Path(opts.uf2).is_file():
         sys.exit("bench: %s does not exist: run ./build.sh" % opts.uf2)
     host = host_figures(opts.uf2)
@@ -163,7 +305,8 @@ def main(argv=None):
         print("bench: booting the emulated Pico W twice; this takes several minutes", flush=True)
         with tempfile.TemporaryDirectory(prefix="tinyctrl-bench-") as tmp:
             out = pathlib.Path(tmp, "figures.json")
-            proc = pico_emu.start_isolated("%s:emulated" % pathlib.Path(__file__).resolve(), opts.uf2, [out])
+            scenario = "%s:emulated" % pathlib.Path(__file__).resolve()
+            proc = pico_emu.start_isolated(scenario, opts.uf2, [out, opts.emu_runs])
             if proc.wait() or not out.exists():
                 sys.exit("bench: the emulator run failed (exit %s)" % proc.returncode)
             emu = json.loads(out.read_text())

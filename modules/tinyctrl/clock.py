@@ -1,22 +1,10 @@
-# Wall clock: SNTP packets, time zones (US daylight saving) and formatting. No I/O here.
+# Clocks: the monotonic millisecond clock, the wall clock, time zones (US daylight saving)
+# and formatting. No I/O here (NTP is in ntp.py).
 # Unix times are integer seconds: a Pico W float has 24 bits, so a float unix time is off
 # by up to a minute, and a TOTP check against it fails.
-import struct
+import time
 
-NTP_DELTA = 2208988800  # 1900-01-01 to 1970-01-01
-NTP_REQUEST = b"\x1b" + b"\x00" * 47  # LI 0, version 3, mode 3 (client)
 _US_ZONES = {"EST": -5, "CST": -6, "MST": -7, "PST": -8}
-
-
-def ntp_parse(data):
-    """Unix time (to the nearest second) from an SNTP reply; ValueError if it is not a usable
-    server reply."""
-    if len(data) < 48 or data[0] & 0x07 not in (4, 5) or data[1] == 0:
-        raise ValueError("bad NTP reply")
-    secs, frac = struct.unpack("!II", data[40:48])
-    if secs == 0:
-        raise ValueError("bad NTP reply")
-    return secs - NTP_DELTA + (frac >> 31)
 
 
 def civil(days):
@@ -110,3 +98,18 @@ class Clock:
 
     def now(self, platform_time):
         return int(platform_time) + self.offset
+
+
+class Monotonic:
+    """Milliseconds since start from ticks_ms, unwrapped (ticks wrap after ~12 days); an
+    integer, so a long uptime keeps millisecond steps (a Pico W float would not)."""
+
+    def __init__(self):
+        self._last = time.ticks_ms()
+        self._ms = 0
+
+    def __call__(self):
+        t = time.ticks_ms()
+        self._ms += time.ticks_diff(t, self._last)
+        self._last = t
+        return self._ms

@@ -1,5 +1,6 @@
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
+import socket
 import sys
 
 import network
@@ -75,6 +76,13 @@ class TinyMQTTClient(MQTTClient):
             await super()._connect(clean)
         except ValueError as e:
             raise OSError("TLS: " + "; ".join(line for line in str(e).split("\n") if line))
+        # mqtt_as writes a publish in several small writes; with Nagle's algorithm the second
+        # waits for the broker's delayed ACK (40 ms on Linux), so half the answers came 40 ms
+        # late (issue 10). A TLS socket has no setsockopt here and keeps Nagle.
+        if hasattr(self._sock, "setsockopt"):
+            # The unix port has no constants: Linux's values. lwIP (rp2) has its own.
+            level = getattr(socket, "IPPROTO_TCP", 6)
+            self._sock.setsockopt(level, getattr(socket, "TCP_NODELAY", 1), 1)
 
     async def _handle_msg(self):
         # As upstream, but a backlog (e.g. released after an outage) is read without

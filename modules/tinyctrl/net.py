@@ -1,31 +1,49 @@
-# The two small network clients besides MQTT: SNTP and the public-IP lookup.
+# The network code besides MQTT itself: TLS set-up for the broker connection and the
+# public-IP lookup. (NTP is in ntp.py.)
 import asyncio
+import binascii
 import json
-import socket
 
-from .clock import NTP_REQUEST, ntp_parse
+from . import log
 
 HTTP_LIMIT = 2048  # bytes of an IP lookup reply we read at most
+PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+PEM_END = b"-----END CERTIFICATE-----"
 
 
-async def ntp_time(host, port, timeout_s=3):
-    """Unix time from an SNTP server. getaddrinfo blocks; the watchdog timeout allows for it."""
-    addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def der_certificate(data):
+    """The first certificate of a PEM file as DER; DER is returned as it is. MicroPython's
+    mbedtls is built without PEM parsing, so PEM cadata would fail as "invalid cert"."""
+    begin = data.find(PEM_BEGIN)
+    if begin < 0:
+        return data
+    end = data.find(PEM_END, begin)
+    if end < 0:
+        raise OSError("mqtt.ca_file: PEM certificate has no END line")
     try:
-        s.setblocking(False)
-        s.sendto(NTP_REQUEST, addr)
-        for _ in range(timeout_s * 20):
-            await asyncio.sleep_ms(50)
-            try:
-                data = s.recv(64)
-            except OSError:
-                continue
-            if data:
-                return ntp_parse(data)
-    finally:
-        s.close()
-    raise OSError("no NTP reply from %s" % host)
+        return binascii.a2b_base64(data[begin + len(PEM_BEGIN):end])
+    except ValueError:
+        raise OSError("mqtt.ca_file: the PEM certificate is not valid Base64")
+
+
+def ssl_params(m):
+    """mqtt_as's ssl_params for the `mqtt` config section."""
+    import ssl
+
+    params = {"server_hostname": m["server"]}  # SNI, and the name the certificate must carry
+    if m["ca_file"]:
+        try:
+            with open(m["ca_file"], "rb") as f:
+                data = f.read()
+        except OSError:
+            raise OSError("mqtt.ca_file: cannot read %s; copy the CA certificate beside"
+                          " config.json" % m["ca_file"])
+        params["cadata"] = der_certificate(data)
+        params["cert_reqs"] = ssl.CERT_REQUIRED
+    else:
+        log("TLS without certificate verification (mqtt.tls_insecure):"
+            " the broker is not authenticated")
+    return params
 
 
 def _split_url(url):

@@ -194,10 +194,11 @@ def _code(v):
     raise RequestError("Error: MFA code must be 6 digits")
 
 
-def parse(payload, prefix, keyname, outputs, contacts):
+def parse(payload, prefix, keyname, relays, contacts):
     """Parse one message. Returns a Request, or None for the device's own output.
 
-    `outputs` are settable pins, `contacts` read-only ones. Raises RequestError."""
+    `relays` are settable pins (relays and momentaries), `contacts` read-only ones. Raises
+    RequestError."""
     if len(payload) > MAX_REQUEST:
         raise RequestError("Error: request too large (%d bytes, max %d)" % (len(payload), MAX_REQUEST))
     if is_device_output(payload):
@@ -232,7 +233,7 @@ def parse(payload, prefix, keyname, outputs, contacts):
             req.sig = v.lower()
         elif key.startswith(prefix) and key[len(prefix):].isdigit() and len(key) <= len(prefix) + 2:
             pin = int(key[len(prefix):])
-            if pin in outputs:
+            if pin in relays:
                 req.pins[pin] = _value(key, v)
             elif pin in contacts:
                 raise RequestError("Error: %s is a contact switch and cannot be set" % key)

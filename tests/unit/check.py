@@ -12,3 +12,29 @@ def raises(exc_type, fn, *args, **kwargs):
 
 def hexlify(data):
     return "".join("%02x" % b for b in data)
+
+
+def run_async(main):
+    """Run coroutine function `main` on a fresh event loop, under CPython or MicroPython. On
+    CPython, asyncio gets MicroPython's sleep_ms and wait_for_ms, which the device's tasks use."""
+    import asyncio
+    import sys
+
+    if sys.implementation.name != "micropython":
+        if not hasattr(asyncio, "sleep_ms"):
+            asyncio.sleep_ms = lambda ms: asyncio.sleep(ms / 1000)
+            asyncio.wait_for_ms = lambda aw, ms: asyncio.wait_for(aw, ms / 1000)
+        return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        asyncio.new_event_loop()  # MicroPython keeps one loop: start the next test on a clean one
+
+
+def ms():
+    """Monotonic milliseconds, an integer, under CPython or MicroPython."""
+    import time
+
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms()
+    return int(time.monotonic() * 1000)

@@ -1,4 +1,3 @@
-from check import raises
 from tinyctrl import clock
 
 
@@ -33,22 +32,6 @@ def test_fixed_offsets_and_utc():
 
 def test_uptime_format():
     assert clock.format_uptime(1 * 86400 + 5 * 3600 + 7 * 60 + 3) == "1 days 5 hrs 7 min"
-
-
-def test_ntp_reply_parsing():
-    reply = bytearray(48)
-    reply[0] = 0x24
-    reply[1] = 2
-    secs = 1700000000 + clock.NTP_DELTA
-    reply[40:44] = secs.to_bytes(4, "big")
-    reply[44:48] = (2**31 - 1).to_bytes(4, "big")
-    assert clock.ntp_parse(bytes(reply)) == 1700000000
-    reply[44:48] = (2**31).to_bytes(4, "big")  # half a second and more rounds up
-    t = clock.ntp_parse(bytes(reply))
-    assert t == 1700000001 and isinstance(t, int)
-    raises(ValueError, clock.ntp_parse, bytes(47))
-    reply[1] = 0  # stratum 0: kiss-of-death
-    raises(ValueError, clock.ntp_parse, bytes(reply))
 
 
 def test_clock_offset():

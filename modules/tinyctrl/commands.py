@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: MIT
+# The {"CMD": ...} requests: refresh, stats (the stats line), getip (public-IP lookup) and ntp.
+import asyncio
+import gc
+import time
+
+from . import __version__, clock, log, net, protocol
+
+
+class Commands:
+    def __init__(self, cfg, hw, wall, outbox, ntp_sync, now, boot):
+        self.cfg = cfg
+        self.hw = hw
+        self.wall = wall  # clock.Clock
+        self.outbox = outbox
+        self.ntp_sync = ntp_sync
+        self.now = now  # monotonic milliseconds since start (clock.Monotonic)
+        self.boot = boot  # {"cause", "resets", "outages"}, kept up to date by the controller
+        self._ip_task = None
+
+    def run(self, cmd):
+        if cmd == "refresh":
+            self.outbox.full()
+        elif cmd == "stats":
+            self.outbox.stats()  # rendered when sent, so it is fresh
+        elif cmd == "getip":
+            if self._ip_task is None:
+                self._ip_task = asyncio.create_task(self._lookup_ip())
+        elif cmd == "ntp":
+            self.ntp_sync.force()
+
+    def stats(self):
+        gc.collect()
+        free, used = gc.mem_free(), gc.mem_alloc()
+        parts = [
+            "Uptime=" + clock.format_uptime(self.now() // 1000),
+            "Outages=%d" % self.boot["outages"],
+            "Mem=%.1f%%" % (100 * used / (used + free)),
+        ]
+        t = self.hw.temperature_c()
+        if t is not None:
+            parts.append("Temp=%.1fC/%.1fF" % (t, t * 9 / 5 + 32))
+        if self.wall.synced:
+            now = self.wall.now(time.time())
+            parts.append("Rtc=" + clock.format_local(self.cfg["timezone"], now))
+        else:
+            parts.append("Rtc=not synced")
+        rssi = self.hw.wifi_rssi()
+        if rssi is not None:
+            parts.append("Rssi=%ddBm" % rssi)
+        parts.append("Resets=%d (last: %s)" % (self.boot["resets"], self.boot["cause"]))
+        parts.append("Version=" + __version__)
+        return ", ".join(parts)
+
+    async def _lookup_ip(self):
+        try:
+            url = self.cfg["ip_provider"]
+            if not url:
+                self.outbox.error("Error: getip is turned off (ip_provider is empty)")
+            else:
+                device = self.cfg["mqtt"]["client_id"]
+                self.outbox.reply(protocol.ip_json(await net.public_ip(url), device))
+        except Exception as e:
+            log("getip:", repr(e))
+            self.outbox.error("Error: public IP lookup failed")
+        finally:
+            self._ip_task = None

@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: MIT
+# The outbox: everything the device publishes goes through it, on one topic, from one task.
+#
+# It holds what is pending, not a queue of messages: the full state, the pins whose state
+# changed, NOTIFY values, replies and error lines. When nothing is being sent a change goes
+# out at once; what arrives while a publish is in flight or while the pacer holds messages
+# back joins the next message (issue 10). So a burst becomes few messages, and a flood in
+# never becomes a flood out (guard.PublishGuard: publish_max per publish_window_s).
+import asyncio
+
+from . import log, protocol
+from .guard import ErrorBudget, PublishGuard
+
+MAX_REPLIES = 4
+MAX_ERRORS = 4
+_STATS = object()  # the stats reply, rendered when it is sent so that it is fresh
+
+
+class Outbox:
+    def __init__(self, cfg, client, pin_states, now, stats=None):
+        g, m, gd = cfg["gpio"], cfg["mqtt"], cfg["guard"]
+        self.client = client
+        self.topic = m["topic"]
+        self.device = m["client_id"]
+        self.prefix = g["prefix"]
+        self.all_pins = g["relay"] + sorted(g["momentary"]) + g["contact"]
+        self.notify_pins = set(g["notify"])
+        self.pin_states = pin_states  # pins -> {pin: value}
+        self.now = now  # monotonic milliseconds
+        self.render_stats = stats
+        self.pacer = PublishGuard(gd["publish_max"], gd["publish_window_s"])
+        self.error_budget = ErrorBudget(max(1, gd["publish_max"] // 4), gd["publish_window_s"])
+        self._full = False
+        self._changed = set()  # pins whose state is to be published
+        self._notify_pending = {}
+        self._replies = []
+        self._errors = []
+        self._wake = asyncio.Event()
+
+    @property
+    def halted(self):
+        return self.pacer.halted
+
+    # ---- what to send
+
+    def full(self):
+        """Every pin's state (Actions F and J)."""
+        self._full = True
+        self._wake.set()
+
+    def state(self, pins):
+        """The state of `pins`, e.g. after a request, even if nothing moved."""
+        self._changed.update(pins)
+        self._wake.set()
+
+    def changed(self, pin, value):
+        """`pin` now has `value`: its state, and a NOTIFY if the pin is in gpio.notify."""
+        self._changed.add(pin)
+        if pin in self.notify_pins:
+            self._notify_pending[pin] = value
+        self._wake.set()
+
+    def reply(self, text):
+        if len(self._replies) < MAX_REPLIES:
+            self._replies.append(text)
+            self._wake.set()
+
+    def stats(self):
+        if _STATS not in self._replies:
+            self.reply(_STATS)
+
+    def error(self, line):
+        log(line)
+        if len(self._errors) < MAX_ERRORS and self.error_budget.allow(self.now()):
+            if self.error_budget.suppressed:
+                line += " (%d more errors suppressed)" % self.error_budget.suppressed
+                self.error_budget.suppressed = 0
+            self._errors.append(line)
+            self._wake.set()
+        elif len(self._errors) >= MAX_ERRORS:
+            self.error_budget.suppressed += 1
+
+    # ---- sending
+
+    def pending(self):
+        return bool(self._replies or self._full or self._changed or self._notify_pending
+                    or self._errors)
+
+    def next_message(self):
+        """The next message to publish (replies first, then state, NOTIFY, errors), or None."""
+        if self._replies:
+            r = self._replies.pop(0)
+            return self.render_stats() if r is _STATS else r
+        if self._full or self._changed:
+            pins = self.all_pins if self._full else list(self._changed)
+            self._full = False
+            self._changed.clear()
+            return protocol.state_json(self.prefix, self.pin_states(pins), self.device)
+        if self._notify_pending:
+            msg = protocol.notify_json(self.prefix, self._notify_pending, self.device)
+            self._notify_pending = {}
+            return msg
+        if self._errors:
+            return self._errors.pop(0)
+        return None
+
+    async def run(self):
+        """The publisher task. Returns only when the flood fuse has blown."""
+        pacer = self.pacer
+        while not pacer.halted:
+            if not self.pending():
+                self._wake.clear()
+                await self._wake.wait()
+                continue  # at once: no waiting for company (issue 10)
+            wait = pacer.wait_ms(self.now())
+            if wait:
+                await asyncio.sleep_ms(wait)  # what comes meanwhile joins the next message
+                continue
+            msg = self.next_message()
+            if not pacer.sent(self.now()):
+                break
+            await self.client.publish(self.topic, msg, qos=1)  # and what comes meanwhile, too
