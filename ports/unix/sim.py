@@ -13,7 +13,7 @@ import sys
 import network
 import port
 from tinyctrl import main
-from tinyctrl.controller import log
+from tinyctrl import log
 
 
 class Simulator:

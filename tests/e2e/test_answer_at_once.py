@@ -3,7 +3,6 @@
 what comes while a publish is in flight goes out combined (Action E), and a bouncing contact
 gives one change. The real controller on the simulator, a loopback mosquitto, and a loopback
 proxy that holds the device's traffic to keep a publish in flight."""
-import json
 import time
 
 import pytest
