@@ -11,7 +11,7 @@ import time
 
 import mqtt_as
 
-from . import clock, net, protocol
+from . import clock, homeassistant, net, protocol
 from .auth import AuthError, AuthGate
 from .guard import BurnoutGuard, ErrorBudget, PublishGuard, ceil_s
 from .mqtt import TinyMQTTClient
@@ -104,6 +104,8 @@ class Controller:
         self._ntp_now = asyncio.Event()
         self._last_forced_ntp = None
         self._ip_task = None
+        self.ha = cfg["homeassistant"]  # None: nothing for Home Assistant (issue 14)
+        self._ha_wake = asyncio.Event()
         self.client = TinyMQTTClient(self._mqtt_config())
 
     # ---- MQTT wiring
@@ -152,6 +154,9 @@ class Controller:
 
     async def _on_connect(self, client):
         await client.subscribe(self.topic, 1)
+        if self.ha:
+            await client.subscribe(homeassistant.birth_topic(self.ha), 1)
+            self._ha_wake.set()
         self._full = True  # full list on first connect and after every reconnect (Action F)
         self._wake.set()
         log("subscribed to", self.topic)
@@ -159,6 +164,10 @@ class Controller:
     # ---- requests in
 
     def _on_message(self, topic, msg, retained):
+        if self.ha and topic == homeassistant.birth_topic(self.ha):
+            if msg == homeassistant.BIRTH:  # Home Assistant (re)started: announce again
+                self._ha_wake.set()
+            return
         try:
             self._handle(msg, retained)
         except Exception as e:  # a bug here must not kill the MQTT reader
@@ -349,6 +358,37 @@ class Controller:
             self._full = True
             self._wake.set()
 
+    async def _announce(self):
+        """Home Assistant: discovery (or its removal) and `online` after each connect and each
+        birth, then the state it needs. Births coalesce, and at most one announcement goes per
+        publish window, so a flood of births cannot blow the flood fuse."""
+        ha, topic = self.ha, self.topic
+        while not self.pacer.halted:
+            await self._ha_wake.wait()
+            self._ha_wake.clear()
+            diagnostics = ["uptime"]
+            if self.port.temperature_c() is not None:
+                diagnostics.append("temperature")
+            if self.port.wifi_rssi() is not None:
+                diagnostics.append("rssi")
+            board_id = self.port.default_client_id()
+            for t, retain in ((homeassistant.discovery_topic(ha, board_id), True),
+                              (homeassistant.status_topic(topic), False)):
+                wait = self.pacer.wait_ms(self.mono())
+                while wait:
+                    await asyncio.sleep_ms(wait)
+                    wait = self.pacer.wait_ms(self.mono())
+                if not self.pacer.sent(self.mono()):
+                    return
+                msg = homeassistant.ONLINE if not retain else homeassistant.payload(
+                    self.cfg, self.device, board_id, diagnostics)
+                await self.client.publish(t, msg, retain, 1)
+                msg = None
+            self._command("refresh")
+            if ha["discovery"]:
+                self._command("stats")
+            await asyncio.sleep(self.cfg["guard"]["publish_window_s"])
+
     # ---- commands
 
     def unix_time(self):
@@ -463,6 +503,8 @@ class Controller:
             asyncio.create_task(self._feed_watchdog(self.watchdog))
         asyncio.create_task(self._watch_contacts())
         publisher = asyncio.create_task(self._publisher())
+        if self.ha:
+            asyncio.create_task(self._announce())
         await self._first_connect()
         asyncio.create_task(self._sync_clock())
         asyncio.create_task(self._publish_periodically())

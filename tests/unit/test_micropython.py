@@ -9,7 +9,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 import deps
 
 # Modules that use only what MicroPython has (no pytest, no CPython-only stdlib).
-PORTABLE = ["test_totp", "test_clock", "test_guard", "test_config", "test_protocol", "test_auth"]
+PORTABLE = ["test_totp", "test_clock", "test_guard", "test_config", "test_protocol", "test_auth",
+            "test_homeassistant"]
 
 
 def test_pure_logic_under_micropython():
