@@ -106,6 +106,7 @@ class Controller:
         self._ip_task = None
         self.ha = cfg["homeassistant"]  # None: nothing for Home Assistant (issue 14)
         self._ha_wake = asyncio.Event()
+        self._ha_birth = self.ha and homeassistant.birth_topic(self.ha).encode()
         self.client = TinyMQTTClient(self._mqtt_config())
 
     # ---- MQTT wiring
@@ -164,7 +165,7 @@ class Controller:
     # ---- requests in
 
     def _on_message(self, topic, msg, retained):
-        if self.ha and topic == homeassistant.birth_topic(self.ha):
+        if topic == self._ha_birth:
             if msg == homeassistant.BIRTH:  # Home Assistant (re)started: announce again
                 self._ha_wake.set()
             return

@@ -81,7 +81,7 @@ def _pin_component(cfg, pin, read_only, board_id):
     g, ha = cfg["gpio"], cfg["homeassistant"]
     key = "%s%d" % (g["prefix"], pin)
     pairs = [("name", _string(ha["names"].get(pin, key))),
-             ("uniq_id", _string("%s_%s" % (board_id, key)))]
+             ("uniq_id", _string("%s_%s" % (board_id, key))), ("qos", "1")]
     if pin in g["contact"] or read_only:
         pairs.append(("p", '"binary_sensor"'))
         pairs.append(("val_tpl", _string(_PIN_TEMPLATE % (key, key))))
@@ -112,8 +112,10 @@ def announcement(cfg, device, board_id, diagnostics):
     ha = cfg["homeassistant"]
     yield '{"dev":{"ids":[%s],"name":%s,"mf":"tinyctrl","mdl":"Raspberry Pi Pico W","sw":%s},' % (
         _string(board_id), _string(ha["name"] or device), _string(VERSION))
-    yield '"o":{"name":"tinyctrl","sw":%s},"qos":1,"stat_t":%s,"cmd_t":%s,' % (
+    yield '"o":{"name":"tinyctrl","sw":%s},"stat_t":%s,"cmd_t":%s,' % (
         _string(VERSION), _string(topic), _string(topic))
+    # Home Assistant shares only topics and availability from here (mqtt/schemas.py,
+    # SHARED_OPTIONS), so each component carries its own qos.
     # Availability: `online` on <topic>/status, `offline` from the single topic's last will;
     # whichever came last counts.
     yield '"avty_mode":"latest","avty":[{"t":%s},{"t":%s,"val_tpl":%s}],"cmps":{' % (
@@ -136,7 +138,7 @@ def announcement(cfg, device, board_id, diagnostics):
             sep = ","
     yield '%s"stats":%s}}' % (sep, _component((
         ("p", '"button"'), ("name", '"Update diagnostics"'),
-        ("uniq_id", _string(board_id + "_stats")), ("ent_cat", '"diagnostic"'),
+        ("uniq_id", _string(board_id + "_stats")), ("ent_cat", '"diagnostic"'), ("qos", "1"),
         ("pl_prs", _string('{"CMD": "stats"}')))))
 
 

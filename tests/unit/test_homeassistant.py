@@ -57,7 +57,7 @@ def test_one_device_with_every_pin_and_the_diagnostics():
     d = announced(configured(names={"16": "Garage light", "0": "Front door"},
                              device_class={"0": "door", "1": "garage_door", "16": "outlet"}))
     assert d["dev"]["ids"] == [BOARD] and d["dev"]["name"] == "pico-garage"
-    assert d["o"]["name"] == "tinyctrl" and d["qos"] == 1
+    assert d["o"]["name"] == "tinyctrl"
     assert d["stat_t"] == d["cmd_t"] == "home/pico"
     c = d["cmps"]
     assert sorted(c) == ["GP0", "GP1", "GP16", "GP17", "GP18", "GP19", "rssi", "stats",
@@ -71,6 +71,8 @@ def test_one_device_with_every_pin_and_the_diagnostics():
     assert c["GP1"]["dev_cla"] == "garage_door" and c["GP1"]["name"] == "GP1"
     for key in ("rssi", "temperature", "uptime", "stats"):
         assert c[key]["ent_cat"] == "diagnostic"
+    for key in ("GP0", "GP16", "GP17", "GP18", "stats"):
+        assert c[key]["qos"] == 1
     assert json.loads(c["stats"]["pl_prs"]) == {"CMD": "stats"}
 
 
