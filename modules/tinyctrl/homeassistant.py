@@ -57,6 +57,8 @@ def protected(cfg):
 
 def _string(s):
     """A JSON string in ASCII only (so its length is its size in bytes)."""
+    if all(" " <= c <= "~" for c in s):  # the usual case, without a piece per character
+        return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
     out = ['"']
     for c in s:
         n = ord(c)
