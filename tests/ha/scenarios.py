@@ -36,6 +36,14 @@ def device_config(ports, discovery=True):
                        "device_class": {"1": "garage_door", "0": "door"}})
 
 
+def number(state):
+    try:
+        float(state)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def check(report, name, fn):
     try:
         detail = fn()
@@ -161,9 +169,10 @@ def _run(report, hass, sim, tester, ports):
     def diagnostics():
         tester.send({"CMD": "stats"})
         hass.wait_state("sensor.pico_test_temperature", "21.5", 10)
-        hass.wait_state("sensor.pico_test_wi_fi_signal", lambda s: s and s.lstrip("-").isdigit(), 10)
-        hass.wait_state("sensor.pico_test_uptime", lambda s: s and s.isdigit(), 10)
-        return "temperature, Wi-Fi signal, uptime"
+        hass.wait_state("sensor.pico_test_wi_fi_signal", number, 10)
+        hass.wait_state("sensor.pico_test_uptime", number, 10)
+        return "temperature %s, Wi-Fi signal %s, uptime %s" % tuple(hass.state(
+            "sensor.pico_test_" + k) for k in ("temperature", "wi_fi_signal", "uptime"))
 
     check(report, "diagnostic_sensors", diagnostics)
 
