@@ -2,7 +2,6 @@
 """Issue 14 against a real Home Assistant, run inside a private network namespace by
 tests/support/homeassistant.py (--inside): mosquitto, the simulator and `hass`, all on loopback.
 Each check is reported as one JSON line; tests/ha/test_homeassistant.py turns them into tests."""
-import json
 import os
 import re
 import signal
