@@ -163,7 +163,9 @@ class HomeAssistant:
         """Start hass and wait until it is running with MQTT connected."""
         self.proc = subprocess.Popen(
             [HASS, "-c", self.dir, "--log-file", self.log_path, "--log-no-color"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+            # not the tests' PYTHONPATH: this file would shadow the homeassistant package
+            env=dict((k, v) for k, v in os.environ.items() if k != "PYTHONPATH"))
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
