@@ -6,3 +6,9 @@ __version__ = "0.7.0"
 
 def log(*args):
     print("tinyctrl:", *args, file=sys.stderr)
+
+
+def board_name(board_id):
+    """`tinyctrl-<board id in hex>`: unique per board and stable across reboots; the default
+    MQTT client id (two boards never share a session) and Home Assistant's device id."""
+    return "tinyctrl-" + "".join("%02x" % b for b in board_id)

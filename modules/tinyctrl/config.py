@@ -3,6 +3,7 @@
 import json
 
 from .clock import TIMEZONES, utc_offset_s
+from .homeassistant import CONTACT_CLASSES, RELAY_CLASSES
 from .totp import base32_decode
 
 # GPIOs a user can wire on the Pico W (23, 24, 25 and 29 belong to the Wi-Fi chip).
@@ -19,7 +20,7 @@ class ConfigError(Exception):
 # Each section: key -> (default, check). A default of REQUIRED must be given.
 # Built on demand: the tables are garbage once config.json is validated, not heap for life.
 REQUIRED = object()
-SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp")
+SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant")
 
 
 def _schema():
@@ -76,6 +77,13 @@ def _schema():
             "port": (123, "port"),
             "interval_s": (86400, "period"),
             "force_wait_s": (180, "count"),
+        },
+        "homeassistant": {
+            "discovery": (False, "bool"),
+            "prefix": ("homeassistant", "topic"),
+            "name": ("", "str"),
+            "names": ({}, "pin_texts"),
+            "device_class": ({}, "pin_texts"),
         },
     }
 
@@ -159,6 +167,18 @@ def _check(kind, v, where, problems):
             elif p is not None:
                 out[p] = secs
         return out
+    if kind == "pin_texts":
+        if not isinstance(v, dict):
+            problems.append("%s: must map pin numbers to text, e.g. {\"16\": \"Light\"}" % where)
+            return {}
+        out = {}
+        for k, text in v.items():
+            p = _pin(k, where, problems)
+            if not isinstance(text, str) or not 0 < len(text) <= 64:
+                problems.append("%s.%s: must be text of 1-64 characters" % (where, k))
+            elif p is not None:
+                out[p] = text
+        return out
     if kind == "mfa_pins":
         return _pin_map(v, where, problems, _base32_key)
     if kind == "sign_pins":
@@ -239,7 +259,8 @@ def validate(raw):
     top = dict((k, v) for k, v in raw.items() if k not in SECTIONS)
     cfg = _section(top, _top(), "", problems)
     schemas = _schema()
-    for name, schema in schemas.items():
+    for name in SECTIONS:  # in this order: MicroPython's dicts keep none
+        schema = schemas[name]
         if name in ("wifi", "mqtt") and name not in raw:
             problems.append("%s: required" % name)
             cfg[name] = _section({}, schema, name, [])  # defaults only; its keys are implied
@@ -284,9 +305,37 @@ def validate(raw):
             problems.append("guard.%s: must be at least 1" % key)
     if _is_int(guard["publish_max"]) and guard["publish_max"] < 4:
         problems.append("guard.publish_max: must be at least 4 (state, notify, replies and errors share it)")
+    _check_homeassistant(cfg, "homeassistant" in raw, problems)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _check_homeassistant(cfg, given, problems):
+    """Without the section the device publishes nothing for Home Assistant (cfg value None)."""
+    ha = cfg["homeassistant"]
+    if not given:
+        cfg["homeassistant"] = None
+        return
+    gpio = cfg["gpio"]
+    contacts, relays = gpio["contact"], gpio["relay"]
+    for p in ha["names"]:
+        if p not in contacts and p not in relays and p not in gpio["momentary"]:
+            problems.append("homeassistant.names: GP%d is not a configured pin" % p)
+    for p, cls in ha["device_class"].items():
+        if p in contacts:
+            if cls not in CONTACT_CLASSES:
+                problems.append("homeassistant.device_class.%d: '%s' is not a binary_sensor "
+                                "class (e.g. door, garage_door, window)" % (p, cls))
+        elif p in relays:
+            if cls not in RELAY_CLASSES:
+                problems.append("homeassistant.device_class.%d: a relay is 'outlet' or 'switch'" % p)
+        else:
+            problems.append("homeassistant.device_class: GP%d is not a relay or contact" % p)
+    prefix = ha["prefix"]
+    if isinstance(prefix, str) and (cfg["mqtt"]["topic"] + "/").startswith(prefix + "/"):
+        problems.append("homeassistant.prefix: must not contain mqtt.topic (Home Assistant "
+                        "reads everything under it)")
 
 
 def parse(text):

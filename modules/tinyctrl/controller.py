@@ -9,7 +9,7 @@ import time
 
 import mqtt_as
 
-from . import clock, log, net, ntp, protocol
+from . import board_name, clock, homeassistant, log, net, ntp, protocol
 from .auth import AuthError, AuthGate
 from .commands import Commands
 from .contacts import Contacts
@@ -46,6 +46,8 @@ class Controller:
         self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono,
                                  self.boot)
         self.outbox.render_stats = self.commands.stats
+        self.announcer = cfg["homeassistant"] and homeassistant.Announcer(
+            cfg, hw, self.client, self.outbox, self.commands, board_name(hw.unique_id()))
 
     def pin_states(self, pins):
         out = {}
@@ -85,12 +87,16 @@ class Controller:
 
     async def _on_connect(self, client):
         await client.subscribe(self.topic, 1)
+        if self.announcer:
+            await self.announcer.connected(client)
         self.outbox.full()  # full list on first connect and after every reconnect (Action F)
         log("subscribed to", self.topic)
 
     # ---- requests in
 
     def _on_message(self, topic, msg, retained):
+        if self.announcer and self.announcer.message(topic, msg):
+            return
         try:
             self._handle(msg, retained)
         except Exception as e:  # a bug here must not kill the MQTT reader
@@ -173,6 +179,8 @@ class Controller:
             asyncio.create_task(self._feed_watchdog(self.watchdog))
         asyncio.create_task(self.contacts.run())
         publisher = asyncio.create_task(self.outbox.run())
+        if self.announcer:
+            asyncio.create_task(self.announcer.run())
         await self._first_connect()
         asyncio.create_task(self.ntp_sync.run())
         asyncio.create_task(self._publish_periodically())

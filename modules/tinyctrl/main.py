@@ -5,7 +5,7 @@ import sys
 
 import port
 
-from . import config
+from . import board_name, config
 from .controller import Controller, log
 
 
@@ -25,13 +25,8 @@ def load(path=None):
     if ca and not ca.startswith("/") and "/" in path:
         cfg["mqtt"]["ca_file"] = path.rsplit("/", 1)[0] + "/" + ca  # beside config.json
     if not cfg["mqtt"]["client_id"]:
-        cfg["mqtt"]["client_id"] = default_client_id(port.unique_id())
+        cfg["mqtt"]["client_id"] = board_name(port.unique_id())
     return cfg
-
-
-def default_client_id(board_id):
-    """`tinyctrl-<board id in hex>`: unique per board, so two boards never share a session."""
-    return "tinyctrl-" + "".join("%02x" % b for b in board_id)
 
 
 def build(cfg):
