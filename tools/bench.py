@@ -50,7 +50,7 @@ CONTACT_TARGET_MS = 40
 LATENCY_GUARD = {"cooldown_s": 0.1, "max_changes": 10000, "window_s": 60, "max_violations": 3,
                  "publish_max": 400, "publish_window_s": 10}
 RUN_GAP_S = 0.3
-RELAY, CONTACT = 16, 2  # GP2 is not in gpio.notify: one message per contact change
+RELAY, CONTACT = 16, 1  # as in tests/emu/scenarios.py
 
 # Heap of the firmware at an idle REPL: forget every module the boot imported (the frozen
 # main.py ran and stopped for lack of config.json), so only what the REPL itself holds remains.
