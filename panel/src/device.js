@@ -30,6 +30,8 @@ export class Device extends EventTarget {
       protocolVersion: 4,
       connectTimeout: 8000,
       reconnectPeriod: 5000,
+      // MQTT.js keeps its keepalive timer in a Web Worker (a blob: URL, allowed by the page's
+      // CSP) so a phone's background throttling does not drop the connection.
     });
     this.client = client;
     this.emit("link", { state: "connecting", url });

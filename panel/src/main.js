@@ -128,6 +128,8 @@ function startDevice() {
   });
   device.addEventListener("text", ({ detail }) => onText(detail));
   device.addEventListener("sent", ({ detail }) => {
+    ui.clearAlert("device"); // a refusal is about the request before this one
+    ui.clearAlert("request");
     // The log shows what was sent without the code or signature.
     const shown = Object.keys(detail).filter((k) => k !== layout.keyname && k !== "TS" && k !== "SIG")
       .map((k) => k + "=" + detail[k]).join(", ");
