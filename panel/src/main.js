@@ -12,6 +12,7 @@ import * as ui from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const CLOCK_TOLERANCE_S = 30; // one TOTP step; the device also bounds signed requests' TS
+const ANSWER_MS = 15000; // the device answers a refresh within this, unless it is offline
 
 const app = {
   settings: null, // {layout, broker: {url, user}}: not secret
@@ -22,6 +23,7 @@ const app = {
   lastStep: {}, // base32 key -> last time step sent: the device accepts each code once
   lastTs: 0, // the device accepts a signer's TS only if it is newer than the last
   clockSkewS: null, // this browser's clock minus the web server's (the Date header)
+  answerTimer: null,
   config: null,
 };
 
@@ -98,6 +100,9 @@ function startDevice() {
     if (detail.state === "connected") {
       ui.badge("link", "broker connected", "ok");
       ui.clearAlert("broker");
+      // Its last will reached only clients connected at the time: silence means offline too.
+      clearTimeout(app.answerTimer);
+      app.answerTimer = setTimeout(() => ui.badge("device", "device not answering", "bad"), ANSWER_MS);
     } else if (detail.state === "connecting") {
       ui.badge("link", "connecting", "wait");
     } else if (detail.state === "unreachable") {
@@ -110,6 +115,7 @@ function startDevice() {
     }
   });
   device.addEventListener("online", ({ detail }) => {
+    clearTimeout(app.answerTimer);
     ui.badge("device", "device " + detail, detail === "online" ? "ok" : "bad");
     if (detail !== "online") ui.log("device " + detail, "error");
   });

@@ -289,4 +289,10 @@ def test_broker_unreachable_and_refused_login(browser, lab):
 def test_device_going_offline_is_shown(page, lab):
     lab.sim.stop()  # the broker sends the device's last will
     expect(page.locator("#device")).to_have_text("device offline")
+    # A page opened later never saw the last will: no answer to its refresh says it instead.
+    page.reload()
+    page.fill("#unlock-passphrase", PASSPHRASE)
+    page.click("#unlock-form button[type=submit]")
+    expect(page.locator("#link")).to_have_text("broker connected")
+    expect(page.locator("#device")).to_have_text("device not answering", timeout=40_000)
     assert os.path.exists(SCREENSHOT)
