@@ -70,8 +70,9 @@ def set_up(page, lab, url=None, password=None, keep_keys=True):
     """The first visit: open config.json, give the broker login and a passphrase."""
     page.goto(lab.web.url)
     expect(page.locator("#setup")).to_be_visible()
-    page.set_input_files("#config-file", files=[{
-        "name": "config.json", "mimeType": "application/json", "buffer": json.dumps(lab.cfg).encode()}])
+    config = {"name": "config.json", "mimeType": "application/json",
+              "buffer": json.dumps(lab.cfg).encode()}
+    page.set_input_files("#config-file", files=[config])
     expect(page.locator("#config-summary")).to_contain_text("Topic " + TOPIC)
     page.fill("#broker-url", url or lab.ws_url)
     page.fill("#broker-user", "phone")
@@ -227,7 +228,9 @@ def storage_dump(page):
         const out = {local: {...localStorage}, session: {...sessionStorage}, idb: {}};
         for (const info of await indexedDB.databases()) {
             const db = await new Promise((ok, fail) => {
-                const r = indexedDB.open(info.name); r.onsuccess = () => ok(r.result); r.onerror = fail;
+                const r = indexedDB.open(info.name);
+                r.onsuccess = () => ok(r.result);
+                r.onerror = fail;
             });
             for (const store of db.objectStoreNames) {
                 out.idb[info.name + "/" + store] = await new Promise((ok) => {
@@ -261,7 +264,8 @@ def test_no_key_or_passphrase_in_messages_or_storage(page, lab):
 def test_clock_too_far_off_is_explained(browser, lab):
     context = browser.new_context(**PHONE)
     # A phone whose clock runs 10 minutes fast: beyond the device's max_expired_codes.
-    context.add_init_script("(() => { const real = Date.now; Date.now = () => real() + 600000; })()")
+    context.add_init_script("(() => { const real = Date.now; "
+                            "Date.now = () => real() + 600000; })()")
     page = context.new_page()
     set_up(page, lab)
     expect(page.locator("#link")).to_have_text("broker connected")
@@ -282,7 +286,8 @@ def test_broker_unreachable_and_refused_login(browser, lab):
     page.click("#keys summary")
     page.click("#reset")
     set_up(page, lab, password="wrong-password")
-    expect(page.locator("#alert")).to_contain_text("Broker error: Connection refused: Not authorized")
+    expect(page.locator("#alert")).to_contain_text(
+        "Broker error: Connection refused: Not authorized")
     context.close()
 
 

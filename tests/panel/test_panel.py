@@ -11,7 +11,8 @@ LOCK = "/tmp/tinyctrl-heavy.lock"
 
 
 def test_panel_in_a_real_browser(capsys):
-    build = subprocess.run(["./build.sh", "panel"], cwd=panel_lab.ROOT, capture_output=True, text=True)
+    build = subprocess.run(["./build.sh", "panel"], cwd=panel_lab.ROOT, capture_output=True,
+                           text=True)
     assert build.returncode == 0, build.stdout + build.stderr
     why = panel_lab.missing_requirements()
     if why:
@@ -20,9 +21,11 @@ def test_panel_in_a_real_browser(capsys):
         import fcntl
 
         fcntl.flock(lock, fcntl.LOCK_EX)
-        run = panel_lab.run_isolated(["-q", "-rfE", "-s"], capture_output=True, text=True, timeout=600)
+        run = panel_lab.run_isolated(["-q", "-rfE", "-s"], capture_output=True, text=True,
+                                     timeout=600)
     with capsys.disabled():
+        marks = ("phone screenshot:", "FAILED", "ERROR")
         summary = [line for line in run.stdout.splitlines()
-                   if line.startswith(("phone screenshot:", "FAILED", "ERROR")) or " passed" in line]
+                   if line.startswith(marks) or " passed" in line]
         print("\n[panel] " + "\n[panel] ".join(summary))
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-4000:]

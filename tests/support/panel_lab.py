@@ -32,8 +32,9 @@ CHECKS = ROOT / "tests" / "panel" / "panel_checks.py"
 CHROMIUM = "/usr/bin/chromium"
 # Each part of the scenario logs in with its own user (issue 15 asks that no password leaks).
 USERS = {"pico": "device-broker-pw-1", "phone": "phone-broker-pw-2", "spy": "spy-broker-pw-3"}
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
 
 
 def missing_requirements():
@@ -77,7 +78,8 @@ def broker():
     passwords = os.path.join(tempfile.mkdtemp(prefix="tinyctrl-passwd-"), "passwd")
     os.chmod(os.path.dirname(passwords), 0o755)
     for i, (user, password) in enumerate(USERS.items()):
-        subprocess.run(["mosquitto_passwd", "-b"] + ["-c"] * (i == 0) + [passwords, user, password],
+        create = ["-c"] if i == 0 else []
+        subprocess.run(["mosquitto_passwd", "-b"] + create + [passwords, user, password],
                        check=True, capture_output=True)
     os.chmod(passwords, 0o644)
     with open(mosq.conf) as f:
