@@ -24,8 +24,10 @@ def test_panel_in_a_real_browser(capsys):
         run = panel_lab.run_isolated(["-q", "-rfE", "-s"], capture_output=True, text=True,
                                      timeout=600)
     with capsys.disabled():
-        marks = ("phone screenshot:", "FAILED", "ERROR")
-        summary = [line for line in run.stdout.splitlines()
-                   if line.startswith(marks) or " passed" in line]
+        # With -s the screenshot line follows the progress dots of the tests before it.
+        shot = "phone screenshot:"
+        summary = [line[line.index(shot):] if shot in line else line
+                   for line in run.stdout.splitlines()
+                   if shot in line or line.startswith(("FAILED", "ERROR")) or " passed" in line]
         print("\n[panel] " + "\n[panel] ".join(summary))
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-4000:]
