@@ -6,6 +6,7 @@
 #   ./build.sh test [args]  host test suite (tools/run_tests.py)
 #   ./build.sh sim CONFIG   run the controller on the host simulator (tools/sim.py)
 #   ./build.sh bench [args] benchmarks (tools/bench.py; --sim: simulator latencies only)
+#   ./build.sh panel [--serve [PORT]]  build the phone panel into build/panel (and serve it)
 #
 # Dependencies live in ${TINYCTRL_DEPS:-$HOME/.cache/tinyctrl} and are cloned at
 # their pinned refs when absent; MPY_DIR, MQTT_AS_DIR and PICOTOOL_DIR (a
@@ -208,8 +209,26 @@ ensure_venv() {
     export PATH="$VENV/bin:$PATH"
 }
 
+# The phone panel (panel/, README "Phone panel"): npm packages from the lockfile, bundled into
+# build/panel; --serve serves it on 127.0.0.1 only (WebCrypto needs https or localhost).
+build_panel() {
+    command -v npm >/dev/null || install_apt nodejs npm
+    local stamp=panel/node_modules/.package-lock.json
+    if [ ! -f "$stamp" ] || [ panel/package-lock.json -nt "$stamp" ]; then
+        say "installing the panel's npm packages (panel/package-lock.json)"
+        (cd panel && npm ci --no-audit --no-fund) || die "npm ci failed (see above); is the npm registry reachable?"
+    fi
+    (cd panel && node build.mjs "$REPO/build/panel") || die "bundling the panel failed"
+    say "panel built into build/panel"
+    if [ "${1:-}" = --serve ]; then
+        local port=${2:-8080}
+        say "serving http://localhost:$port/ (Ctrl-C stops)"
+        exec python3 -m http.server --bind 127.0.0.1 --directory "$REPO/build/panel" "$port"
+    fi
+}
+
 usage() {
-    sed -n '4,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd=${1:-build}
@@ -219,6 +238,7 @@ case $cmd in
     test) ensure_venv && exec "$VENV/bin/python" tools/run_tests.py "$@" ;;
     sim) ensure_venv && exec "$VENV/bin/python" tools/sim.py "$@" ;;
     bench) ensure_venv && exec "$VENV/bin/python" tools/bench.py "$@" ;;
+    panel) build_panel "$@" ;;
     -h | --help | help) usage ;;
     *)
         usage >&2
