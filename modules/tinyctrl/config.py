@@ -1,6 +1,7 @@
 # config.json: loading, defaults and the one validator, for the device and for a PC.
 # Every problem is reported with the key it concerns; nothing here touches hardware.
 import json
+import os
 
 from .clock import TIMEZONES, utc_offset_s
 from .homeassistant import CONTACT_CLASSES, RELAY_CLASSES
@@ -348,11 +349,13 @@ def parse(text):
 
 
 def load(path):
+    # The size first: MicroPython's read(n) allocates n bytes at once, and 64 KB in one piece
+    # is more than a Pico W's heap may have free once the controller has run.
     try:
+        if os.stat(path)[6] > MAX_PAYLOAD:
+            raise ConfigError(["%s: larger than %d bytes" % (path, MAX_PAYLOAD)])
         with open(path) as f:
-            text = f.read(MAX_PAYLOAD + 1)
+            text = f.read()
     except OSError:
         raise ConfigError(["%s: not found; copy config.json onto the device" % path])
-    if len(text) > MAX_PAYLOAD:
-        raise ConfigError(["%s: larger than %d bytes" % (path, MAX_PAYLOAD)])
     return parse(text)
