@@ -14,7 +14,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APT_COMMANDS = {"mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients", "openssl": "openssl",
-                "unshare": "util-linux", "ip": "iproute2"}
+                "unshare": "util-linux", "ip": "iproute2", "chromium": "chromium", "node": "nodejs",
+                "npm": "npm"}
 
 
 def ensure_apt_packages():
@@ -26,8 +27,9 @@ def ensure_apt_packages():
         sys.exit("run_tests: missing %s; install them with: apt-get install %s" % (missing, " ".join(missing)))
     print("run_tests: installing %s" % " ".join(missing))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.check_call(sudo + ["apt-get", "update", "-qq"], env=env)
-    subprocess.check_call(sudo + ["apt-get", "install", "-y", "-qq"] + missing, env=env)
+    if (subprocess.call(sudo + ["apt-get", "update", "-qq"], env=env)
+            or subprocess.call(sudo + ["apt-get", "install", "-y", "-qq"] + missing, env=env)):
+        sys.exit("run_tests: could not install %s; run: apt-get install %s" % (missing, " ".join(missing)))
 
 
 def main(argv):
