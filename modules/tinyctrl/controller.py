@@ -13,7 +13,7 @@ import mqtt_as
 
 from . import clock, net, protocol
 from .auth import AuthError, AuthGate
-from .guard import BurnoutGuard, ErrorBudget, PublishGuard, ceil_s
+from .guard import BurnoutGuard, ErrorBudget, PublishGuard, RateLimit
 from .mqtt import TinyMQTTClient
 
 COALESCE_MS = 50  # changes this close together go out as one message (Action E)
@@ -67,7 +67,7 @@ class Controller:
         g, m = cfg["gpio"], cfg["mqtt"]
         self.prefix = g["prefix"]
         self.topic = m["topic"]
-        self.device = m["client_id"]
+        self.device = cfg["name"]  # published in "FROM"; never the client id (issue 9, finding 2)
         self.mono = Monotonic()
         self.clock = clock.Clock()
         self.led = port.StatusLed()
@@ -102,7 +102,8 @@ class Controller:
         self._releases = {}  # momentary pin -> release task
         self._contact_state = dict((p, c.value()) for p, c in self.contacts.items())
         self._ntp_now = asyncio.Event()
-        self._last_forced_ntp = None
+        self._ntp_limit = RateLimit(cfg["ntp"]["force_wait_s"])
+        self._getip_limit = RateLimit(cfg["getip_wait_s"])
         self._ip_task = None
         self.client = TinyMQTTClient(self._mqtt_config())
 
@@ -113,7 +114,7 @@ class Controller:
         c = dict(mqtt_as.config)
         c.update(
             server=m["server"], port=m["port"], user=m["user"], password=m["password"],
-            client_id=self.device, keepalive=m["keepalive"], ssid=w["ssid"], wifi_pw=w["password"],
+            client_id=m["client_id"], keepalive=m["keepalive"], ssid=w["ssid"], wifi_pw=w["password"],
             clean=False, clean_init=True, queue_len=0, response_time=10,
             will=(self.topic, protocol.status_json("offline", self.device), False, 1),
             subs_cb=self._on_message, wifi_coro=self._on_link, connect_coro=self._on_connect,
@@ -179,15 +180,15 @@ class Controller:
             return self._error("Error: retained requests are ignored; turn Retain off in the client")
         if req.cmd:
             return self._command(req.cmd)
-        now = self.unix_time()
+        now, ms = self.unix_time(), self.mono()
         try:
             if not req.pins:
-                self.auth.offer_code(req.code, now, self.clock.synced)
+                self.auth.offer_code(req.code, now, ms, self.clock.first_sync)
                 return self._reply("Info: MFA code accepted")
-            self.auth.authorize(req, now, self.clock.synced)
+            self.auth.authorize(req, now, ms, self.clock.first_sync)
         except AuthError as e:
             self._dirty.update(req.pins)
-            return self._error(str(e))
+            return self._error(str(e), "auth")
         self._apply(req.pins)
 
     def _apply(self, wanted):
@@ -202,7 +203,7 @@ class Controller:
             if pin in self.momentary and v == 0:  # early release is always safe
                 moves.append((pin, 0))
                 continue
-            reason = self.burnout.refuse(pin, now, self.name(pin))
+            reason = self.burnout.refuse(pin, now, self.name(pin), v)
             if reason:
                 self._error(reason)
                 continue
@@ -242,17 +243,15 @@ class Controller:
                 self._reply("stats")  # rendered when sent, so it is fresh
         elif cmd == "getip":
             if self._ip_task is None:
+                refusal = self._getip_limit.refuse(self.mono(), "getip was asked")
+                if refusal:
+                    return self._error(refusal)
                 self._ip_task = asyncio.create_task(self._lookup_ip())
         elif cmd == "ntp":
-            now = self.mono()
-            last = self._last_forced_ntp
-            wait_ms = self.cfg["ntp"]["force_wait_s"] * 1000
-            if last is not None and now - last < wait_ms:
-                self._error("Error: NTP sync was forced %ds ago; try again in %ds"
-                            % ((now - last) // 1000, ceil_s(wait_ms - (now - last))))
-            else:
-                self._last_forced_ntp = now
-                self._ntp_now.set()
+            refusal = self._ntp_limit.refuse(self.mono(), "NTP sync was forced")
+            if refusal:
+                return self._error(refusal)
+            self._ntp_now.set()
 
     # ---- contacts
 
@@ -285,16 +284,20 @@ class Controller:
             self._replies.append(text)
             self._wake.set()
 
-    def _error(self, line):
+    def _error(self, line, kind="request"):
+        """Queue an error line. Kinds ("request", "auth") have a queue share and budget each,
+        so garbage cannot crowd out the report of a failed authentication."""
         log(line)
-        if len(self._errors) < MAX_ERRORS and self.error_budget.allow(self.mono()):
-            if self.error_budget.suppressed:
-                line += " (%d more errors suppressed)" % self.error_budget.suppressed
-                self.error_budget.suppressed = 0
-            self._errors.append(line)
+        budget = self.error_budget
+        queued = sum(1 for k, _ in self._errors if k == kind)
+        if queued >= MAX_ERRORS:
+            budget.drop(kind)
+        elif budget.allow(self.mono(), kind):
+            n = budget.take_suppressed(kind)
+            if n:
+                line += " (%d more errors suppressed)" % n
+            self._errors.append((kind, line))
             self._wake.set()
-        elif len(self._errors) >= MAX_ERRORS:
-            self.error_budget.suppressed += 1
 
     def states(self, pins):
         out = {}
@@ -316,7 +319,7 @@ class Controller:
             self._notify = {}
             return msg
         if self._errors:
-            return self._errors.pop(0)
+            return self._errors.pop(0)[1]
         return None
 
     def _pending(self):

@@ -62,5 +62,5 @@ def test_fuse_blows_when_publishes_bypass_the_pacer():
 def test_error_budget_counts_what_it_drops():
     b = ErrorBudget(2, 10)
     assert [b.allow(t) for t in (0, 1000, 2000, 3000)] == [True, True, False, False]
-    assert b.suppressed == 2
+    assert b.suppressed == {"request": 2}
     assert b.allow(10500)
