@@ -28,7 +28,7 @@ def test_action_f_full_list_on_first_connect(rig):
     assert {k: v for k, v in first.items() if k != "FROM"} == {
         "GP0": 0, "GP1": 0, "GP2": 0, "GP3": 0, "GP16": 0, "GP17": 0,
         "GP18": 0, "GP19": 0, "GP26": 0, "GP27": 0}
-    assert first["FROM"] == "pico-test"
+    assert first["FROM"] == "garage-pico"  # config "name", never the client id
 
 
 def test_action_a_b_relay_on_off(rig):
@@ -228,7 +228,7 @@ def test_bad_requests_get_a_clear_error_and_move_nothing(rig, payload, error):
 def test_device_ignores_its_own_and_forged_responses(rig):
     sim, client, _, _, _ = rig
     before = dict(sim.pins)
-    forged = [b'{"GP16": 1, "FROM": "pico-test"}', b'{"GP26": 1, "GP27": 1, "FROM": "someone"}',
+    forged = [b'{"GP16": 1, "FROM": "garage-pico"}', b'{"GP26": 1, "GP27": 1, "FROM": "someone"}',
               b"Error: MFA validation failed"]
     m = client.mark()
     for payload in forged:
