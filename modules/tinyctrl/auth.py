@@ -92,10 +92,10 @@ class AuthGate:
         """The keys `code` is a fresh valid code for, now used up."""
         if code is None or synced_at is None:
             return []
-        # Steps that could have been accepted before the clock was first synced on this boot
-        # (before a reset or power cut, or by a device that could not yet check them) are
-        # refused: nothing of them survives in RAM (issue 9, finding 9).
-        floor = totp.counter_at(synced_at) + 1
+        # Codes of the time step of the clock's first sync on this boot, and older ones, are
+        # refused: used before a reset or power cut, or seen before the clock could check them,
+        # they left no trace in RAM (issue 9, finding 9).
+        floor = totp.counter_at(synced_at)
         keys = []
         for key in self._all_keys():
             c = totp.match(key, code, now, self.max_expired)
@@ -125,7 +125,7 @@ class AuthGate:
             if _same(expected, req.sig):
                 self._last_ts[key] = req.ts
                 if synced_at is not None and abs(now - req.ts) <= self.sign_window_s \
-                        and req.ts > synced_at + self.sign_window_s:  # see _spend_code
+                        and req.ts > synced_at:  # see _spend_code
                     signers.append(name)
         return signers
 

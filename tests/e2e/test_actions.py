@@ -143,9 +143,10 @@ def test_action_k_mfa_denied(rig):
 
 def test_action_l_m_mfa_then_request_and_notify(rig):
     sim, client, _, _, _ = rig
-    # The clock must be synced (start-up sync) before codes can be checked.
+    # The clock must be synced (start-up sync) before codes can be checked, and codes of the
+    # sync's time step are refused (issue 9, finding 9): one step ahead is accepted.
     m = client.mark()
-    client.send({"MFA": totp_now(KEY_B)})
+    client.send({"MFA": totp_now(KEY_B, offset_steps=1)})
     client.wait_for(text("Info: MFA code accepted"), since=m)
     client.send({"GP17": 1})
     sim.wait_pin(17, 1)
