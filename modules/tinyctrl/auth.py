@@ -4,6 +4,7 @@
 # TS); `ms` is the controller's monotonic milliseconds for what the device times itself
 # (lockouts, grants), which an NTP step must not shorten or stretch (issue 9, finding 10).
 from . import totp
+from .guard import ceil_s
 from .protocol import canonical
 
 DENIED = "Error: MFA validation failed, GPIO cannot be set"
@@ -81,7 +82,7 @@ class AuthGate:
     def _lock_error(self, keys, ms):
         left = self._locked_for(keys, ms)
         if left:
-            return AuthError(DENIED + " (locked for %ds after repeated failures)" % ((left + 999) // 1000))
+            return AuthError(DENIED + " (locked for %ds after repeated failures)" % ceil_s(left))
         return None
 
     # ---- spending: every valid code or signature the device sees is used up, whatever
@@ -165,12 +166,13 @@ class AuthGate:
             raise e
         if synced_at is None:
             raise self._failure(need, ms)
-        if req.code is not None and not any(k in self.totp_pins.get(p, ()) for p in need for k in inline):
+        opens = [p for p in need if any(k in self.totp_pins.get(p, ()) for k in inline)]
+        if req.code is not None and not opens:
             raise self._failure(need, ms)  # a wrong code fails even where a grant would do
         grant = self._grant if self._grant and self._grant[1] > ms else None
         used_grant = False
         for p in need:
-            if any(k in self.totp_pins.get(p, ()) for k in inline):
+            if p in opens:
                 continue
             if any(n in self.sign_pins.get(p, ()) for n in signers):
                 continue

@@ -199,7 +199,8 @@ def _check(kind, v, where, problems):
             elif _weak(key, key):
                 problems.append("%s: %s" % (at, _weak(key, key)))
             elif key in seen:  # one key, two names: each request could be replayed once per name
-                problems.append("%s: same key as %s.%s; give each client its own" % (at, where, shown(seen[key])))
+                problems.append("%s: same key as %s.%s; give each client its own"
+                                % (at, where, shown(seen[key])))
             else:
                 seen[key] = name
         return v
@@ -230,7 +231,8 @@ def _weak(key, symbols):
     if key in EXAMPLE_KEYS:
         return "key is the example from README.md; generate your own"
     if len(set(symbols)) < MIN_KEY_SYMBOLS:
-        return "key has fewer than %d different characters; generate a random one" % MIN_KEY_SYMBOLS
+        return "key has fewer than %d different characters; generate a random one" % (
+            MIN_KEY_SYMBOLS)
     return None
 
 
@@ -351,7 +353,8 @@ def validate(raw):
     if cfg["name"] == "":
         problems.append("name: must not be empty")
     if cfg["name"] and cfg["name"] == mqtt["client_id"]:
-        problems.append("name: must differ from mqtt.client_id (whoever knows the client id can take the device's place)")
+        problems.append("name: must differ from mqtt.client_id "
+                        "(whoever knows the client id can take the device's place)")
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -2,7 +2,8 @@
 #
 # Everything the device publishes is marked so it never acts on its own messages:
 # JSON responses carry "FROM": <device name> (config "name"; never the MQTT client id, which
-# would let anyone with broker credentials take the device's place), text lines start with one of TEXT_PREFIXES.
+# would let anyone with broker credentials take the device's place), text lines start with
+# one of TEXT_PREFIXES.
 # Anything carrying those marks is ignored as a request, so a forged "response" moves no pin.
 MAX_REQUEST = 512  # bytes; real requests are tens of bytes
 COMMANDS = ("stats", "getip", "refresh", "ntp")
