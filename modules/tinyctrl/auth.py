@@ -1,6 +1,10 @@
 # Who may move a protected pin: TOTP codes (used once), short grants, signed commands
-# for programs, and a growing lockout against guessing. Times are whole unix seconds (clock.py).
+# for programs, and a growing lockout against guessing.
+# Two clocks: `now` is whole unix seconds (clock.py) for what the client stamps (TOTP steps,
+# TS); `ms` is the controller's monotonic milliseconds for what the device times itself
+# (lockouts, grants), which an NTP step must not shorten or stretch (issue 9, finding 10).
 from . import totp
+from .guard import ceil_s
 from .protocol import canonical
 
 DENIED = "Error: MFA validation failed, GPIO cannot be set"
@@ -21,6 +25,16 @@ def _same(a, b):
     return diff == 0
 
 
+class Failures:
+    """Guessing record of one pin (or of bare codes): failures since the last success or
+    lockout, when the current lockout ends (monotonic ms), and how many lockouts so far."""
+
+    def __init__(self):
+        self.count = 0
+        self.locked_until = 0
+        self.lockouts = 0
+
+
 class AuthGate:
     def __init__(self, cfg, topic):
         mfa, sign, guard = cfg["mfa"], cfg["sign"], cfg["guard"]
@@ -28,52 +42,93 @@ class AuthGate:
         self.prefix = cfg["gpio"]["prefix"]
         self.totp_pins = mfa["pins"]  # pin -> [raw key]
         self.max_expired = mfa["max_expired_codes"]
-        self.grant_s = mfa["grant_s"]
+        self.grant_ms = mfa["grant_s"] * 1000
         self.sign_pins = sign["pins"]  # pin -> [key name]
         self.sign_keys = dict((n, k.encode()) for n, k in sign["keys"].items())
         self.sign_window_s = sign["window_s"]
         self.max_failures = guard["auth_failures"]
-        self.lockout_s = guard["auth_lockout_s"]
-        self._last_counter = {}  # raw key -> last accepted time step (RFC 6238 5.2)
-        self._last_ts = {}  # key name -> last accepted TS
-        self._grant = None  # (pins, expires)
-        self._failures = {}  # pin, or None for bare codes -> [count, locked_until, lockouts]
+        self.lockout_ms = guard["auth_lockout_s"] * 1000
+        # Replay memory, per key (RFC 6238 5.2): the last time step accepted per raw TOTP key,
+        # the last TS per signing key (not per name: one key under two names is one key).
+        self._last_counter = {}
+        self._last_ts = {}
+        self._grant = None  # (pins, expires at ms)
+        self._failures = {}  # pin, or None for bare codes -> Failures
 
     def protected(self, pins):
         return [p for p in pins if p in self.totp_pins or p in self.sign_pins]
 
-    def _locked_for(self, keys, now):
+    def _locked_for(self, keys, ms):
         left = 0
         for k in keys:
             f = self._failures.get(k)
-            if f and f[1] > now:
-                left = max(left, f[1] - now)
+            if f and f.locked_until > ms:
+                left = max(left, f.locked_until - ms)
         return left
 
-    def _fail(self, keys, now):
+    def _failure(self, keys, ms):
+        """Count a failure against `keys`; the AuthError for the caller to raise."""
         for k in keys:
-            f = self._failures.setdefault(k, [0, 0, 0])
-            f[0] += 1
-            if f[0] >= self.max_failures:
-                f[0] = 0
-                f[1] = now + min(MAX_LOCKOUT_S, self.lockout_s << f[2])  # doubles each time
-                f[2] += 1
-        self._check_locks(keys, now)
-        raise AuthError(DENIED)
+            f = self._failures.get(k)
+            if f is None:
+                f = self._failures[k] = Failures()
+            f.count += 1
+            if f.count >= self.max_failures:
+                f.count = 0
+                f.locked_until = ms + min(MAX_LOCKOUT_S * 1000, self.lockout_ms << f.lockouts)
+                f.lockouts += 1  # each lockout doubles the next
+        return self._lock_error(keys, ms) or AuthError(DENIED)
 
-    def _check_locks(self, keys, now):
-        left = self._locked_for(keys, now)
+    def _lock_error(self, keys, ms):
+        left = self._locked_for(keys, ms)
         if left:
-            raise AuthError(DENIED + " (locked for %ds after repeated failures)" % left)
-
-    def _code_key(self, code, keys, now):
-        """The key `code` is a fresh valid code for, after recording its use; else None."""
-        for key in keys:
-            c = totp.match(key, code, now, self.max_expired)
-            if c >= 0 and c > self._last_counter.get(key, -1):
-                self._last_counter[key] = c
-                return key
+            return AuthError(DENIED + " (locked for %ds after repeated failures)" % ceil_s(left))
         return None
+
+    # ---- spending: every valid code or signature the device sees is used up, whatever
+    # becomes of the request it came with (issue 9, finding 1), so one seen on the topic
+    # cannot be redirected to another pin or replayed after a lockout.
+
+    def _spend_code(self, code, now, synced_at):
+        """The keys `code` is a fresh valid code for, now used up."""
+        if code is None or synced_at is None:
+            return []
+        # Codes of the time step of the clock's first sync on this boot, and older ones, are
+        # refused: used before a reset or power cut, or seen before the clock could check them,
+        # they left no trace in RAM (issue 9, finding 9).
+        floor = totp.counter_at(synced_at)
+        keys = []
+        for key in self._all_keys():
+            c = totp.match(key, code, now, self.max_expired)
+            if c > floor and c > self._last_counter.get(key, -1):
+                self._last_counter[key] = c
+                keys.append(key)
+        return keys
+
+    def _spend_signature(self, req, now, synced_at):
+        """The signing keys that signed `req` with a fresh TS inside the window, now used up.
+        A valid signature is spent even before the clock is synced, when its TS cannot be
+        checked yet."""
+        if req.ts is None:
+            return []
+        msg = canonical(self.topic, req.ts, req.pins, self.prefix).encode()
+        names = []
+        for p in self.protected(req.pins):
+            for name in self.sign_pins.get(p, ()):
+                if name not in names:
+                    names.append(name)
+        signers = []
+        for name in names:
+            key = self.sign_keys[name]
+            if req.ts <= self._last_ts.get(key, 0):
+                continue
+            expected = "".join("%02x" % b for b in totp.hmac_sha256(key, msg))
+            if _same(expected, req.sig):
+                self._last_ts[key] = req.ts
+                if synced_at is not None and abs(now - req.ts) <= self.sign_window_s \
+                        and req.ts > synced_at:  # see _spend_code
+                    signers.append(name)
+        return signers
 
     def _all_keys(self):
         keys = []
@@ -83,63 +138,48 @@ class AuthGate:
                     keys.append(k)
         return keys
 
-    def offer_code(self, code, now, synced):
-        """A bare {"MFA": n}: opens a grant for the pins its key protects."""
-        self._check_locks((None,), now)
-        key = self._code_key(code, self._all_keys(), now) if synced else None
-        if key is None:
-            self._fail((None,), now)
-        pins = [p for p, ks in self.totp_pins.items() if key in ks]
-        self._grant = (pins, now + self.grant_s)
+    def offer_code(self, code, now, ms, synced_at):
+        """A bare {"MFA": n}: opens a grant for the pins its key protects. `synced_at` is the
+        unix time the clock was first synced on this boot, None before."""
+        keys = self._spend_code(code, now, synced_at)
+        e = self._lock_error((None,), ms)
+        if e:
+            raise e
+        if not keys:
+            raise self._failure((None,), ms)
+        pins = [p for p, ks in self.totp_pins.items() if any(k in ks for k in keys)]
+        self._grant = (pins, ms + self.grant_ms)
         self._failures.pop(None, None)
         return pins
 
-    def _signed_by(self, req, pin, now):
-        if req.ts is None or abs(now - req.ts) > self.sign_window_s:
-            return None
-        msg = canonical(self.topic, req.ts, req.pins, self.prefix).encode()
-        for name in self.sign_pins.get(pin, ()):
-            if req.ts > self._last_ts.get(name, 0):
-                expected = "".join("%02x" % b for b in totp.hmac_sha256(self.sign_keys[name], msg))
-                if _same(expected, req.sig):
-                    return name
-        return None
-
-    def authorize(self, req, now, synced):
-        """Raises AuthError unless every protected pin in `req` is authorised. Consumes
-        what it uses: the grant, the inline code's time step, the signature's time stamp."""
+    def authorize(self, req, now, ms, synced_at):
+        """Raises AuthError unless every protected pin in `req` is authorised. Spends what it
+        sees (the inline code's time step, the signature's time stamp) and, if the request
+        is carried out, the grant it used."""
+        inline = self._spend_code(req.code, now, synced_at)
+        signers = self._spend_signature(req, now, synced_at)
         need = self.protected(req.pins)
         if not need:
             return
-        self._check_locks(need, now)
-        if not synced:
-            self._fail(need, now)
-        inline = None
-        if req.code is not None:
-            keys = []
-            for p in need:
-                for k in self.totp_pins.get(p, ()):
-                    if k not in keys:
-                        keys.append(k)
-            inline = self._code_key(req.code, keys, now)
-            if inline is None:  # a wrong code fails even where a grant or signature would do
-                self._fail(need, now)
-        grant = self._grant if self._grant and self._grant[1] > now else None
-        signers = []
+        e = self._lock_error(need, ms)
+        if e:
+            raise e
+        if synced_at is None:
+            raise self._failure(need, ms)
+        opens = [p for p in need if any(k in self.totp_pins.get(p, ()) for k in inline)]
+        if req.code is not None and not opens:
+            raise self._failure(need, ms)  # a wrong code fails even where a grant would do
+        grant = self._grant if self._grant and self._grant[1] > ms else None
         used_grant = False
         for p in need:
-            if inline is not None and inline in self.totp_pins.get(p, ()):
+            if p in opens:
                 continue
-            name = self._signed_by(req, p, now)
-            if name is not None:
-                signers.append(name)
+            if any(n in self.sign_pins.get(p, ()) for n in signers):
                 continue
             if grant and p in grant[0]:
                 used_grant = True
                 continue
-            self._fail(need, now)
-        for name in signers:
-            self._last_ts[name] = req.ts
+            raise self._failure(need, ms)
         if used_grant:
             self._grant = None
         for p in need:

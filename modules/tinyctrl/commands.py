@@ -5,6 +5,7 @@ import gc
 import time
 
 from . import __version__, clock, log, net, protocol
+from .guard import RateLimit
 
 
 class Commands:
@@ -17,6 +18,7 @@ class Commands:
         self.now = now  # monotonic milliseconds since start (clock.Monotonic)
         self.boot = boot  # {"cause", "resets", "outages"}, kept up to date by the controller
         self._ip_task = None
+        self._getip_limit = RateLimit(cfg["getip_wait_s"])
 
     def run(self, cmd):
         if cmd == "refresh":
@@ -25,6 +27,10 @@ class Commands:
             self.outbox.stats()  # rendered when sent, so it is fresh
         elif cmd == "getip":
             if self._ip_task is None:
+                # Each lookup is a DNS query and a TLS handshake on a Pico W (issue 9).
+                refusal = self._getip_limit.refuse(self.now(), "getip was asked")
+                if refusal:
+                    return self.outbox.error(refusal)
                 self._ip_task = asyncio.create_task(self._lookup_ip())
         elif cmd == "ntp":
             self.ntp_sync.force()
@@ -58,8 +64,7 @@ class Commands:
             if not url:
                 self.outbox.error("Error: getip is turned off (ip_provider is empty)")
             else:
-                device = self.cfg["mqtt"]["client_id"]
-                self.outbox.reply(protocol.ip_json(await net.public_ip(url), device))
+                self.outbox.reply(protocol.ip_json(await net.public_ip(url), self.cfg["name"]))
         except Exception as e:
             log("getip:", repr(e))
             self.outbox.error("Error: public IP lookup failed")

@@ -55,13 +55,13 @@ def _schema():
         "mfa": {
             "keyname": ("MFA", "keyname"),
             "max_expired_codes": (5, "count"),
-            "grant_s": (30, "count"),
+            "grant_s": (30, "grant"),
             "pins": ({}, "mfa_pins"),
         },
         "sign": {
             "keys": ({}, "sign_keys"),
             "pins": ({}, "sign_pins"),
-            "window_s": (60, "count"),
+            "window_s": (60, "grant"),
         },
         "guard": {
             "cooldown_s": (2, "number"),
@@ -70,8 +70,8 @@ def _schema():
             "max_violations": (3, "count"),
             "publish_max": (20, "count"),
             "publish_window_s": (10, "count"),
-            "auth_failures": (3, "count"),
-            "auth_lockout_s": (30, "count"),
+            "auth_failures": (3, "auth_failures"),
+            "auth_lockout_s": (30, "auth_lockout"),
         },
         "ntp": {
             "host": ("pool.ntp.org", "text"),
@@ -95,6 +95,8 @@ def _top():
         "ip_provider": ("https://jsonip.com", "str"),
         "timezone": ("EST", "timezone"),
         "watchdog_s": (30, "period"),
+        "name": ("tinyctrl", "client_id"),  # published in "FROM"; the client id never is
+        "getip_wait_s": (60, "count"),
     }
 
 
@@ -102,12 +104,33 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+# Bounds on what protects a pin (issue 9, finding 3): beyond them a protection is gone in
+# all but name. README.md ("Limits") and SECURITY.md say why.
+BOUNDS = {
+    "grant": (1, 300),  # mfa.grant_s, sign.window_s: a captured grant or request lives this long
+    "auth_failures": (1, 10),  # guesses before a lockout
+    "auth_lockout": (1, 3600),  # 0 would mean no lockout at all
+}
+MIN_KEY_SYMBOLS = 5  # distinct characters in a key: AAAAAAAAAAAAAAAA is no secret
+# Keys printed in README.md's example: published, so no secret.
+EXAMPLE_KEYS = ("SECRETKEYA234567", "SECRETKEYB234567", "a long random string")
+
+
+def shown(text):
+    """`text` for an error message if it looks like a name, else a placeholder: it may be a
+    secret put in the wrong place, and error messages go to the console (issue 9, finding 4)."""
+    text = str(text)
+    if len(text) < 16 and all(c.isalpha() or c.isdigit() or c in "_-." for c in text):
+        return text
+    return "<not shown>"
+
+
 def _pin(v, where, problems):
     """A pin number from 16, "16" or "GP16"-less digits; None (and a problem) if invalid."""
     if isinstance(v, str) and v.isdigit():
         v = int(v)
     if not _is_int(v):
-        problems.append("%s: %r is not a pin number" % (where, v))
+        problems.append("%s: '%s' is not a pin number" % (where, shown(v)))
         return None
     if v not in PICO_W_PINS:
         problems.append("%s: GP%d does not exist on the Pico W (GP0-GP22, GP26-GP28)" % (where, v))
@@ -138,8 +161,9 @@ def _check(kind, v, where, problems):
         if not isinstance(v, bool):
             problems.append("%s: must be true or false" % where)
         return v
-    if kind in ("count", "port", "keepalive", "period"):
-        lo, hi = {"count": (0, 10**6), "port": (1, 65535), "keepalive": (0, 65535), "period": (-1, 10**8)}[kind]
+    if kind in ("count", "port", "keepalive", "period") or kind in BOUNDS:
+        lo, hi = BOUNDS.get(kind) or {"count": (0, 10**6), "port": (1, 65535), "keepalive": (0, 65535),
+                                      "period": (-1, 10**8)}[kind]
         if not _is_int(v) or not lo <= v <= hi:
             extra = " (-1 turns it off)" if kind == "period" else ""
             problems.append("%s: must be a whole number from %d to %d%s" % (where, lo, hi, extra))
@@ -164,7 +188,7 @@ def _check(kind, v, where, problems):
         for k, secs in v.items():
             p = _pin(k, where, problems)
             if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
-                problems.append("%s.%s: wait must be a number of seconds from 0 to 3600" % (where, k))
+                problems.append("%s.%s: wait must be a number of seconds from 0 to 3600" % (where, shown(k)))
             elif p is not None:
                 out[p] = secs
         return out
@@ -188,9 +212,18 @@ def _check(kind, v, where, problems):
         if not isinstance(v, dict):
             problems.append("%s: must map a client name to its key" % where)
             return {}
+        seen = {}
         for name, key in v.items():
+            at = "%s.%s" % (where, shown(name))
             if not isinstance(key, str) or len(key) < 16:
-                problems.append("%s.%s: key must be a string of at least 16 characters" % (where, name))
+                problems.append("%s: key must be a string of at least 16 characters" % at)
+            elif _weak(key, key):
+                problems.append("%s: %s" % (at, _weak(key, key)))
+            elif key in seen:  # one key, two names: each request could be replayed once per name
+                problems.append("%s: same key as %s.%s; give each client its own"
+                                % (at, where, shown(seen[key])))
+            else:
+                seen[key] = name
         return v
     raise ValueError(kind)
 
@@ -207,7 +240,21 @@ def _base32_key(key, where, problems):
     if len(raw) < 10:
         problems.append("%s: key is shorter than 80 bits (16 Base32 characters)" % where)
         return None
+    weak = _weak(key, "".join(c for c in key.upper() if c not in " =-"))
+    if weak:
+        problems.append("%s: %s" % (where, weak))
+        return None
     return raw
+
+
+def _weak(key, symbols):
+    """Why `key` is no secret, or None. Never says what the key is."""
+    if key in EXAMPLE_KEYS:
+        return "key is the example from README.md; generate your own"
+    if len(set(symbols)) < MIN_KEY_SYMBOLS:
+        return "key has fewer than %d different characters; generate a random one" % (
+            MIN_KEY_SYMBOLS)
+    return None
 
 
 def _key_name(name, where, problems):
@@ -224,11 +271,14 @@ def _pin_map(v, where, problems, item):
     out = {}
     for k, keys in v.items():
         p = _pin(k, where, problems)
+        at = "%s.%s" % (where, shown(k))
         if not isinstance(keys, list) or not keys:
-            problems.append("%s.%s: must be a non-empty list" % (where, k))
+            problems.append("%s: must be a non-empty list" % at)
             continue
-        got = [item(x, "%s.%s" % (where, k), problems) for x in keys]
-        if p is not None:
+        got = [item(x, at, problems) for x in keys]
+        if p in out:  # "18" and "018": which list would protect GP18?
+            problems.append("%s: GP%d is listed twice" % (where, p))
+        elif p is not None:
             out[p] = [x for x in got if x is not None]
     return out
 
@@ -240,7 +290,7 @@ def _section(raw, schema, where, problems):
     out = {}
     for key in raw:
         if key not in schema:
-            problems.append("%s: unknown key '%s'" % (where, key) if where else "unknown key '%s'" % key)
+            problems.append("%s: unknown key '%s'" % (where, shown(key)) if where else "unknown key '%s'" % shown(key))
     for key, (default, kind) in schema.items():
         name = where + "." + key if where else key
         if key in raw:
@@ -297,7 +347,7 @@ def validate(raw):
     for p, names in cfg["sign"]["pins"].items():
         for n in names:
             if n not in cfg["sign"]["keys"]:
-                problems.append("sign.pins.%d: no key named '%s' in sign.keys" % (p, n))
+                problems.append("sign.pins.%d: no key named '%s' in sign.keys" % (p, shown(n)))
     if _is_int(cfg["mfa"]["max_expired_codes"]) and cfg["mfa"]["max_expired_codes"] > 10:
         problems.append("mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)")
     guard = cfg["guard"]
@@ -306,6 +356,11 @@ def validate(raw):
             problems.append("guard.%s: must be at least 1" % key)
     if _is_int(guard["publish_max"]) and guard["publish_max"] < 4:
         problems.append("guard.publish_max: must be at least 4 (state, notify, replies and errors share it)")
+    if cfg["name"] == "":
+        problems.append("name: must not be empty")
+    if cfg["name"] and cfg["name"] == mqtt["client_id"]:
+        problems.append("name: must differ from mqtt.client_id "
+                        "(whoever knows the client id can take the device's place)")
     _check_homeassistant(cfg, "homeassistant" in raw, problems)
     if problems:
         raise ConfigError(problems)

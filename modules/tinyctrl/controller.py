@@ -29,7 +29,7 @@ class Controller:
         m = cfg["mqtt"]
         self.prefix = cfg["gpio"]["prefix"]
         self.topic = m["topic"]
-        self.device = m["client_id"]
+        self.device = cfg["name"]  # published in "FROM"; never the client id (issue 9, finding 2)
         self.mono = clock.Monotonic()
         self.clock = clock.Clock()
         self.led = hw.StatusLed()
@@ -65,7 +65,7 @@ class Controller:
         c = dict(mqtt_as.config)
         c.update(
             server=m["server"], port=m["port"], user=m["user"], password=m["password"],
-            client_id=self.device, keepalive=m["keepalive"], ssid=w["ssid"], wifi_pw=w["password"],
+            client_id=m["client_id"], keepalive=m["keepalive"], ssid=w["ssid"], wifi_pw=w["password"],
             clean=False, clean_init=True, queue_len=0, response_time=10,
             will=(self.topic, protocol.status_json("offline", self.device), False, 1),
             subs_cb=self._on_message, wifi_coro=self._on_link, connect_coro=self._on_connect,
@@ -119,15 +119,15 @@ class Controller:
             return error("Error: retained requests are ignored; turn Retain off in the client")
         if req.cmd:
             return self.commands.run(req.cmd)
-        now = self.unix_time()
+        now, ms = self.unix_time(), self.mono()
         try:
             if not req.pins:
-                self.auth.offer_code(req.code, now, self.clock.synced)
+                self.auth.offer_code(req.code, now, ms, self.clock.first_sync)
                 return self.outbox.reply("Info: MFA code accepted")
-            self.auth.authorize(req, now, self.clock.synced)
+            self.auth.authorize(req, now, ms, self.clock.first_sync)
         except AuthError as e:
             self.outbox.state(req.pins)
-            return error(str(e))
+            return error(str(e), "auth")
         self.relays.apply(req.pins)
 
     # ---- life cycle

@@ -14,7 +14,9 @@ class BurnoutGuard:
       e.g. a backlog released after reconnect, collapses to its first change).
     - rate: more than `max_changes` in `window_s` is a violation; the pin pauses
       until the window has room again.
-    - lock: after `max_violations` violations the pin refuses every change until reset.
+    - lock: after `max_violations` violations the pin refuses to switch on until reset.
+      Off is the safe direction and stays allowed (issue 9, finding 6): one change at most,
+      since the relay is then off.
     """
 
     def __init__(self, cooldown_s, max_changes, window_s, max_violations):
@@ -28,8 +30,10 @@ class BurnoutGuard:
     def locked(self, pin):
         return self._violations.get(pin, 0) >= self.max_violations
 
-    def refuse(self, pin, now, name):
-        """None if `pin` may change now, else the reason (an error line)."""
+    def refuse(self, pin, now, name, value=1):
+        """None if `pin` may change to `value` now, else the reason (an error line)."""
+        if self.locked(pin) and value == 0:
+            return None
         if self.locked(pin):
             return "Error: %s locked after %d burnout violations until reset" % (name, self.max_violations)
         times = self._changes.get(pin)
@@ -94,21 +98,47 @@ class PublishGuard:
 
 
 class ErrorBudget:
-    """Error lines answer hostile or broken clients; at most `limit` per `window_s`
-    so a flood of garbage cannot flood the broker back. Dropped lines are counted."""
+    """Error lines answer hostile or broken clients; at most `limit` per `window_s` of each
+    kind, so a flood of garbage cannot flood the broker back, nor hide the failed
+    authentications among it (issue 9, finding 5). Dropped lines are counted per kind."""
 
     def __init__(self, limit, window_s):
         self.limit = limit
         self.window_ms = window_s * 1000
-        self._times = []
-        self.suppressed = 0
+        self._times = {}  # kind -> recent times
+        self.suppressed = {}  # kind -> lines dropped since the last one published
 
-    def allow(self, now):
-        times = self._times
+    def allow(self, now, kind="request"):
+        times = self._times.setdefault(kind, [])
         while times and now - times[0] >= self.window_ms:
             times.pop(0)
         if len(times) >= self.limit:
-            self.suppressed += 1
+            self.drop(kind)
             return False
         times.append(now)
         return True
+
+    def drop(self, kind):
+        self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+
+    def take_suppressed(self, kind):
+        return self.suppressed.pop(kind, 0)
+
+
+class RateLimit:
+    """A command that costs the device (NTP, getip: DNS and a TLS handshake on a Pico W)
+    runs at most once per `wait_s` (issue 9, finding 7)."""
+
+    def __init__(self, wait_s):
+        self.wait_ms = wait_s * 1000
+        self._last = None
+
+    def refuse(self, now, what):
+        """None if it may run now (and it counts as run), else the error line,
+        e.g. what = "NTP sync was forced"."""
+        last = self._last
+        if last is not None and now - last < self.wait_ms:
+            return "Error: %s %ds ago; try again in %ds" % (
+                what, (now - last) // 1000, ceil_s(self.wait_ms - (now - last)))
+        self._last = now
+        return None

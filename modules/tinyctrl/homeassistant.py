@@ -214,7 +214,7 @@ class Announcer:
                 diagnostics.append("rssi")
             if not await self._paced():
                 return
-            msg = payload(self.cfg, self.cfg["mqtt"]["client_id"], self.board_id, diagnostics)
+            msg = payload(self.cfg, self.cfg["name"], self.board_id, diagnostics)
             await self.client.publish(discovery_topic(self.ha, self.board_id), msg, True, 1)
             msg = None  # the announcement is large: let it go before the next one is built
             if not await self._paced():

@@ -7,7 +7,7 @@ import struct
 import time
 
 from . import clock, log
-from .guard import ceil_s
+from .guard import RateLimit
 
 DELTA = 2208988800  # 1900-01-01 to 1970-01-01
 REQUEST = b"\x1b" + b"\x00" * 47  # LI 0, version 3, mode 3 (client)
@@ -56,19 +56,14 @@ class Sync:
         self.outbox = outbox
         self.now = now  # monotonic milliseconds
         self._forced = asyncio.Event()
-        self._last_forced = None
+        self._force_limit = RateLimit(cfg["ntp"]["force_wait_s"])
 
     def force(self):
         """{"CMD":"ntp"}: sync now, unless one was forced within ntp.force_wait_s."""
-        now = self.now()
-        last = self._last_forced
-        wait_ms = self.cfg["ntp"]["force_wait_s"] * 1000
-        if last is not None and now - last < wait_ms:
-            self.outbox.error("Error: NTP sync was forced %ds ago; try again in %ds"
-                              % ((now - last) // 1000, ceil_s(wait_ms - (now - last))))
-        else:
-            self._last_forced = now
-            self._forced.set()
+        refusal = self._force_limit.refuse(self.now(), "NTP sync was forced")
+        if refusal:
+            return self.outbox.error(refusal)
+        self._forced.set()
 
     async def once(self):
         """One NTP query; sets the board's clock too (TLS checks certificate dates against it)."""

@@ -21,7 +21,7 @@ class Outbox:
         g, m, gd = cfg["gpio"], cfg["mqtt"], cfg["guard"]
         self.client = client
         self.topic = m["topic"]
-        self.device = m["client_id"]
+        self.device = cfg["name"]  # "FROM": the device name, never the client id
         self.prefix = g["prefix"]
         self.all_pins = g["relay"] + sorted(g["momentary"]) + g["contact"]
         self.notify_pins = set(g["notify"])
@@ -69,16 +69,20 @@ class Outbox:
         if _STATS not in self._replies:
             self.reply(_STATS)
 
-    def error(self, line):
+    def error(self, line, kind="request"):
+        """Queue an error line. Kinds ("request", "auth") have a queue share and budget each,
+        so garbage cannot crowd out the report of a failed authentication (issue 9)."""
         log(line)
-        if len(self._errors) < MAX_ERRORS and self.error_budget.allow(self.now()):
-            if self.error_budget.suppressed:
-                line += " (%d more errors suppressed)" % self.error_budget.suppressed
-                self.error_budget.suppressed = 0
-            self._errors.append(line)
+        budget = self.error_budget
+        queued = sum(1 for k, _ in self._errors if k == kind)
+        if queued >= MAX_ERRORS:
+            budget.drop(kind)
+        elif budget.allow(self.now(), kind):
+            n = budget.take_suppressed(kind)
+            if n:
+                line += " (%d more errors suppressed)" % n
+            self._errors.append((kind, line))
             self._wake.set()
-        elif len(self._errors) >= MAX_ERRORS:
-            self.error_budget.suppressed += 1
 
     # ---- sending
 
@@ -101,7 +105,7 @@ class Outbox:
             self._notify_pending = {}
             return msg
         if self._errors:
-            return self._errors.pop(0)
+            return self._errors.pop(0)[1]
         return None
 
     async def run(self):

@@ -1,7 +1,9 @@
 # The MQTT payloads: requests in, responses out (the seed's Actions A-O), no I/O.
 #
 # Everything the device publishes is marked so it never acts on its own messages:
-# JSON responses carry "FROM": <client id>, text lines start with one of TEXT_PREFIXES.
+# JSON responses carry "FROM": <device name> (config "name"; never the MQTT client id, which
+# would let anyone with broker credentials take the device's place), text lines start with
+# one of TEXT_PREFIXES.
 # Anything carrying those marks is ignored as a request, so a forged "response" moves no pin.
 MAX_REQUEST = 512  # bytes; real requests are tens of bytes
 COMMANDS = ("stats", "getip", "refresh", "ntp")
@@ -35,9 +37,10 @@ class _Reader:
     """A strict JSON reader (RFC 8259) for requests. MicroPython's json.loads accepts
     malformed text such as {"GP16" 1}; a malformed request must never move a pin."""
 
-    def __init__(self, text):
+    def __init__(self, text, code_key=None):
         self.s = text
         self.i = 0
+        self.code_key = code_key
 
     def fail(self):
         raise ValueError("invalid JSON at %d" % self.i)
@@ -54,7 +57,7 @@ class _Reader:
             self.fail()
         self.i += 1
 
-    def value(self, depth):
+    def value(self, depth, code=False):
         self.ws()
         c = self.s[self.i:self.i + 1]
         if c == "{" or c == "[":
@@ -67,7 +70,7 @@ class _Reader:
             if self.s.startswith(word, self.i):
                 self.i += len(word)
                 return v
-        return self.number()
+        return self.number(code)
 
     def container(self, c, depth):
         self.i += 1
@@ -84,7 +87,9 @@ class _Reader:
                     self.fail()
                 key = self.string()
                 self.take(":")
-                out[key] = self.value(depth)
+                # IoT MQTT Panel's text input sends {"MFA": 012345} for a code with a leading
+                # zero (issue 9, finding 8): allowed there, and only there.
+                out[key] = self.value(depth, depth == 1 and key == self.code_key)
             else:
                 out.append(self.value(depth))
             self.ws()
@@ -135,11 +140,15 @@ class _Reader:
             self.fail()
         return i
 
-    def number(self):
+    def number(self, code=False):
+        """A number; with `code`, digits with leading zeros are returned as their text."""
         s, start = self.s, self.i
         first = start + (s[start:start + 1] == "-")
         i = self.digits(first)
         if s[first] == "0" and i - first > 1:  # no leading zeros
+            if code and first == start and s[i:i + 1] not in (".", "e", "E"):
+                self.i = i
+                return s[start:i]
             self.i = i
             self.fail()
         is_float = False
@@ -156,9 +165,10 @@ class _Reader:
         return float(s[start:i]) if is_float else int(s[start:i])
 
 
-def strict_json(text):
-    """Parse one JSON value, nesting at most MAX_DEPTH deep; ValueError if malformed."""
-    r = _Reader(text)
+def strict_json(text, code_key=None):
+    """Parse one JSON value, nesting at most MAX_DEPTH deep; ValueError if malformed.
+    A top-level `code_key` may hold a number with leading zeros (returned as text)."""
+    r = _Reader(text, code_key)
     v = r.value(0)
     r.ws()
     if r.i != len(text):
@@ -208,7 +218,7 @@ def parse(payload, prefix, keyname, relays, contacts):
     except Exception:
         raise RequestError("Error: request is not UTF-8 text")
     try:
-        obj = strict_json(text)
+        obj = strict_json(text, keyname)
     except TooDeep:
         raise RequestError("Error: request is nested too deeply (max %d levels)" % MAX_DEPTH)
     except ValueError:

@@ -36,7 +36,7 @@ class Relays:
             if pin in self.momentary and v == 0:  # early release is always safe
                 moves.append((pin, 0))
                 continue
-            reason = self.burnout.refuse(pin, now, self.name(pin))
+            reason = self.burnout.refuse(pin, now, self.name(pin), v)
             if reason:
                 self.outbox.error(reason)
                 continue

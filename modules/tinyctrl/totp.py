@@ -64,6 +64,9 @@ def _hotp_py(key, counter, digits=DIGITS):
 
 
 def _match_py(key, code, counter, back, forward):
+    # As the C module: only an int code of 0..10**DIGITS-1 can match (issue 9, finding 11).
+    if not is_code(code):
+        return -1
     for c in range(counter - back, counter + forward + 1):
         if c >= 0 and _hotp_py(key, c) == code:
             return c
@@ -80,6 +83,12 @@ else:
     _match = _match_py
 
 
+def is_code(code):
+    """True for what a code can be: an int (not a bool) of DIGITS digits. Floats, bools,
+    negatives and 2**32 and more match nothing on both paths, whatever a parser lets through."""
+    return isinstance(code, int) and not isinstance(code, bool) and 0 <= code < 10**DIGITS
+
+
 def counter_at(unix_time):
     return int(unix_time) // STEP_S
 
@@ -89,4 +98,6 @@ def match(key, code, unix_time, max_expired_codes):
 
     Accepts the current code, `max_expired_codes` earlier ones (clock drift
     between phone and device, as in the seed) and one future code."""
+    if not is_code(code):
+        return -1
     return _match(key, code, counter_at(unix_time), max_expired_codes, 1)

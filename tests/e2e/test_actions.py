@@ -29,7 +29,7 @@ def test_action_f_full_list_on_first_connect(rig):
     assert {k: v for k, v in first.items() if k != "FROM"} == {
         "GP0": 0, "GP1": 0, "GP2": 0, "GP3": 0, "GP16": 0, "GP17": 0,
         "GP18": 0, "GP19": 0, "GP26": 0, "GP27": 0}
-    assert first["FROM"] == "pico-test"
+    assert first["FROM"] == "garage-pico"  # config "name", never the client id
 
 
 def test_action_a_b_relay_on_off(rig):
@@ -155,9 +155,10 @@ def test_action_k_mfa_denied(rig):
 
 def test_action_l_m_mfa_then_request_and_notify(rig):
     sim, client, _, _, _ = rig
-    # The clock must be synced (start-up sync) before codes can be checked.
+    # The clock must be synced (start-up sync) before codes can be checked, and codes of the
+    # sync's time step are refused (issue 9, finding 9): one step ahead is accepted.
     m = client.mark()
-    client.send({"MFA": totp_now(KEY_B)})
+    client.send({"MFA": totp_now(KEY_B, offset_steps=1)})
     client.wait_for(text("Info: MFA code accepted"), since=m)
     client.send({"GP17": 1})
     sim.wait_pin(17, 1)
@@ -240,7 +241,7 @@ def test_bad_requests_get_a_clear_error_and_move_nothing(rig, payload, error):
 def test_device_ignores_its_own_and_forged_responses(rig):
     sim, client, _, _, _ = rig
     before = dict(sim.pins)
-    forged = [b'{"GP16": 1, "FROM": "pico-test"}', b'{"GP26": 1, "GP27": 1, "FROM": "someone"}',
+    forged = [b'{"GP16": 1, "FROM": "garage-pico"}', b'{"GP26": 1, "GP27": 1, "FROM": "someone"}',
               b"Error: MFA validation failed"]
     m = client.mark()
     for payload in forged:

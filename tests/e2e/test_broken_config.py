@@ -22,7 +22,8 @@ CONFIG_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 HALT_S = 20  # the check takes well under a second; a restart loop would never end
 HEADER = "is not valid, the controller is stopped:"
 # Secrets the cases configure: a report names the key, never the value.
-SECRETS = ("wifi-secret-pw", KEY_A, "not base32 at all!", "JBSWY3DP", "k" * 32)
+SECRETS = ("wifi-secret-pw", KEY_A, "not base32 at all!", "JBSWY3DP", "k" * 32, "SECRETKEYA234567", "A" * 16,
+           "a long random string", " " * 16, "0123456789abcdef0123")
 
 
 def valid():
@@ -75,7 +76,7 @@ CASES = [
      "publish_interval_s: must be a whole number from -1 to 100000000 (-1 turns it off)"),
     ("negative_number", changed(guard__cooldown_s=-1), "guard.cooldown_s: must be a number >= 0"),
     ("pins_not_a_list", changed(gpio__relay="16"), "gpio.relay: must be a list of pin numbers"),
-    ("pin_not_a_number", changed(gpio__relay=[16, 1.5]), "gpio.relay: 1.5 is not a pin number"),
+    ("pin_not_a_number", changed(gpio__relay=[16, 1.5]), "gpio.relay: '1.5' is not a pin number"),
     ("pin_not_on_pico_w", changed(gpio__contact=[0, 25]),
      "gpio.contact: GP25 does not exist on the Pico W (GP0-GP22, GP26-GP28)"),
     ("momentary_not_a_map", changed(gpio__momentary="18"), 'gpio.momentary: must map pin to seconds, e.g. {"18": 2}'),
@@ -122,6 +123,32 @@ CASES = [
      "homeassistant.device_class: GP18 is not a relay or contact"),
     ("ha_prefix_holds_topic", changed(homeassistant={"prefix": "home"}),
      "homeassistant.prefix: must not contain mqtt.topic (Home Assistant reads everything under it)"),
+    # Issue 9, finding 3: configs that silently remove a protection; bounds in README.md.
+    ("no_lockout", changed(guard__auth_lockout_s=0), "guard.auth_lockout_s: must be a whole number from 1 to 3600"),
+    ("endless_guessing", changed(guard__auth_failures=1000000),
+     "guard.auth_failures: must be a whole number from 1 to 10"),
+    ("endless_grant", changed(mfa={"grant_s": 10**6}), "mfa.grant_s: must be a whole number from 1 to 300"),
+    ("endless_signature", changed(sign={"window_s": 10**6}), "sign.window_s: must be a whole number from 1 to 300"),
+    ("readme_totp_key", changed(mfa={"pins": {"16": ["SECRETKEYA234567"]}}),
+     "mfa.pins.16: key is the example from README.md; generate your own"),
+    ("readme_sign_key", changed(sign={"keys": {"cron": "a long random string"}}),
+     "sign.keys.cron: key is the example from README.md; generate your own"),
+    ("one_letter_totp_key", changed(mfa={"pins": {"16": ["A" * 16]}}),
+     "mfa.pins.16: key has fewer than 5 different characters; generate a random one"),
+    ("spaces_sign_key", changed(sign={"keys": {"cron": " " * 16}}),
+     "sign.keys.cron: key has fewer than 5 different characters; generate a random one"),
+    ("one_key_two_names", changed(sign={"keys": {"cron": "0123456789abcdef0123", "backup": "0123456789abcdef0123"}}),
+     "same key as sign.keys."),
+    ("pin_listed_twice", changed(mfa={"pins": {"16": [KEY_A], "016": [KEY_A]}}), "mfa.pins: GP16 is listed twice"),
+    # Finding 4: a secret in a place where a name belongs is not echoed either.
+    ("secret_as_pin", changed(mfa={"pins": {KEY_A: [KEY_A]}}), "mfa.pins: '<not shown>' is not a pin number"),
+    ("secret_as_key_name", changed(sign={"keys": {"cron": "k" * 32}, "pins": {"16": [KEY_A]}}),
+     "sign.pins.16: no key named '<not shown>' in sign.keys"),
+    ("secret_as_unknown_key", changed(wifi__JBSWY3DPEHPK3PXP=1), "wifi: unknown key '<not shown>'"),
+    # Finding 2: the device's name is published; the client id must stay unknown.
+    ("name_is_client_id", changed(name="pico-test"),
+     "name: must differ from mqtt.client_id (whoever knows the client id can take the device's place)"),
+    ("name_empty", changed(name=""), "name: must not be empty"),
     ("missing_file", None, "config.json: not found; copy config.json onto the device"),
     ("file_too_large", json.dumps(valid()) + " " * (64 * 1024), "config.json: larger than 65536 bytes"),
     ("many_problems", changed(wifi__ssid="", mqtt__topic="a/+", gpio__notify=[9], guard__publish_max=1),

@@ -35,6 +35,7 @@ BURST = 1000
 FUZZ_BATCH = 250
 TIMESTAMP_JITTER_S = 0.25  # the harness stamps output lines as it reads them
 SUPPRESSED = re.compile(rb" \((\d+) more errors suppressed\)$")
+AUTH_ERROR = "Error: MFA validation failed"
 REFUSAL = re.compile(rb"Error: GP\d+ (cooling down|changed \d+ times|locked after)")
 
 
@@ -263,12 +264,15 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
         heap.append(sim.idle_heap())
     # A bad request after the error budget's window: its line reports what is still suppressed.
     time.sleep(ERROR_WINDOW_S + 1)
-    flush = fuzz.Case(count, "flush", b'{"GP5": 1}', "Error: GP5 is not configured")
+    # One of each kind of error, as each kind reports its own suppressed count.
+    auth_flush = fuzz.Case(count, "flush", b'{"MFA": 123456}', AUTH_ERROR, exact=False)
+    flush = fuzz.Case(count + 1, "flush", b'{"GP5": 1}', "Error: GP5 is not configured")
+    traffic.send(auth_flush.payload)
     traffic.send(flush.payload)
     # Errors go out after replies and state: wait for the flush's own line, the last one.
     wait_until(lambda: any(line.startswith(flush.expect.encode()) for line in traffic.errors(published_from)), 30,
                "the device answered the last bad request")
-    erroring = [c for c in cases if c.expect is not None] + [flush]
+    erroring = [c for c in cases if c.expect is not None] + [auth_flush, flush]
 
     # Every bad payload was answered with its own error, in order (the log has them all).
     logged = logged_errors(sim)[logged_from:]
@@ -277,16 +281,22 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
         assert case.matches(line), (replay, case, line)
 
     # Published: the right error for its payload; in between, errors counted as suppressed.
-    index, suppressed, reports = -1, 0, 0
-    for line in traffic.errors(published_from):
-        m = SUPPRESSED.search(line)
-        skipped = int(m.group(1)) if m else 0
-        index += 1 + skipped
-        suppressed += skipped
-        reports += bool(m)
-        assert index < len(erroring), (replay, line)
-        assert erroring[index].matches(line[:m.start()].decode() if m else line.decode()), (replay, erroring[index], line)
-    assert index == len(erroring) - 1, (replay, "errors unaccounted for", len(erroring) - 1 - index)
+    # Failed authentications and other errors have a budget and a count each (issue 9, finding 5).
+    suppressed, reports = 0, 0
+    for auth in (True, False):
+        mine = [c for c in erroring if c.expect.startswith(AUTH_ERROR) == auth]
+        index = -1
+        for line in traffic.errors(published_from):
+            if line.startswith(AUTH_ERROR.encode()) != auth:
+                continue
+            m = SUPPRESSED.search(line)
+            skipped = int(m.group(1)) if m else 0
+            index += 1 + skipped
+            suppressed += skipped
+            reports += bool(m)
+            assert index < len(mine), (replay, line)
+            assert mine[index].matches(line[:m.start()].decode() if m else line.decode()), (replay, mine[index], line)
+        assert index == len(mine) - 1, (replay, "errors unaccounted for", auth, len(mine) - 1 - index)
     assert reports, "suppression was never reported"
 
     assert changes(sim, since_output) == [], replay

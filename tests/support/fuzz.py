@@ -60,7 +60,7 @@ class Generator:
     """The payload kinds, one method each, for a device with `outputs` (settable pins) and
     `contacts`. Each method returns (payload, expected line, exact)."""
 
-    def __init__(self, rng, outputs, contacts, prefix="GP", keyname="MFA", device="pico-test"):
+    def __init__(self, rng, outputs, contacts, prefix="GP", keyname="MFA", device="garage-pico"):
         self.rng = rng
         self.outputs = sorted(outputs)
         self.contacts = sorted(contacts)

@@ -8,6 +8,7 @@ import json
 import simharness
 
 MIN_LEN = 8  # a shorter test value could turn up by accident
+MISPLACED_LEN = 16  # the shortest key config.py accepts; names and hosts are shorter
 
 
 def config_secrets(cfg):
@@ -33,7 +34,24 @@ def config_secrets(cfg):
             found.append(("mfa.pins.%s" % pin, key))
     for name, key in items("sign", "keys"):
         found.append(("sign.keys.%s" % name, key))
+    # A key put in the wrong place by mistake (issue 9, finding 4): any key-sized text in the
+    # sections that hold keys, as a name or a value, at any depth.
+    for section in ("mfa", "sign"):
+        for text in _texts(cfg.get(section)):
+            if len(text) >= MISPLACED_LEN and not any(text == s for _, s in found):
+                found.append(("text in %s" % section, text))
     return [(where, s) for where, s in found if isinstance(s, str) and len(s) >= MIN_LEN]
+
+
+def _texts(node):
+    """Every string in a JSON value, dict keys included."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [t for k, v in node.items() for t in [k] + _texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _texts(v)]
+    return []
 
 
 def forms(secret):

@@ -15,7 +15,8 @@ import deps
 import sim as sim_tool
 
 TOPIC = "home/pico"
-DEVICE = "pico-test"
+DEVICE = "pico-test"  # the simulator's MQTT client id: never published (issue 9, finding 2)
+NAME = "garage-pico"  # the device name config.json gives it, published in "FROM"
 # A Base32 TOTP key used by the tests (never a real one).
 KEY_A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 KEY_B = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
@@ -51,6 +52,7 @@ def base_config(broker_port, ntp_port, ip_port, **sections):
         "ip_provider": "http://127.0.0.1:%d/" % ip_port,
         "timezone": "UTC",
         "publish_interval_s": -1,
+        "name": NAME,
     }
     for name, values in sections.items():
         if isinstance(values, dict) and isinstance(cfg.get(name), dict):

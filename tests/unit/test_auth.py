@@ -59,12 +59,22 @@ def signed(pins, ts, key=SCHEDULER, topic=TOPIC):
     return obj
 
 
+def ms(now):
+    """The monotonic milliseconds the controller would pass at unix time `now`."""
+    return (now - T0) * 1000 + 10**6
+
+
+def synced_at(synced):
+    """The clock's first sync on this boot: an hour before T0, or None (not synced)."""
+    return T0 - 3600 if synced else None
+
+
 def allowed(g, obj, now=T0):
-    g.authorize(req(obj), now, True)
+    g.authorize(req(obj), now, ms(now), synced_at(True))
 
 
 def refused(g, obj, now=T0, synced=True):
-    return str(raises(AuthError, g.authorize, req(obj), now, synced))
+    return str(raises(AuthError, g.authorize, req(obj), now, ms(now), synced_at(synced)))
 
 
 # ---- codes: once only (RFC 6238 5.2) and within the window
@@ -72,32 +82,32 @@ def refused(g, obj, now=T0, synced=True):
 def test_a_code_is_accepted_once():
     g = gate()
     c = code(KEY_A)
-    g.offer_code(c, T0, True)
+    g.offer_code(c, T0, ms(T0), synced_at(True))
     allowed(g, {"GP17": 1})  # uses up the grant the code opened
-    raises(AuthError, g.offer_code, c, T0 + 5, True)
+    raises(AuthError, g.offer_code, c, T0 + 5, ms(T0 + 5), synced_at(True))
     refused(g, {"MFA": c, "GP18": 1}, T0 + 5)
 
 
 def test_an_older_code_is_refused_once_a_newer_one_was_used():
     g = gate()
-    g.offer_code(code(KEY_A, steps=0), T0, True)
-    raises(AuthError, g.offer_code, code(KEY_A, steps=-1), T0, True)
-    g.offer_code(code(KEY_A, steps=1), T0, True)
-    g.offer_code(code(KEY_B, steps=-1), T0, True)  # each key keeps its own counter
+    g.offer_code(code(KEY_A, steps=0), T0, ms(T0), synced_at(True))
+    raises(AuthError, g.offer_code, code(KEY_A, steps=-1), T0, ms(T0), synced_at(True))
+    g.offer_code(code(KEY_A, steps=1), T0, ms(T0), synced_at(True))
+    g.offer_code(code(KEY_B, steps=-1), T0, ms(T0), synced_at(True))  # each key keeps its own counter
 
 
 def test_codes_are_accepted_from_max_expired_steps_back_to_one_ahead():
     for steps, ok in ((-MAX_EXPIRED, True), (-MAX_EXPIRED - 1, False), (1, True), (2, False)):
         g = gate()
         if ok:
-            g.offer_code(code(KEY_A, steps=steps), T0, True)
+            g.offer_code(code(KEY_A, steps=steps), T0, ms(T0), synced_at(True))
         else:
-            raises(AuthError, g.offer_code, code(KEY_A, steps=steps), T0, True)
+            raises(AuthError, g.offer_code, code(KEY_A, steps=steps), T0, ms(T0), synced_at(True))
 
 
 def test_no_code_or_signature_is_accepted_before_the_clock_is_synced():
     g = gate()
-    raises(AuthError, g.offer_code, code(KEY_A), T0, False)
+    raises(AuthError, g.offer_code, code(KEY_A), T0, ms(T0), synced_at(False))
     refused(g, {"MFA": code(KEY_B), "GP20": 1}, synced=False)
     refused(gate(), signed({SPRINKLER: 1}, T0), synced=False)
 
@@ -106,7 +116,7 @@ def test_no_code_or_signature_is_accepted_before_the_clock_is_synced():
 
 def test_a_grant_covers_only_the_pins_of_the_codes_key():
     g = gate()
-    assert sorted(g.offer_code(code(KEY_B), T0, True)) == [LIGHT, PORCH]
+    assert sorted(g.offer_code(code(KEY_B), T0, ms(T0), synced_at(True))) == [LIGHT, PORCH]
     refused(g, {"GP18": 1}, T0 + 1)
     refused(g, {"GP19": 1}, T0 + 1)
     allowed(g, {"GP17": 1}, T0 + 1)  # the refusals above did not use it up
@@ -114,7 +124,7 @@ def test_a_grant_covers_only_the_pins_of_the_codes_key():
 
 def test_a_grant_is_consumed_by_the_first_request_that_uses_it():
     g = gate()
-    assert sorted(g.offer_code(code(KEY_A), T0, True)) == [LIGHT, GARAGE]
+    assert sorted(g.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))) == [LIGHT, GARAGE]
     allowed(g, {"GP16": 1}, T0 + 1)  # an open pin does not use the grant
     allowed(g, {"GP17": 1}, T0 + 1)
     refused(g, {"GP18": 1}, T0 + 1)
@@ -123,10 +133,10 @@ def test_a_grant_is_consumed_by_the_first_request_that_uses_it():
 
 def test_a_grant_lasts_grant_s():
     g = gate()
-    g.offer_code(code(KEY_A), T0, True)
+    g.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))
     allowed(g, {"GP18": 1}, T0 + GRANT_S - 1)
     g = gate()
-    g.offer_code(code(KEY_A), T0, True)
+    g.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))
     refused(g, {"GP18": 1}, T0 + GRANT_S)
 
 
@@ -149,7 +159,7 @@ def test_an_inline_code_must_belong_to_every_protected_pin():
 
 def test_a_wrong_inline_code_fails_even_with_a_grant_open():
     g = gate()
-    g.offer_code(code(KEY_A), T0, True)
+    g.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))
     refused(g, {"MFA": wrong_code(KEY_A), "GP18": 1}, T0 + 1)
 
 
@@ -207,7 +217,7 @@ def test_pin_policies_totp_only_signature_only_either_or_nothing():
     # Signature only: no code or grant moves the sprinkler.
     refused(gate(), {"MFA": code(KEY_A), "GP19": 1})
     g = gate()
-    g.offer_code(code(KEY_A), T0, True)
+    g.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))
     refused(g, {"GP19": 1})
     # Either: a code of its key or the scheduler's signature.
     allowed(gate(), {"MFA": code(KEY_B), "GP20": 1})
@@ -238,7 +248,49 @@ def test_repeated_failures_lock_the_pin_even_against_a_correct_code():
     assert locked_for(refused(g, {"MFA": wrong_code(KEY_A), "GP18": 1})) == LOCKOUT_S
     good = {"MFA": code(KEY_A), "GP18": 1}
     assert locked_for(refused(g, good, T0 + LOCKOUT_S - 1)) == 1
-    allowed(g, good, T0 + LOCKOUT_S)  # the code was not used up while locked
+    # A valid code is spent even when refused (issue 9, finding 1): not for another pin of
+    # its key, and not for the same pin after the lockout.
+    assert refused(g, {"MFA": code(KEY_A), "GP17": 1}, T0 + LOCKOUT_S - 1) == DENIED
+    assert refused(g, good, T0 + LOCKOUT_S) == DENIED
+    allowed(g, {"MFA": code(KEY_A, steps=1), "GP18": 1}, T0 + LOCKOUT_S + 1)
+
+
+def test_a_signature_refused_for_a_lockout_is_spent():
+    g = gate()
+    for i in range(FAILURES):
+        refused(g, {"GP20": 1})
+    request = signed({PORCH: 1}, T0)
+    assert locked_for(refused(g, request))
+    assert refused(g, request, T0 + LOCKOUT_S) == DENIED
+    allowed(g, signed({PORCH: 1}, T0 + LOCKOUT_S), T0 + LOCKOUT_S)
+
+
+def test_lockouts_and_grants_run_on_the_monotonic_clock():
+    g = gate()
+    for i in range(FAILURES):
+        refused(g, {"GP18": 1})
+    # The wall clock steps an hour ahead (NTP): the lockout still has its full length.
+    e = raises(AuthError, g.authorize, req({"GP18": 1}), T0 + 3600, ms(T0), synced_at(True))
+    assert locked_for(str(e)) == LOCKOUT_S
+    g.offer_code(code(KEY_A, steps=1), T0, ms(T0 + LOCKOUT_S), synced_at(True))
+    # ... and a grant is not cut short by a step, nor stretched by one back.
+    g.authorize(req({"GP17": 1}), T0 + 3600, ms(T0 + LOCKOUT_S + GRANT_S - 1), synced_at(True))
+    g.offer_code(code(KEY_B), T0, ms(T0 + 100), synced_at(True))
+    e = raises(AuthError, g.authorize, req({"GP17": 1}), T0 - 3600, ms(T0 + 100 + GRANT_S), synced_at(True))
+    assert str(e) == DENIED
+
+
+def test_codes_and_signatures_from_before_the_first_sync_are_refused():
+    """Nothing of a previous boot survives a reset or power cut: codes of the first sync's time
+    step or older, and time stamps up to the sync, are refused (finding 9)."""
+    g = gate()
+    at = totp.counter_at(T0) * 30  # the first sync, at the start of T0's step
+    for steps in (-1, 0):
+        assert str(raises(AuthError, g.offer_code, code(KEY_A, steps=steps), T0, ms(T0), at)) == DENIED
+    g.offer_code(code(KEY_A, steps=1), T0, ms(T0), at)  # one step ahead: after the sync
+    early = req(signed({SPRINKLER: 1}, at))
+    assert str(raises(AuthError, g.authorize, early, T0, ms(T0), at)) == DENIED
+    g.authorize(req(signed({SPRINKLER: 1}, at + 1)), T0, ms(T0), at)
 
 
 def test_the_lockout_doubles_each_time_up_to_an_hour():
@@ -274,23 +326,25 @@ def test_a_locked_pin_does_not_lock_other_pins_or_bare_codes():
     assert locked_for(refused(g, {"GP18": 1}))
     allowed(g, {"MFA": code(KEY_B), "GP17": 1})
     allowed(g, signed({SPRINKLER: 1}, T0))
-    g.offer_code(code(KEY_A), T0, True)
+    g.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))
 
 
 def test_guessing_bare_codes_locks_bare_codes():
     g = gate()
     for i in range(FAILURES):
-        e = raises(AuthError, g.offer_code, wrong_code(KEY_A), T0, True)
+        e = raises(AuthError, g.offer_code, wrong_code(KEY_A), T0, ms(T0), synced_at(True))
     assert locked_for(str(e)) == LOCKOUT_S
-    assert locked_for(str(raises(AuthError, g.offer_code, code(KEY_A), T0 + 1, True)))
-    allowed(g, {"MFA": code(KEY_A), "GP18": 1}, T0 + 1)  # inline codes are counted per pin
-    g.offer_code(code(KEY_A, steps=1), T0 + LOCKOUT_S, True)
+    assert locked_for(str(raises(AuthError, g.offer_code, code(KEY_A), T0 + 1, ms(T0 + 1), synced_at(True))))
+    # The refused code is spent; inline codes are counted per pin, so a fresh one works there.
+    assert refused(g, {"MFA": code(KEY_A), "GP18": 1}, T0 + 1) == DENIED
+    allowed(g, {"MFA": code(KEY_A, steps=1), "GP18": 1}, T0 + 1)
+    g.offer_code(code(KEY_B, steps=1), T0 + LOCKOUT_S, ms(T0 + LOCKOUT_S), synced_at(True))
 
 
 def test_every_refusal_reads_the_same():
     """Nothing says which part was wrong: code, key, replay, age or signature."""
     replayed_code = gate()
-    replayed_code.offer_code(code(KEY_A), T0, True)
+    replayed_code.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))
     allowed(replayed_code, {"GP17": 1})
     replayed_sig = gate()
     allowed(replayed_sig, signed({SPRINKLER: 1}, T0))
@@ -303,6 +357,6 @@ def test_every_refusal_reads_the_same():
         refused(gate(), dict(signed({SPRINKLER: 1}, T0), GP19=0)),
         refused(replayed_sig, signed({SPRINKLER: 1}, T0)),
         refused(gate(), {"MFA": code(KEY_A), "GP18": 1}, synced=False),
-        str(raises(AuthError, gate().offer_code, wrong_code(KEY_A), T0, True)),
+        str(raises(AuthError, gate().offer_code, wrong_code(KEY_A), T0, ms(T0), synced_at(True))),
     ]
     assert messages == [DENIED] * len(messages), messages

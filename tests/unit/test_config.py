@@ -124,3 +124,52 @@ def test_publish_max_leaves_room_for_every_kind_of_message():
 def test_expired_code_window_is_capped():
     assert problems(minimal(mfa={"max_expired_codes": 11})) == [
         "mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)"]
+
+
+# ---- issue 9, findings 2-4: configs that silently remove a protection, secrets in messages
+
+def test_protections_have_bounds():
+    for section, key, bad, lo, hi in (("guard", "auth_lockout_s", 0, 1, 3600), ("guard", "auth_failures", 10**6, 1, 10),
+                                      ("mfa", "grant_s", 10**6, 1, 300), ("sign", "window_s", 10**6, 1, 300)):
+        p = problems(minimal(**{section: {key: bad}}))
+        assert p == ["%s.%s: must be a whole number from %d to %d" % (section, key, lo, hi)], p
+        assert config.validate(minimal(**{section: {key: hi}}))[section][key] == hi
+
+
+def test_weak_and_example_keys_are_refused_without_echo():
+    for key in ("SECRETKEYA234567", "AAAAAAAAAAAAAAAA", "ABABABABABABABAB"):
+        p = problems(minimal(mfa={"pins": {"16": [key]}}))
+        assert len(p) == 1 and p[0].startswith("mfa.pins.16: key ") and key not in p[0], p
+    for key in ("a long random string", " " * 16, "x" * 20):
+        p = problems(minimal(sign={"keys": {"cron": key}, "pins": {"16": ["cron"]}}))
+        assert len(p) == 1 and p[0].startswith("sign.keys.cron: key ") and key not in p[0], p
+
+
+def test_one_signing_key_under_two_names_is_refused():
+    key = "0123456789abcdef0123"
+    p = problems(minimal(sign={"keys": {"cron": key, "backup": key}, "pins": {"16": ["cron"]}}))
+    # MicroPython's dict order is not insertion order: either name may be the second.
+    assert p in (["sign.keys.backup: same key as sign.keys.cron; give each client its own"],
+                 ["sign.keys.cron: same key as sign.keys.backup; give each client its own"]), p
+
+
+def test_a_pin_listed_twice_is_refused():
+    p = problems(minimal(mfa={"pins": {"16": [KEY], "016": [KEY]}}))
+    assert p == ["mfa.pins: GP16 is listed twice"]
+
+
+def test_a_secret_in_the_wrong_place_is_never_echoed():
+    cases = [minimal(mfa={"pins": {KEY: ["16"]}}), minimal(sign={"keys": {KEY: 1}}),
+             minimal(sign={"keys": {"cron": "0123456789abcdef0123"}, "pins": {"16": [KEY]}}),
+             minimal(gpio={"relay": [16], "momentary": {KEY: 1}}), minimal(mqtt={"server": "b", "topic": "t", KEY: 1})]
+    for cfg in cases:
+        p = problems(cfg)
+        assert p and not any(KEY[:8] in line for line in p), p
+        assert any("<not shown>" in line for line in p), p
+
+
+def test_the_device_name_is_published_not_the_client_id():
+    cfg = config.validate(minimal())
+    assert cfg["name"] == "tinyctrl" and cfg["mqtt"]["client_id"] == ""
+    p = problems(minimal(name="pico", mqtt={"server": "b", "topic": "t", "client_id": "pico"}))
+    assert p == ["name: must differ from mqtt.client_id (whoever knows the client id can take the device's place)"]

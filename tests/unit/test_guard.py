@@ -1,5 +1,5 @@
 # Guards take integer milliseconds; their settings are seconds, as in config.json.
-from tinyctrl.guard import BurnoutGuard, ErrorBudget, PublishGuard
+from tinyctrl.guard import BurnoutGuard, ErrorBudget, PublishGuard, RateLimit
 
 YEAR_MS = 365 * 86400 * 1000
 
@@ -62,5 +62,29 @@ def test_fuse_blows_when_publishes_bypass_the_pacer():
 def test_error_budget_counts_what_it_drops():
     b = ErrorBudget(2, 10)
     assert [b.allow(t) for t in (0, 1000, 2000, 3000)] == [True, True, False, False]
-    assert b.suppressed == 2
+    assert b.suppressed == {"request": 2}
     assert b.allow(10500)
+
+
+def test_a_locked_relay_may_still_switch_off():
+    g = BurnoutGuard(0, 1, 60, 1)
+    g.record(16, 0)
+    assert g.refuse(16, 100, "GP16", 1).startswith("Error: GP16 locked")
+    assert g.locked(16)
+    assert g.refuse(16, 200, "GP16", 0) is None  # off is the safe direction (issue 9, finding 6)
+    assert g.refuse(16, 300, "GP16", 1).startswith("Error: GP16 locked")
+
+
+def test_error_budget_is_kept_per_kind():
+    b = ErrorBudget(2, 10)
+    assert [b.allow(t) for t in (0, 1, 2, 3)] == [True, True, False, False]
+    assert [b.allow(t, "auth") for t in (4, 5, 6)] == [True, True, False]
+    assert b.take_suppressed("request") == 2 and b.take_suppressed("auth") == 1
+    assert b.take_suppressed("auth") == 0
+
+
+def test_rate_limit_says_when_to_try_again():
+    r = RateLimit(60)
+    assert r.refuse(1000, "getip was asked") is None
+    assert r.refuse(11500, "getip was asked") == "Error: getip was asked 10s ago; try again in 50s"
+    assert r.refuse(61000, "getip was asked") is None

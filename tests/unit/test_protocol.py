@@ -93,3 +93,12 @@ def test_strict_json_refuses_what_micropython_json_lets_through():
         raises(ValueError, protocol.strict_json, bad)
         assert error(bad.encode()).startswith("Error: request is not valid JSON"), bad
     raises(protocol.TooDeep, protocol.strict_json, "[" * 9 + "]" * 9)
+
+
+def test_an_mfa_code_with_leading_zeros_as_iot_mqtt_panel_sends_it():
+    """{"MFA": <payload>} with a code like 012345 (issue 9, finding 8): there, and only there."""
+    assert parse(b'{"MFA": 012345}').code == 12345
+    assert parse(b'{"MFA": 000001, "GP16": 1}').code == 1
+    assert error(b'{"MFA": 0012345}') == "Error: MFA code must be 6 digits"
+    for bad in (b'{"GP16": 01}', b'{"TS": 0123}', b'{"MFA": -012345}', b'{"MFA": 012.5}', b'{"x": {"MFA": 012345}}'):
+        assert error(bad).startswith("Error: request is not valid JSON"), bad

@@ -49,3 +49,14 @@ def test_base32_rfc4648():
     assert totp.base32_decode("MZXW 6YTB OI") == b"foobar"
     assert "'1'" in str(raises(ValueError, totp.base32_decode, "MZXW1"))
     raises(ValueError, totp.base32_decode, "====")
+
+
+def test_only_a_six_digit_int_can_match_on_either_path():
+    """The C module and the Python path agree on what the parser refuses today (issue 9,
+    finding 11): floats, bools, negatives, 2**32 and more match nothing."""
+    now = 1234567890
+    good = totp.hotp(RFC_KEY, totp.counter_at(now))
+    for code in (float(good), True, False, -good, 2**32 + good, 2**64 + good, -1, 10**6, str(good)):
+        assert totp.match(RFC_KEY, code, now, 5) == -1, code
+        assert totp._match_py(RFC_KEY, code, totp.counter_at(now), 5, 1) == -1, code
+    assert totp.match(RFC_KEY, good, now, 5) == totp.counter_at(now)

@@ -47,12 +47,21 @@ MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(tinyctrl_hotp_obj, 2, 3, tinyctrl_hotp);
 static mp_obj_t tinyctrl_totp_match(size_t n_args, const mp_obj_t *args) {
     mp_buffer_info_t key;
     mp_get_buffer_raise(args[0], &key, MP_BUFFER_READ);
-    mp_int_t code = mp_obj_get_int(args[1]);
     uint64_t counter = get_non_negative(args[2]);
     mp_int_t back = get_non_negative(args[3]);
     mp_int_t forward = get_non_negative(args[4]);
     uint32_t digits = n_args > 5 ? get_digits(args[5]) : 6;
-    if (code < 0) {
+    // As totp.is_code: only a small int of 0..10**digits-1 can match. Floats, bools and big
+    // ints (2**32 and more would be truncated to uint32_t) match nothing (issue 9, finding 11).
+    if (!mp_obj_is_small_int(args[1])) {
+        return MP_OBJ_NEW_SMALL_INT(-1);
+    }
+    mp_int_t code = MP_OBJ_SMALL_INT_VALUE(args[1]);
+    mp_int_t limit = 1;
+    for (uint32_t i = 0; i < digits; i++) {
+        limit *= 10;
+    }
+    if (code < 0 || code >= limit) {
         return MP_OBJ_NEW_SMALL_INT(-1);
     }
     int64_t match = totp_match(key.buf, key.len, code, counter, back, forward, digits);
