@@ -15,7 +15,7 @@ def configured(**ha):
     return config.validate({
         "wifi": {"ssid": "home"}, "mqtt": {"server": "broker", "topic": "home/pico"},
         "gpio": {"relay": [16, 17], "momentary": {"18": 2, "19": 1}, "contact": [0, 1]},
-        "mfa": {"pins": {"17": [KEY]}}, "sign": {"keys": {"cron": "k" * 16}, "pins": {"19": ["cron"]}},
+        "mfa": {"pins": {"17": [KEY]}}, "sign": {"keys": {"cron": "a-random-signing-key-0123"}, "pins": {"19": ["cron"]}},
         "homeassistant": section})
 
 

@@ -13,8 +13,9 @@ PINS = {16: 0, 17: 0, 18: 0, 0: 0, 1: 0}
 
 def make_cfg(publish_max=20, publish_window_s=10):
     return config.validate({
+        "name": "dev",
         "wifi": {"ssid": "home"},
-        "mqtt": {"server": "broker", "topic": "home/pico", "client_id": "dev"},
+        "mqtt": {"server": "broker", "topic": "home/pico", "client_id": "dev-client"},
         "gpio": {"relay": [16, 17], "momentary": {"18": 1}, "contact": [0, 1], "notify": [0, 16]},
         "guard": {"publish_max": publish_max, "publish_window_s": publish_window_s},
     })
@@ -125,7 +126,19 @@ def test_error_lines_pending_are_capped():
     while box.pending():
         lines.append(box.next_message())
     assert lines == ["Error: %d" % i for i in range(MAX_ERRORS)]
-    assert box.error_budget.suppressed == 3
+    assert box.error_budget.suppressed == {"request": 3}
+
+
+def test_a_failed_authentication_is_queued_behind_a_full_request_share():
+    box = make(publish_max=400)
+    for i in range(MAX_ERRORS + 3):
+        box.error("Error: %d" % i)
+    box.error("Error: MFA validation failed", "auth")
+    lines = []
+    while box.pending():
+        lines.append(box.next_message())
+    assert lines[-1] == "Error: MFA validation failed"
+    assert len(lines) == MAX_ERRORS + 1
 
 
 def test_publisher_sends_a_change_at_once():
