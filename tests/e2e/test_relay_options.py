@@ -104,3 +104,28 @@ def test_restore_after_a_power_cut_from_flash(rig):
     client.send({"CMD": "stats"})
     assert b"(last: power)" in client.wait_for(text("Uptime="), since=m)
     sim.assert_alive()
+
+
+def test_interlock_switch_mode_with_dead_time(services):
+    broker, ntp, ip = services
+    gpio = dict(GPIO, interlock=[[20, 21]], interlock_mode="switch", interlock_dead_ms=800,
+                power_on_state={}, max_on_s={})
+    client = Client(broker.port, client_id="tester-switch")
+    m = client.mark()
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=gpio))
+    try:
+        client.wait_for(state("GP0", 0), since=m, timeout=40)
+        client.send({"GP20": 1})
+        sim.wait_pin(20, 1)
+        m, seen = client.mark(), len(sim.outputs)
+        client.send({"GP21": 1})
+        client.wait_for(text("Info: GP20 switched off first: interlocked with GP21"), since=m)
+        sim.wait_pin(21, 1)
+        lines = [(t, line) for t, line in sim.outputs[seen:] if line[:4] in ("GP20", "GP21")]
+        assert [line for _, line in lines] == ["GP20=0", "GP21=1"]
+        assert lines[1][0] - lines[0][0] >= 0.8  # never both on, and the motor stopped first
+        client.wait_for(state("GP21", 1), since=m)
+        sim.assert_alive()
+    finally:
+        client.close()
+        sim.stop()
