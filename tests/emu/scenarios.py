@@ -325,9 +325,10 @@ def energised_at(board, pins, level):
     return [(round(t, 4), gpio) for t, gpio, s in board.trace if gpio in pins and s == state]
 
 
-def first_driven(board, gpio):
-    return next((t for t, g, s in board.trace if g == gpio and s in (
-        pico_emu.GPIOPinState.LOW, pico_emu.GPIOPinState.HIGH)), None)
+def first_driven(board, gpio, levels=(0, 1)):
+    """Emulated seconds from reset until `gpio` was first driven to one of `levels`."""
+    states = [(pico_emu.GPIOPinState.LOW, pico_emu.GPIOPinState.HIGH)[v] for v in levels]
+    return next((t for t, g, s in board.trace if g == gpio and s in states), None)
 
 
 def boot_levels(lab, results_path):
@@ -347,7 +348,7 @@ def boot_levels(lab, results_path):
             assert [board.level(p) for p in TRACED] == [1 - on, on, 1 - on, 1 - on], board.trace
             notes.append("relay pins driven off %.3f s emulated after reset, GP17 on at %.3f s"
                          % (max(first_driven(board, p) for p in (16, 18, 20)),
-                            first_driven(board, 17)))
+                            first_driven(board, 17, (on,))))
         if not active_low:
             board.stop()
             continue
