@@ -19,7 +19,7 @@ class RelayMemory:
         for p, mode in g["power_on_state"].items():
             if mode == "restore":
                 self.restored |= 1 << p
-        self._written = None  # the mask in the file (restored pins only)
+        self._written = 0  # the mask in the file (restored pins only); no file: all off
         self._dirty = asyncio.Event()
         self.writes = 0
 
@@ -29,7 +29,7 @@ class RelayMemory:
         if saved is None and self.use_flash:
             saved = self._read_file()
         if self.use_flash:
-            self._written = self._read_file()
+            self._written = self._read_file() or 0
         return (saved or 0) & self.restored
 
     def save(self, mask):

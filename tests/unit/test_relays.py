@@ -155,3 +155,42 @@ def test_power_on_states_after_a_watchdog_reset_and_a_power_cut():
         assert [port3.levels[p] for p in (16, 17, 20)] == [0, 1, 0]
 
     run_async(main)
+
+
+def test_flash_is_written_on_real_change_only_and_coalesced():
+    import os
+
+    from tinyctrl import memory
+
+    async def main():
+        memory.FLASH_EVERY_S = 0.2
+        r, port, _ = make(power_on_state={"16": "restore", "20": "restore"},
+                          restore_after_power_cut="flash")
+        task = asyncio.create_task(r.memory.run(r.states))
+        r.apply({17: 1})  # not a restore relay: nothing to write
+        await asyncio.sleep_ms(50)
+        assert r.memory.writes == 0
+        r.apply({16: 1})
+        await asyncio.sleep_ms(50)
+        assert r.memory.writes == 1
+        for v in (1, 0, 1, 0, 1):  # within the interval: one more write, the last state
+            r.apply({20: v})
+        r.apply({16: 0})
+        await asyncio.sleep_ms(400)
+        assert r.memory.writes == 2
+        with open(Port.STATE_PATH) as f:
+            assert f.read() == str(1 << 20)
+        task.cancel()
+        r2, port2, out2 = make(Port(None), power_on_state={"16": "restore", "20": "restore"},
+                               restore_after_power_cut="flash")
+        r2.power_on("power")  # a power cut: from the file
+        assert (port2.levels[16], port2.levels[20]) == (0, 1)
+
+    try:
+        run_async(main)
+    finally:
+        memory.FLASH_EVERY_S = 10
+        try:
+            os.remove(Port.STATE_PATH)
+        except OSError:
+            pass
