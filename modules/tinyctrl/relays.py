@@ -111,9 +111,15 @@ class Relays:
         for q in self.group[pin]:
             if q != pin and q in self._off_at:
                 wait = max(wait, self.dead_ms - (now - self._off_at[q]))
+        line = ""
         if others:
-            self.outbox.reply("Info: %s switched off first: interlocked with %s" % (
-                ", ".join(self.name(q) for q in others), self.name(pin)))
+            line = "%s switched off first: interlocked with %s" % (
+                ", ".join(self.name(q) for q in others), self.name(pin))
+        if wait > 0:
+            line += "%s%s on in %d ms (gpio.interlock_dead_ms)" % (
+                "; " if line else "", self.name(pin), wait)
+        if line:
+            self.outbox.reply("Info: " + line)
         if wait > 0:
             self._delayed[pin] = asyncio.create_task(self._on_after(pin, wait))
         else:

@@ -119,7 +119,8 @@ def test_interlock_switch_mode_with_dead_time(services):
         sim.wait_pin(20, 1)
         m, seen = client.mark(), len(sim.outputs)
         client.send({"GP21": 1})
-        client.wait_for(text("Info: GP20 switched off first: interlocked with GP21"), since=m)
+        client.wait_for(text("Info: GP20 switched off first: interlocked with GP21; GP21 on in "
+                             "800 ms (gpio.interlock_dead_ms)"), since=m)
         sim.wait_pin(21, 1)
         lines = [(t, line) for t, line in sim.outputs[seen:] if line[:4] in ("GP20", "GP21")]
         assert [line for _, line in lines] == ["GP20=0", "GP21=1"]

@@ -106,6 +106,8 @@ def test_dead_time_delays_the_on_and_a_newer_request_cancels_it():
         r.apply({20: 1})
         r.apply({21: 1})
         assert (port.levels[20], port.levels[21]) == (0, 0)  # both off during the dead time
+        assert out.lines == ["Info: GP20 switched off first: interlocked with GP21; GP21 on in "
+                             "50 ms (gpio.interlock_dead_ms)"]
         await asyncio.sleep_ms(120)
         assert port.levels[21] == 1
         r.apply({21: 0})
