@@ -130,3 +130,18 @@ def test_interlock_switch_mode_with_dead_time(services):
     finally:
         client.close()
         sim.stop()
+
+
+def test_power_on_states_with_wifi_down(services):
+    """Before any connection: the power-on states apply, the other relays never move, and
+    max_on_s runs without a broker (the lost-client case)."""
+    broker, ntp, ip = services
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=GPIO), "--wifi-down")
+    try:
+        sim.wait_pin(17, 1)
+        sim.wait_pin(17, 0, timeout=15)  # max_on_s 3
+        assert [line for _, line in sim.outputs if line.startswith("GP")] == ["GP17=1", "GP17=0"]
+        assert "subscribed" not in sim.log()
+        sim.assert_alive()
+    finally:
+        sim.stop()
