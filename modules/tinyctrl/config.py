@@ -51,6 +51,13 @@ def _schema():
             "contact": ([], "pins"),
             "notify": ([], "pins"),
             "active_low": (True, "bool"),
+            # Issue 13: what relays do when nobody sends commands (see _relay_options).
+            "power_on_state": ({}, "power_on_state"),
+            "restore_after_power_cut": ("off", "power_cut"),
+            "max_on_s": ({}, "max_on_s"),
+            "interlock": ([], "interlock"),
+            "interlock_mode": ("refuse", "interlock_mode"),
+            "interlock_dead_ms": (0, "dead_ms"),
         },
         "mfa": {
             "keyname": ("MFA", "keyname"),
@@ -140,6 +147,8 @@ def _pin(v, where, problems):
 
 def _check(kind, v, where, problems):
     """Returns the normalised value, appending to problems if it is invalid."""
+    if kind in RELAY_OPTION_KINDS:
+        return _relay_option(kind, v, where, problems)
     if kind in ("text", "str", "secret", "prefix", "keyname", "topic", "client_id", "timezone"):
         if not isinstance(v, str):
             problems.append("%s: must be a string" % where)
@@ -226,6 +235,86 @@ def _check(kind, v, where, problems):
                 seen[key] = name
         return v
     raise ValueError(kind)
+
+
+# ---- issue 13: power-on state, auto-off and interlocks (Tasmota's PowerOnState, PulseTime and
+# Interlock; ESPHome's restore_mode and interlock)
+POWER_ON_MODES = ("off", "on", "restore")
+RELAY_OPTION_KINDS = ("power_on_state", "power_cut", "max_on_s", "interlock", "interlock_mode",
+                      "dead_ms")
+MAX_ON_S_LIMIT = 7 * 86400
+MAX_DEAD_MS = 10000
+
+
+def _relay_option(kind, v, where, problems):
+    """The syntax of one issue 13 key; how the keys fit the pins is _relay_options' job."""
+    choices = {"power_cut": ("off", "flash"), "interlock_mode": ("refuse", "switch")}.get(kind)
+    if choices:
+        if v not in choices:
+            problems.append("%s: %r is not one of %s" % (where, v, ", ".join(choices)))
+        return v
+    if kind == "dead_ms":
+        if not _is_int(v) or not 0 <= v <= MAX_DEAD_MS:
+            problems.append("%s: must be a whole number of ms from 0 to %d" % (where, MAX_DEAD_MS))
+        return v
+    if kind == "interlock":
+        if not isinstance(v, list) or any(not isinstance(g, list) for g in v):
+            problems.append("%s: must be a list of pin lists, e.g. [[20, 21]]" % where)
+            return []
+        groups = []
+        for i, group in enumerate(v):
+            pins = [_pin(p, "%s[%d]" % (where, i), problems) for p in group]
+            pins = sorted(set(p for p in pins if p is not None))
+            if len(pins) < 2:
+                problems.append("%s[%d]: a group needs at least two pins" % (where, i))
+            groups.append(pins)
+        return groups
+    if not isinstance(v, dict):
+        example = '{"16": "restore"}' if kind == "power_on_state" else '{"16": 600}'
+        problems.append("%s: must map pin to a value, e.g. %s" % (where, example))
+        return {}
+    out = {}
+    for k, item in v.items():
+        p = _pin(k, where, problems)
+        if kind == "power_on_state" and item not in POWER_ON_MODES:
+            problems.append("%s.%s: %r is not one of %s" % (where, k, item, ", ".join(POWER_ON_MODES)))
+        elif kind == "max_on_s" and (not _is_int(item) or not 1 <= item <= MAX_ON_S_LIMIT):
+            problems.append("%s.%s: must be a whole number of seconds from 1 to %d"
+                            % (where, k, MAX_ON_S_LIMIT))
+        elif p is not None:
+            out[p] = item
+    return out
+
+
+def _relay_options(gpio, problems):
+    """The issue 13 keys against the configured pins."""
+    momentary = gpio["momentary"]
+    outputs = set(gpio["relay"]) | set(momentary)
+    for p, mode in gpio["power_on_state"].items():
+        if p not in outputs:
+            problems.append("gpio.power_on_state: GP%d is not a relay" % p)
+        elif p in momentary and mode != "off":
+            problems.append("gpio.power_on_state.%d: a momentary relay always starts off" % p)
+    for p in gpio["max_on_s"]:
+        if p in momentary:
+            problems.append("gpio.max_on_s.%d: a momentary relay already has its wait in "
+                            "gpio.momentary" % p)
+        elif p not in outputs:
+            problems.append("gpio.max_on_s: GP%d is not a relay" % p)
+    seen = {}
+    for i, group in enumerate(gpio["interlock"]):
+        ons = [p for p in group if gpio["power_on_state"].get(p) == "on"]
+        if len(ons) > 1:
+            problems.append("gpio.interlock[%d]: GP%d and GP%d are both on at power-on "
+                            "(gpio.power_on_state)" % (i, ons[0], ons[1]))
+        for p in group:
+            if p in seen:
+                problems.append("gpio.interlock: GP%d is in two groups" % p)
+            elif p in gpio["contact"]:
+                problems.append("gpio.interlock[%d]: GP%d is a contact, not a relay" % (i, p))
+            elif p not in outputs:
+                problems.append("gpio.interlock[%d]: GP%d is not a relay" % (i, p))
+            seen[p] = i
 
 
 def _base32_key(key, where, problems):
@@ -336,6 +425,7 @@ def validate(raw):
             seen[p] = group
     if not seen:
         problems.append("gpio: configure at least one pin in relay, momentary or contact")
+    _relay_options(gpio, problems)
     for p in gpio["notify"]:
         if p not in seen:
             problems.append("gpio.notify: GP%d is not a configured pin" % p)

@@ -13,6 +13,7 @@ from . import board_name, clock, homeassistant, log, net, ntp, protocol
 from .auth import AuthError, AuthGate
 from .commands import Commands
 from .contacts import Contacts
+from .memory import RelayMemory
 from .mqtt import TinyMQTTClient
 from .outbox import Outbox
 from .relays import Relays
@@ -39,7 +40,8 @@ class Controller:
         self.watchdog = None
         self.client = TinyMQTTClient(self._mqtt_config())
         self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono)
-        self.relays = Relays(hw, cfg, self.outbox, self.mono)
+        self.memory = RelayMemory(hw, cfg)
+        self.relays = Relays(hw, cfg, self.outbox, self.mono, self.memory)
         self.contacts = Contacts(hw, cfg["gpio"]["contact"], self.outbox)
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono)
@@ -172,6 +174,8 @@ class Controller:
 
     async def run(self):
         self.led.show("connecting")
+        self.relays.power_on(self.boot["cause"])  # issue 13: gpio.power_on_state
+        asyncio.create_task(self.memory.run(self.relays.states))
         wd = self.cfg["watchdog_s"]
         if wd > 0:
             self.watchdog = self.hw.Watchdog()

@@ -5,8 +5,7 @@ import sys
 
 import port
 
-from . import board_name, config
-from .controller import Controller, log
+from . import board_name, config, log
 
 
 def load(path=None):
@@ -21,6 +20,7 @@ def load(path=None):
         print("tinyctrl: fix the file (Thonny or mpremote) and reset the board.")
         port.StatusLed().show("config_error")
         return None
+    hold_relays_off(cfg)
     ca = cfg["mqtt"]["ca_file"]
     if ca and not ca.startswith("/") and "/" in path:
         cfg["mqtt"]["ca_file"] = path.rsplit("/", 1)[0] + "/" + ca  # beside config.json
@@ -29,8 +29,20 @@ def load(path=None):
     return cfg
 
 
+def hold_relays_off(cfg):
+    """Drive every relay pin to its off level at once (issue 13, boot safety): until now the
+    pins are inputs with the RP2040's reset pull-down (datasheet 2.19.6.3), which an active-low
+    board may read as "on". Before the controller's imports and the Wi-Fi chip's start-up, which
+    take longer; pins that are not relays stay inputs."""
+    g = cfg["gpio"]
+    for p in g["relay"] + sorted(g["momentary"]):
+        port.RelayPin(p, g["active_low"])
+
+
 def build(cfg):
     """The Controller, or None if it cannot start (e.g. the CA file is missing)."""
+    from .controller import Controller  # after hold_relays_off: mqtt_as, ssl, asyncio are big
+
     try:
         return Controller(cfg, port, port.boot_record())
     except OSError as e:

@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: MIT
 # Moving relays: decide every requested pin first, then move them together (Action N), within
 # the burnout guard; a momentary relay is released by a task of its own after its wait.
+# Issue 13: power-on states, auto-off after gpio.max_on_s, and interlock groups whose relays
+# are never on together.
 import asyncio
 
 from .guard import BurnoutGuard
 
 
 class Relays:
-    def __init__(self, hw, cfg, outbox, now):
+    def __init__(self, hw, cfg, outbox, now, memory=None):
         g, gd = cfg["gpio"], cfg["guard"]
         self.prefix = g["prefix"]
         self.outbox = outbox
@@ -18,7 +20,19 @@ class Relays:
         self.momentary = g["momentary"]  # pin -> seconds held
         self.burnout = BurnoutGuard(gd["cooldown_s"], gd["max_changes"], gd["window_s"],
                                     gd["max_violations"])
-        self._releases = {}  # momentary pin -> release task
+        self._releases = {}  # momentary or max_on_s pin -> its switch-off task
+        self.power_on_state = g["power_on_state"]
+        self.max_on_s = g["max_on_s"]
+        self.memory = memory  # memory.RelayMemory, for "restore"
+        self.groups = g["interlock"]
+        self.group = {}  # interlocked pin -> its group
+        for grp in self.groups:
+            for p in grp:
+                self.group[p] = grp
+        self.interlock_switch = g["interlock_mode"] == "switch"
+        self.dead_ms = g["interlock_dead_ms"]
+        self._off_at = {}  # interlocked pin -> when it last went off (ms)
+        self._delayed = {}  # interlocked pin -> task switching it on after the dead time
 
     def value(self, pin):
         return self.pins[pin].value()
@@ -26,39 +40,135 @@ class Relays:
     def name(self, pin):
         return "%s%d" % (self.prefix, pin)
 
+    def states(self):
+        """Every relay's state as a bit mask (what RelayMemory keeps)."""
+        mask = 0
+        for p, pin in self.pins.items():
+            if pin.value():
+                mask |= 1 << p
+        return mask
+
+    def power_on(self, cause):
+        """Apply gpio.power_on_state after a reset of `cause` ("power", "watchdog", "soft").
+        Not a change for the burnout guard; momentary relays always start off."""
+        saved = self.memory.recall(cause) if self.memory else 0
+        on = []
+        for p in sorted(self.pins):
+            mode = self.power_on_state.get(p, "off")
+            if p in self.momentary or not (mode == "on" or (mode == "restore" and saved >> p & 1)):
+                continue
+            if any(self.pins[q].value() for q in self.group.get(p, ()) if q != p):
+                continue  # restored from before an interlock was configured: first one wins
+            self.pins[p].value(1)
+            self._moved(p, 1, self.now())
+            on.append("%s on (%s)" % (self.name(p), mode))
+        if on:
+            self.outbox.reply("Info: power-on after %s reset: %s" % (cause, ", ".join(on)))
+
     def apply(self, wanted):
         """Move the pins in `wanted` ({pin: value}); refusals go out as error lines."""
         now = self.now()
-        moves = []
-        for pin, v in wanted.items():
-            if self.pins[pin].value() == v:
-                continue
-            if pin in self.momentary and v == 0:  # early release is always safe
-                moves.append((pin, 0))
-                continue
-            reason = self.burnout.refuse(pin, now, self.name(pin), v)
-            if reason:
-                self.outbox.error(reason)
-                continue
-            self.burnout.record(pin, now)
-            moves.append((pin, v))
-        for pin, v in moves:
-            self.pins[pin].value(v)
         self.outbox.state(wanted)  # the requested pins' state, moved or not
-        for pin, v in moves:
-            if pin in self.momentary:
-                self._momentary(pin, v)
-            self.outbox.changed(pin, v)
+        both = self._interlocked(wanted)
+        if both:
+            return self.outbox.error("Error: %s are interlocked, never on together; request "
+                                     "refused" % " and ".join(self.name(p) for p in both))
+        for p in wanted:
+            for q in self.group.get(p, ()):  # the newest request wins over a delayed one
+                self._cancel_delayed(q)
+        moves = {}
+        for v in (0, 1):  # offs first: an interlocked on sees the group after them
+            for pin, want in wanted.items():
+                if want == v and self.pins[pin].value() != v:
+                    self._decide(pin, v, now, moves)
+        for v in (0, 1):
+            for pin, want in moves.items():
+                if want == v:
+                    self.pins[pin].value(v)
+        for pin, v in moves.items():
+            self._moved(pin, v, now)
 
-    def _momentary(self, pin, v):
-        task = self._releases.pop(pin, None)
+    def _decide(self, pin, v, now, moves):
+        if pin in self.momentary and v == 0:  # early release is always safe
+            moves[pin] = 0
+            return
+        others = [q for q in self.group.get(pin, ()) if q != pin and v
+                  and self.pins[q].value() and moves.get(q) != 0]
+        if others and not self.interlock_switch:
+            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is on"
+                                     % (self.name(pin), self.name(others[0])))
+        reason = self.burnout.refuse(pin, now, self.name(pin), v)
+        if reason:
+            return self.outbox.error(reason)
+        self.burnout.record(pin, now)
+        if pin not in self.group or not v:
+            moves[pin] = v
+            return
+        for q in others:  # interlock_mode "switch": off first, whatever the guard says
+            moves[q] = 0
+        off = [q for q in self.group[pin] if moves.get(q) == 0]
+        wait = self.dead_ms if off else 0
+        for q in self.group[pin]:
+            if q != pin and q in self._off_at:
+                wait = max(wait, self.dead_ms - (now - self._off_at[q]))
+        line = ""
+        if others:
+            line = "%s switched off first: interlocked with %s" % (
+                ", ".join(self.name(q) for q in others), self.name(pin))
+        if wait > 0:
+            line += "%s%s on in %d ms (gpio.interlock_dead_ms)" % (
+                "; " if line else "", self.name(pin), wait)
+        if line:
+            self.outbox.reply("Info: " + line)
+        if wait > 0:
+            self._delayed[pin] = asyncio.create_task(self._on_after(pin, wait))
+        else:
+            moves[pin] = 1
+
+    def _interlocked(self, wanted):
+        """Two pins of one group asked on together: the pins, else None."""
+        for grp in self.groups:
+            ons = [p for p in grp if wanted.get(p) == 1]
+            if len(ons) > 1:
+                return ons
+        return None
+
+    def _cancel_delayed(self, pin):
+        task = self._delayed.pop(pin, None)
         if task:
             task.cancel()
-        if v:
-            self._releases[pin] = asyncio.create_task(self._release(pin, self.momentary[pin]))
+
+    async def _on_after(self, pin, wait_ms):
+        """An interlocked on after gpio.interlock_dead_ms (the motor stops before reversing)."""
+        await asyncio.sleep_ms(wait_ms)
+        self._delayed.pop(pin, None)
+        others = [q for q in self.group[pin] if q != pin and self.pins[q].value()]
+        if others:
+            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is on"
+                                     % (self.name(pin), self.name(others[0])))
+        self.pins[pin].value(1)
+        self._moved(pin, 1, self.now())
+
+    def _moved(self, pin, v, now):
+        """Book-keeping after `pin` moved to `v`: timers, memory, the outbox."""
+        if not v and pin in self.group:
+            self._off_at[pin] = now
+        wait_s = self.momentary.get(pin) or self.max_on_s.get(pin)
+        if wait_s:
+            task = self._releases.pop(pin, None)
+            if task:
+                task.cancel()
+            if v:
+                self._releases[pin] = asyncio.create_task(self._release(pin, wait_s))
+        if self.memory and pin not in self.momentary:
+            self.memory.save(self.states())
+        self.outbox.changed(pin, v)
 
     async def _release(self, pin, wait_s):
         await asyncio.sleep_ms(int(wait_s * 1000))
         self._releases.pop(pin, None)
         self.pins[pin].value(0)
-        self.outbox.changed(pin, 0)
+        if pin in self.max_on_s:  # the forgotten command, the lost client: say why
+            self.outbox.reply("Info: %s switched off after %ds (gpio.max_on_s)"
+                              % (self.name(pin), wait_s))
+        self._moved(pin, 0, self.now())

@@ -7,6 +7,7 @@ from machine import Pin
 import _tinyctrl
 
 CONFIG_PATH = "/config.json"
+STATE_PATH = "/relay_state"  # RelayMemory's file for after a power cut (issue 13)
 
 
 class RelayPin:
@@ -102,8 +103,9 @@ class Watchdog:
         _tinyctrl.wdt_stop()
 
 
-# Counters live in watchdog scratch registers 0..2, which survive a watchdog
-# reset but not a power cycle; register 2 is a check word.
+# Counters live in watchdog scratch registers 0..1 and relay states (a bit mask per GPIO,
+# issue 13) in 3; they survive a watchdog reset but not a power cycle. Register 2 is a check
+# word over all three (4..7 belong to pico-sdk). A mask of 0 leaves the check as before.
 _CHECK = 0x7C7C0DE5
 _CAUSES = {
     _tinyctrl.RESET_POWER: "power",
@@ -112,18 +114,40 @@ _CAUSES = {
 }
 
 
+def _scratch_valid():
+    get = _tinyctrl.scratch_get
+    return get(2) == get(0) ^ get(1) ^ get(3) ^ _CHECK
+
+
 def boot_record():
-    resets = _tinyctrl.scratch_get(0)
-    outages = _tinyctrl.scratch_get(1)
-    if _tinyctrl.scratch_get(2) != resets ^ outages ^ _CHECK:
-        resets = outages = 0
+    resets = outages = 0
+    if _scratch_valid():
+        resets = _tinyctrl.scratch_get(0)
+        outages = _tinyctrl.scratch_get(1)
     return {"cause": _CAUSES[_tinyctrl.reset_cause()], "resets": resets, "outages": outages}
 
 
-def save_counters(resets, outages):
+def _save(resets, outages, relays):
     _tinyctrl.scratch_set(0, resets)
     _tinyctrl.scratch_set(1, outages)
-    _tinyctrl.scratch_set(2, resets ^ outages ^ _CHECK)
+    _tinyctrl.scratch_set(3, relays)
+    _tinyctrl.scratch_set(2, resets ^ outages ^ relays ^ _CHECK)
+
+
+def save_counters(resets, outages):
+    _save(resets, outages, saved_relays() or 0)
+
+
+def saved_relays():
+    """The relay states saved before a watchdog or soft reset, or None (power cut)."""
+    return _tinyctrl.scratch_get(3) if _scratch_valid() else None
+
+
+def save_relays(mask):
+    valid = _scratch_valid()
+    resets = _tinyctrl.scratch_get(0) if valid else 0
+    outages = _tinyctrl.scratch_get(1) if valid else 0
+    _save(resets, outages, mask)
 
 
 def unique_id():

@@ -41,3 +41,9 @@ def drive(id, level):
         handler = _irqs.get(id)
         if handler:
             handler(Pin(id))
+
+
+def level(id):
+    """An output's electrical level, None if the pin was never set up (reset state: input)."""
+    return _levels.get(id)
+

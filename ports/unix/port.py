@@ -6,6 +6,7 @@ import machine
 import network
 
 CONFIG_PATH = "config.json"
+STATE_PATH = "relay_state"  # beside config.json: RelayMemory's file for after a power cut
 on_output = None  # the simulator's hook: on_output(gpio, logical_value)
 contacts = {}  # gpio -> ContactPin, for the simulator to drive
 
@@ -14,7 +15,10 @@ class RelayPin:
     def __init__(self, gpio, active_low):
         self.gpio = gpio
         self.active_low = active_low
+        was_on = machine.level(gpio) == (0 if active_low else 1)
         self._pin = machine.Pin(gpio, machine.Pin.OUT, value=1 if active_low else 0)
+        if was_on and on_output:  # a reset de-energises every relay, as on the board
+            on_output(gpio, 0)
 
     def value(self, v=None):
         level = self._pin.value()
@@ -105,6 +109,18 @@ def save_counters(resets, outages):
     _counters["outages"] = outages
 
 
+# The scratch word: relay states (RelayMemory) survive a reset but not a power cut.
+_relays = [None]
+
+
+def saved_relays():
+    return _relays[0]
+
+
+def save_relays(mask):
+    _relays[0] = mask
+
+
 def unique_id():
     """The board id: fixed bytes for the simulator (see machine.py)."""
     return machine.unique_id()
@@ -117,4 +133,11 @@ class Reset(Exception):
 def reset():
     _counters["resets"] += 1
     _counters["cause"] = "soft"
+    raise Reset()
+
+
+def power_cut():
+    """The simulator's POWERCYCLE: RAM and scratch words lost, only files (flash) kept."""
+    _counters.update(cause="power", resets=0, outages=0)
+    _relays[0] = None
     raise Reset()

@@ -4,7 +4,8 @@
 #
 # stdin: "GP1=1" sets a simulated contact (1 = closed), "WIFI=0" / "WIFI=1" drops or restores
 # the link, "HEAP" prints "HEAP=<bytes in use after gc.collect()>", "RESET" resets the board
-# (as the watchdog would: port.reset(), RAM lost, counters kept). stdout: one line per
+# (as the watchdog would: port.reset(), RAM lost, counters kept), "POWERCYCLE" cuts the power
+# (counters and relay states in RAM lost, files kept). stdout: one line per
 # output change, "GP16=1". Logs go to stderr. End of input
 # or Ctrl-C stops it. A reset (port.reset()) restarts the controller with pins off, as a board would.
 import asyncio
@@ -20,7 +21,7 @@ from tinyctrl import log
 class Simulator:
     def __init__(self, prefix):
         self.prefix = prefix
-        self.reset = False
+        self.reset = None  # port.reset or port.power_cut, for serve() to call
         port.on_output = self.show
 
     def show(self, gpio, value):
@@ -30,8 +31,8 @@ class Simulator:
         if line == "HEAP":
             gc.collect()
             return print("HEAP=%d" % gc.mem_alloc())
-        if line == "RESET":
-            self.reset = True
+        if line in ("RESET", "POWERCYCLE"):
+            self.reset = port.reset if line == "RESET" else port.power_cut
             return True  # stop reading: serve() resets
         name, _, value = line.partition("=")
         if value not in ("0", "1"):
@@ -72,8 +73,8 @@ async def serve(controller, sim):
     finally:
         stdin.cancel()
     if sim.reset:
-        sim.reset = False
-        port.reset()
+        reset, sim.reset = sim.reset, None
+        reset()
 
 
 def run(argv):

@@ -35,6 +35,12 @@ CHECKS = {
         "config_missing",
         "watchdog_resets_stalled_loop",
     ],
+    "boot_levels": [  # issue 13
+        "boot_levels_active_low",
+        "boot_levels_watchdog_reset_restores",
+        "boot_levels_active_high",
+        "boot_levels_no_config",
+    ],
 }
 # Wall-clock limit for one scenario (a safety net: each takes about 7 minutes with a core to itself).
 SCENARIO_TIMEOUT_S = 20 * 60

@@ -362,6 +362,18 @@ class PicoW:
         self.enumerations = 0
         self.mcu.watchdog.on_watchdog_trigger = self._on_watchdog
         self._pty = None  # master fd while the console is also served on a pty
+        self.trace = []  # (emulated s, gpio, GPIOPinState) for the pins given to trace_pins()
+        self._traced = ()
+
+    def trace_pins(self, pins):
+        """Record every change of each pin's state (driven LOW/HIGH, or an input and its pull)
+        from the first instruction on: call before start(). A watchdog reset puts the pads back
+        to their reset state without an edge, so the states after one are recorded too."""
+        self._traced = tuple(pins)
+        for gpio in self._traced:
+            pin = self.mcu.gpio[gpio]
+            self.trace.append((self.emulated_s(), gpio, pin.value))
+            pin.add_listener(lambda value, _last, gpio=gpio: self.trace.append((self.emulated_s(), gpio, value)))
 
     # -- life cycle
 
@@ -390,6 +402,8 @@ class PicoW:
         self.resets += 1
         log("watchdog reset #%d at %.1f s emulated" % (self.resets, self.emulated_s()))
         self.device._on_watchdog_trigger()
+        for gpio in self._traced:
+            self.trace.append((self.emulated_s(), gpio, self.mcu.gpio[gpio].value))
 
     def emulated_s(self):
         return self.sim.clock.nanos / 1e9
@@ -594,9 +608,10 @@ class Lab:
             raise RuntimeError("the guest has not had an NTP answer yet")
         return self.ntp_fix.host_time + self.boards[-1].emulated_s() - self.ntp_fix.emulated_s
 
-    def boot(self, config=None, files=None, timeout=120):
+    def boot(self, config=None, files=None, timeout=120, trace_pins=()):
         """Boot the UF2 with `config` (a dict, written as JSON, or bytes/str written as is) as
-        config.json, plus any other `files`; no config.json when `config` is None."""
+        config.json, plus any other `files`; no config.json when `config` is None. The states
+        of `trace_pins` are recorded from the first instruction on (PicoW.trace)."""
         files = dict(files or {})
         if config is not None:
             if isinstance(config, dict):
@@ -605,6 +620,7 @@ class Lab:
         workdir = tempfile.mkdtemp(prefix="board-", dir=self.workdir)
         board = PicoW(self.uf2, files, self.router, workdir, self._on_udp_reply)
         self.boards.append(board)
+        board.trace_pins(trace_pins)
         board.start(timeout)
         return board
 

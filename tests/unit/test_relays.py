@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: MIT
+"""Relays (issue 13): power-on states, auto-off, interlock groups and the relay memory, with a
+port whose pins and scratch word the test reads."""
+import asyncio
+
+from check import run_async
+from tinyctrl import config
+from tinyctrl.memory import RelayMemory
+from tinyctrl.relays import Relays
+
+
+class Port:
+    """The port's RelayPin, scratch word and flash file (a dict), as the tests see them."""
+
+    STATE_PATH = "relay_state.test"
+
+    def __init__(self, scratch=None):
+        self.levels = {}
+        self.scratch = scratch
+
+    def RelayPin(self, gpio, active_low):
+        return Pin(self, gpio)
+
+    def saved_relays(self):
+        return self.scratch
+
+    def save_relays(self, mask):
+        self.scratch = mask
+
+
+class Pin:
+    def __init__(self, port, gpio):
+        self.port, self.gpio = port, gpio
+        port.levels[gpio] = 0
+
+    def value(self, v=None):
+        if v is None:
+            return self.port.levels[self.gpio]
+        self.port.levels[self.gpio] = v
+
+
+class Outbox:
+    def __init__(self):
+        self.lines = []
+        self.changes = []
+
+    def state(self, pins):
+        pass
+
+    def changed(self, pin, value):
+        self.changes.append((pin, value))
+
+    def reply(self, text):
+        self.lines.append(text)
+
+    error = reply
+
+
+class Clock:
+    t = 100000
+
+    def __call__(self):
+        return self.t
+
+
+def make(port=None, **gpio):
+    g = {"relay": [16, 17, 20, 21], "momentary": {"18": 1}}
+    g.update(gpio)
+    cfg = config.validate({"wifi": {"ssid": "s"}, "mqtt": {"server": "b", "topic": "t"}, "gpio": g,
+                           "guard": {"cooldown_s": 0, "max_changes": 100}})
+    port = port or Port()
+    out = Outbox()
+    memory = RelayMemory(port, cfg)
+    return Relays(port, cfg, out, Clock(), memory), port, out
+
+
+def test_two_of_a_group_asked_on_together_is_refused_whole():
+    r, port, out = make(interlock=[[20, 21]])
+    r.apply({16: 1, 20: 1, 21: 1})
+    assert port.levels[16] == port.levels[20] == port.levels[21] == 0
+    assert out.lines == ["Error: GP20 and GP21 are interlocked, never on together; request refused"]
+
+
+def test_refuse_mode_keeps_the_one_that_is_on():
+    r, port, out = make(interlock=[[20, 21]])
+    r.apply({20: 1})
+    r.apply({21: 1, 16: 1})
+    assert (port.levels[20], port.levels[21], port.levels[16]) == (1, 0, 1)
+    assert out.lines == ["Error: GP21 not switched on: interlocked with GP20, which is on"]
+    r.apply({20: 0, 21: 1})  # off in the same request: allowed, offs come first
+    assert (port.levels[20], port.levels[21]) == (0, 1)
+
+
+def test_switch_mode_turns_the_other_off_first():
+    r, port, out = make(interlock=[[20, 21]], interlock_mode="switch")
+    r.apply({20: 1})
+    r.apply({21: 1})
+    assert (port.levels[20], port.levels[21]) == (0, 1)
+    assert out.lines == ["Info: GP20 switched off first: interlocked with GP21"]
+    assert out.changes[-2:] == [(20, 0), (21, 1)]
+
+
+def test_dead_time_delays_the_on_and_a_newer_request_cancels_it():
+    async def main():
+        r, port, out = make(interlock=[[20, 21]], interlock_mode="switch", interlock_dead_ms=50)
+        r.apply({20: 1})
+        r.apply({21: 1})
+        assert (port.levels[20], port.levels[21]) == (0, 0)  # both off during the dead time
+        assert out.lines == ["Info: GP20 switched off first: interlocked with GP21; GP21 on in "
+                             "50 ms (gpio.interlock_dead_ms)"]
+        await asyncio.sleep_ms(120)
+        assert port.levels[21] == 1
+        r.apply({21: 0})
+        r.apply({20: 1})  # 21 went off just now: 20 waits too
+        r.apply({20: 0})  # ... and is not switched on at all
+        await asyncio.sleep_ms(120)
+        assert (port.levels[20], port.levels[21]) == (0, 0)
+
+    run_async(main)
+
+
+def test_max_on_s_switches_off_and_says_why():
+    async def main():
+        r, port, out = make(max_on_s={"16": 1})
+        r.apply({16: 1})
+        await asyncio.sleep_ms(500)
+        assert port.levels[16] == 1
+        await asyncio.sleep_ms(800)
+        assert port.levels[16] == 0
+        assert out.lines == ["Info: GP16 switched off after 1s (gpio.max_on_s)"]
+        r.apply({16: 1})
+        r.apply({16: 0})  # switched off by hand: no auto-off line later
+        await asyncio.sleep_ms(1200)
+        assert len(out.lines) == 1
+
+    run_async(main)
+
+
+def test_power_on_states_after_a_watchdog_reset_and_a_power_cut():
+    async def main():
+        modes = {"16": "restore", "17": "on", "20": "restore", "21": "off"}
+        r, port, out = make(power_on_state=modes)
+        r.power_on("power")
+        assert (port.levels[16], port.levels[17]) == (0, 1)
+        r.apply({16: 1, 20: 1, 21: 1})
+        scratch = port.scratch
+        assert scratch == (1 << 16) | (1 << 17) | (1 << 20) | (1 << 21)
+        r2, port2, out2 = make(Port(scratch), power_on_state=modes)
+        r2.power_on("watchdog")
+        assert [port2.levels[p] for p in (16, 17, 18, 20, 21)] == [1, 1, 0, 1, 0]
+        assert out2.lines == ["Info: power-on after watchdog reset: GP16 on (restore), "
+                              "GP17 on (on), GP20 on (restore)"]
+        r2.apply({17: 0})  # the burnout guard never counted the restore
+        assert r2.burnout._changes.get(16) is None
+        r3, port3, _ = make(Port(scratch), power_on_state=modes)
+        r3.power_on("power")  # power cut: the scratch word means nothing, no flash asked
+        assert [port3.levels[p] for p in (16, 17, 20)] == [0, 1, 0]
+
+    run_async(main)
+
+
+def test_flash_is_written_on_real_change_only_and_coalesced():
+    import os
+
+    from tinyctrl import memory
+
+    async def main():
+        memory.FLASH_EVERY_S = 0.2
+        r, port, _ = make(power_on_state={"16": "restore", "20": "restore"},
+                          restore_after_power_cut="flash")
+        task = asyncio.create_task(r.memory.run(r.states))
+        r.apply({17: 1})  # not a restore relay: nothing to write
+        await asyncio.sleep_ms(50)
+        assert r.memory.writes == 0
+        r.apply({16: 1})
+        await asyncio.sleep_ms(50)
+        assert r.memory.writes == 1
+        for v in (1, 0, 1, 0, 1):  # within the interval: one more write, the last state
+            r.apply({20: v})
+        r.apply({16: 0})
+        await asyncio.sleep_ms(400)
+        assert r.memory.writes == 2
+        with open(Port.STATE_PATH) as f:
+            assert f.read() == str(1 << 20)
+        task.cancel()
+        r2, port2, out2 = make(Port(None), power_on_state={"16": "restore", "20": "restore"},
+                               restore_after_power_cut="flash")
+        r2.power_on("power")  # a power cut: from the file
+        assert (port2.levels[16], port2.levels[20]) == (0, 1)
+
+    try:
+        run_async(main)
+    finally:
+        memory.FLASH_EVERY_S = 10
+        try:
+            os.remove(Port.STATE_PATH)
+        except OSError:
+            pass
