@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Issue 14 against a real Home Assistant core (2025.4.4, installed once into the cache by
-tests/support/homeassistant.py). The scenario (tests/ha/scenarios.py) runs once, in its own
+tests/support/homeassistant.py). The scenario (tests/ha/ha_scenarios.py) runs once, in its own
 network namespace, and reports each check; each check is one test here."""
 import json
 import os
@@ -33,7 +33,7 @@ def results():
     ha_support.install()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         os.path.join(ROOT, p) for p in ("tests/support", "tools", "modules")))
-    proc = ha_support.start_isolated(os.path.join(HERE, "scenarios.py") + ":discovered",
+    proc = ha_support.start_isolated(os.path.join(HERE, "ha_scenarios.py") + ":discovered",
                                      stdout=subprocess.PIPE, env=env, text=True)
     out, _ = proc.communicate(timeout=900)
     got = {}

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Issue 14 against a real Home Assistant, run inside a private network namespace by
 tests/support/homeassistant.py (--inside): mosquitto, the simulator and `hass`, all on loopback.
-Each check is reported as one JSON line; tests/ha/test_homeassistant.py turns them into tests."""
+Each check is reported as one JSON line; tests/ha/test_ha_live.py turns them into tests."""
 import os
 import re
 import signal
