@@ -821,17 +821,18 @@ for n in range({cycles}):
 # Then the controller's client against a CA that did not sign the broker's certificate and under
 # a name the certificate does not carry: the error it logs.
 TLS_REFUSALS = """
-import asyncio, tinyctrl.main as m
+import asyncio, socket, tinyctrl.main as m
 cfg = m.load()
 for what, key, value in (("bad_ca", "ca_file", "other-ca.pem"), ("bad_name", "server", "alias.tinyctrl.test")):
     cfg["mqtt"][key], old = value, cfg["mqtt"][key]
     client = m.build(cfg).client
     cfg["mqtt"][key] = old
+    client._addr = socket.getaddrinfo(client.server, client.port)[0][-1]  # as connect() does
     try:
         asyncio.run(client._connect(True))
         print(what, "connected")
-    except OSError as e:
-        print(what, "refused", e)
+    except Exception as e:
+        print(what, "refused" if isinstance(e, OSError) else "failed", repr(e))
     client._close()
 """
 
