@@ -413,10 +413,11 @@ def firewall(board):
         board.set_firewall(False)
 
 
-def outages(lab, results_path, rounds):
-    """Issue 12 on the emulated board: `rounds` cycles of each fault, one boot."""
+def outages(lab, results_path, rounds, *only):
+    """Issue 12 on the emulated board: `rounds` cycles of each fault (or of those named), one boot."""
     results = Results(results_path)
     rounds = int(rounds)
+    kinds = only or OUTAGE_FAULTS
     cfg = controller_config()
     on = energised_level(cfg)
     with results.check("outage_boots_and_subscribes", fatal=True):
@@ -427,7 +428,7 @@ def outages(lab, results_path, rounds):
     shares, times = [heap_share(mqtt)], {f: [] for f in OUTAGE_FAULTS}
     try:
         for n in range(rounds):
-            for fault in OUTAGE_FAULTS:
+            for fault in kinds:
                 with results.check("outage_%s_%d" % (fault, n + 1)) as notes:
                     mqtt, applied, back = outage_cycle(lab, board, mqtt, fault, (n + 1) % 2, pulses, on)
                     times[fault].append(back)

@@ -486,7 +486,8 @@ class PicoW:
 
     def _on_watchdog(self):
         self.resets += 1
-        log("watchdog reset #%d at %.1f s emulated" % (self.resets, self.emulated_s()))
+        log("watchdog reset #%d at %.1f s emulated; the console before it:\n%s"
+            % (self.resets, self.emulated_s(), self.output[-1500:]))
         self.device._on_watchdog_trigger()
 
     def emulated_s(self):
