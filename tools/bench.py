@@ -10,7 +10,8 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
   REPL (target: the controller costs at most 12 KB);
 - microseconds per TOTP code, C module and Python fallback, and one MFA check against two keys
   with the default window (targets: at most 250 us per code, at most 3 ms for two keys);
-- time from reset to subscribed;
+- time from reset to subscribed, plain and over verified TLS;
+- TLS handshake time and the heap a TLS session holds (issue 12);
 - what Home Assistant discovery costs: the announcement's size and the heap its building takes
   (the controller above runs with discovery on, so its figure includes the rest);
 - UF2 size and the flash left for the filesystem;
@@ -51,6 +52,7 @@ LATENCY_GUARD = {"cooldown_s": 0.1, "max_changes": 10000, "window_s": 60, "max_v
                  "publish_max": 400, "publish_window_s": 10}
 RUN_GAP_S = 0.3
 RELAY, CONTACT = 16, 1  # as in tests/emu/scenarios.py
+TLS_CYCLES = 3
 
 # Heap of the firmware at an idle REPL: forget every module the boot imported (the frozen
 # main.py ran and stopped for lack of config.json), so only what the REPL itself holds remains.
@@ -271,6 +273,19 @@ def emulated(lab, out_path, emu_runs):
     # stats runs gc.collect() and reports used / (used + free) to 0.1 %.
     mem_pct = float(re.search(r"Mem=([0-9.]+)%", stats[0]).group(1))
     figures["running_used"] = round(mem_pct / 100 * figures["heap_total"])
+    board.stop()
+
+    # Verified TLS (issue 12): the controller's own parameters, a CA and certificate made here.
+    lab.start_tls_broker()
+    cfg["mqtt"] = pico_emu.tls_mqtt_config(cfg["mqtt"])
+    board = lab.boot(cfg, lab.tls_files())
+    board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
+    figures["reset_to_subscribed_tls_s"] = board.emulated_s()
+    out = board.exec(pico_emu.TLS_HANDSHAKES.format(cycles=TLS_CYCLES), 60 * TLS_CYCLES)
+    rows = pico_emu.handshake_rows(out)
+    if len(rows) != TLS_CYCLES or any(isinstance(r, str) for r in rows):
+        raise RuntimeError("TLS handshakes failed:\n" + out)
+    figures["tls"] = rows
     pathlib.Path(out_path).write_text(json.dumps(figures))
 
 
@@ -301,7 +316,15 @@ def report(host, emu):
     print("  check, 2 keys, default window %.0f us (target <= %d us)" % (emu["two_keys_us"], TWO_KEYS_TARGET_US))
     print("Start-up")
     print("  reset to subscribed           %.1f s emulated" % emu["reset_to_subscribed_s"])
+    print("  reset to subscribed, TLS      %.1f s emulated (NTP first, then a verified handshake)"
+          % emu["reset_to_subscribed_tls_s"])
     print("  stats reply                   %s" % emu["stats"])
+    tls = emu["tls"]
+    ms = sorted(r["ms"] for r in tls)
+    print("TLS (verified, RSA 2048 certificate, emulated 125 MHz RP2040; %d handshakes)" % len(tls))
+    print("  handshake                     %d ms median (%d..%d ms)" % (ms[len(ms) // 2], ms[0], ms[-1]))
+    print("  heap with a session open      +%s over before the handshake" % kb(max(r["during"] - r["before"] for r in tls)))
+    print("  heap after closing it         %+d bytes over %d handshakes" % (tls[-1]["after"] - tls[0]["before"], len(tls)))
     report_latency("Latency (emulated Pico W, emulated time; broker on the host)", emu["latency"])
 
 
@@ -325,7 +348,7 @@ def main(argv=None):
         why = pico_emu.unshare_available()
         if why:
             sys.exit("bench: cannot run the emulator: " + why)
-        print("bench: booting the emulated Pico W twice; this takes several minutes", flush=True)
+        print("bench: booting the emulated Pico W three times; this takes several minutes", flush=True)
         with tempfile.TemporaryDirectory(prefix="tinyctrl-bench-") as tmp:
             out = pathlib.Path(tmp, "figures.json")
             scenario = "%s:emulated" % pathlib.Path(__file__).resolve()

@@ -18,6 +18,7 @@ import struct
 import threading
 import traceback
 
+import faults
 import pico_emu
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -384,3 +385,216 @@ def boot_levels(lab, results_path):
         assert not driven, "driven without a config: %s" % driven
         notes.append("states seen: %s" % sorted(set(s.name for _, _, s in board.trace)))
         board.stop()
+
+
+# ---- issue 12: outages on the board, each fault as a real network does it (pico_emu.py:
+# AccessPointBus sends the CYW43439's own async events, IsolatedNatBridge drops traffic).
+
+OUTAGE_FAULTS = ("ap_gone", "deauth", "firewall", "broker_restart")
+# Emulated seconds each fault lasts after the device noticed it (the firewall: after it began).
+# Long enough that the device's joins fail while it lasts: the access point's absence is
+# reported after a join scan (pico_emu.NO_AP_SCAN_S), a de-auth at once, a refused CONNECT
+# after the 1 s pause, the join and the 2 s link check (modules/tinyctrl/mqtt.py).
+OUTAGE_HOLD_S = {"ap_gone": 3.5, "deauth": 2.5, "firewall": 2, "broker_restart": 4}
+RECONNECT_BOUND_S = 10  # issue 12: back within 10 s of the network, the simulator's bound too
+NOTICE_S = 3  # a lost link or a closed connection is seen within mqtt_as's 1 s link poll
+HEAP_DRIFT_MAX = 1024
+OUTAGE_PINS = (0, 1, 2, 3, 16, 17, 18, 19)
+
+
+def full_state(obj):
+    return isinstance(obj, dict) and all("GP%d" % p in obj for p in OUTAGE_PINS)
+
+
+def heap_share(mqtt):
+    """Share of the heap in use after gc.collect(), in tenths of a percent (the stats reply)."""
+    since = mqtt.mark()
+    mqtt.send({"CMD": "stats"})
+    _, text = mqtt.wait(lambda t, _o: "Mem=" in t, ROUND_TRIP_S, since, "the stats reply")
+    whole, _, tenth = text.split("Mem=", 1)[1].split("%", 1)[0].partition(".")
+    return int(whole) * 10 + int(tenth or 0)
+
+
+class PulseCounter:
+    """Counts the times the board energises `gpio`: one per momentary command applied."""
+
+    def __init__(self, board, gpio, on):
+        self.count = 0
+
+        def listener(new, old):
+            if new != old and board.level(gpio) == on:
+                self.count += 1
+
+        board.mcu.gpio[gpio].add_listener(listener)
+
+
+def outage_cycle(lab, board, mqtt, fault, target, pulses, on):
+    """One outage of kind `fault` with two QoS 1 commands sent while the device is away (for a
+    killed broker: queued as soon as it is back, before the device is). Checks that both are
+    applied once and the published state matches the pins; returns (the TopicClient, emulated
+    seconds from the network's return to the command's state published, to the full state)."""
+    commands = [{"GP%d" % RELAY: target}, {"GP%d" % MOMENTARY: 1}]
+    pulses_before = pulses.count
+    out = board.mark()
+    if fault == "broker_restart":
+        mqtt.close()  # its own session goes with the broker; a new client follows
+        blackout = faults.broker_down(lab.broker)
+    elif fault == "firewall":
+        blackout = firewall(board)
+    else:
+        blackout = access_point(board, "gone" if fault == "ap_gone" else "deauth")
+    with blackout:
+        if fault != "firewall":  # a firewall drop is silent until the broker's keepalive
+            board.wait_for("tinyctrl: connection lost", NOTICE_S, since=out)
+        if fault != "broker_restart":
+            for c in commands:
+                mqtt.send(c)
+        board.idle(OUTAGE_HOLD_S[fault])
+        since = mqtt.mark()
+    ended = board.emulated_s()
+    if fault == "broker_restart":
+        mqtt = TopicClient(lab.broker.port, board)
+        since = 0
+        for c in commands:
+            mqtt.send(c)
+    key = "GP%d" % RELAY
+    bound = RECONNECT_BOUND_S + ROUND_TRIP_S
+    applied, _ = mqtt.wait(lambda _t, o: isinstance(o, dict) and o.get(key) == target, bound, since,
+                           "%s: %s=%d published" % (fault, key, target))
+    back = applied
+    if fault != "firewall":  # the others reconnect: the full state follows (Action F)
+        full, _ = mqtt.wait(lambda _t, o: full_state(o), bound, since, "%s: the full state" % fault)
+        back = max(applied, full)
+    board.wait_until(lambda: pulses.count > pulses_before, ROUND_TRIP_S, "%s: the momentary press" % fault)
+    board.wait_level(MOMENTARY, 1 - on, MOMENTARY_WAIT_S + ROUND_TRIP_S)
+    board.idle(0.5)  # a duplicate would come with the backlog
+    assert pulses.count == pulses_before + 1, "%s: the press was applied %d times" % (
+        fault, pulses.count - pulses_before)
+    assert board.level(RELAY) == (on if target else 1 - on), "%s: GP%d not %d" % (fault, RELAY, target)
+    published = {}  # the state as the device's publishes since the outage tell it, latest last
+    for _, text in mqtt.messages[since:]:
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            published.update((k, v) for k, v in obj.items() if k.startswith("GP"))
+    for pin in (RELAY, MFA_PIN, MOMENTARY):
+        level = 1 if board.level(pin) == on else 0
+        assert published.get("GP%d" % pin) in (level, None if fault == "firewall" else level), (
+            "%s: published GP%d=%s, the pin is %d" % (fault, pin, published.get("GP%d" % pin), level))
+    return mqtt, applied - ended, back - ended
+
+
+@contextlib.contextmanager
+def access_point(board, ap):
+    board.set_ap(ap)
+    try:
+        yield
+    finally:
+        board.set_ap("up")
+
+
+@contextlib.contextmanager
+def firewall(board):
+    board.set_firewall(True)
+    try:
+        yield
+    finally:
+        board.set_firewall(False)
+
+
+def outages(lab, results_path, rounds, *only):
+    """Issue 12 on the emulated board: `rounds` cycles of each fault (or of those named), one boot."""
+    results = Results(results_path)
+    rounds = int(rounds)
+    kinds = only or OUTAGE_FAULTS
+    cfg = controller_config()
+    on = energised_level(cfg)
+    with results.check("outage_boots_and_subscribes", fatal=True):
+        board = lab.boot(cfg)
+        board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
+    mqtt = TopicClient(lab.broker.port, board)
+    pulses = PulseCounter(board, MOMENTARY, on)
+    shares, times = [heap_share(mqtt)], {f: [] for f in OUTAGE_FAULTS}
+    try:
+        for n in range(rounds):
+            for fault in kinds:
+                with results.check("outage_%s_%d" % (fault, n + 1)) as notes:
+                    mqtt, applied, back = outage_cycle(lab, board, mqtt, fault, (n + 1) % 2, pulses, on)
+                    times[fault].append(back)
+                    notes.append("command applied %.1f s, back (state published) %.1f s emulated after "
+                                 "the network returned" % (applied, back))
+                    assert back <= RECONNECT_BOUND_S, "%s: back %.1f s after the network" % (fault, back)
+                    shares.append(heap_share(mqtt))
+        with results.check("outage_no_unplanned_reset") as notes:
+            notes.append("back after (s emulated, max per fault): %s" % ", ".join(
+                "%s %.1f" % (f, max(t)) for f, t in times.items() if t))
+            assert board.resets == 0, "%d watchdog resets" % board.resets
+    finally:
+        mqtt.close()
+    with results.check("outage_heap_flat") as notes:
+        # Mem= is a share of the heap; its size from the REPL (this stops the controller).
+        total = int(board.exec("import gc; print(gc.mem_free() + gc.mem_alloc())"))
+        heaps = [total * s // 1000 for s in shares]
+        drift = heaps[-1] - heaps[1]  # from after the first outage: buffers it allocated stay
+        notes.append("heap %d bytes; in use after each outage %s; drift %+d" % (total, heaps, drift))
+        assert abs(drift) < HEAP_DRIFT_MAX, "heap drifted %+d bytes" % drift
+
+
+# ---- verified TLS on the board (issue 12): pico_emu.Lab.start_tls_broker() makes the CA and
+# certificates; the controller sets its clock from NTP before the handshake.
+
+BAD_CA = "The certificate is not correctly signed by the trusted CA"
+BAD_NAME = "The certificate Common Name (CN) does not match with the expected CN"
+TLS_FAILURES = ("X509_ALLOC_FAILED", "ENOMEM", "MemoryError")
+
+
+def tls(lab, results_path, cycles):
+    """The controller on a verified TLS listener; then handshake cycles and refusals."""
+    results = Results(results_path)
+    plain = lab.start_tls_broker()
+    cfg = controller_config(mqtt=pico_emu.tls_mqtt_config(controller_config()["mqtt"]))
+    on = energised_level(cfg)
+    with results.check("tls_verified_connect", fatal=True) as notes:
+        board = lab.boot(cfg, lab.tls_files())
+        board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
+        assert lab.ntp_fix is not None, "subscribed without an NTP answer: the certificate dates were not checked"
+        notes.append("subscribed over verified TLS %.1f s emulated after reset" % board.emulated_s())
+    mqtt = TopicClient(plain, board)
+    try:
+        with results.check("tls_relay_command"):
+            since = mqtt.mark()
+            mqtt.send({"GP%d" % RELAY: 1})
+            board.wait_level(RELAY, on, ROUND_TRIP_S)
+            mqtt.wait_pin(RELAY, 1, ROUND_TRIP_S, since)
+    finally:
+        mqtt.close()
+    cycles = int(cycles)
+    script = pico_emu.TLS_HANDSHAKES.format(cycles=cycles) + pico_emu.TLS_REFUSALS
+    out = board.exec(script, timeout=60 * cycles + 60)
+    lines = out.splitlines()
+    with results.check("tls_reconnect_cycles") as notes:
+        rows = pico_emu.handshake_rows(out)
+        assert len(rows) == cycles, out
+        failed = [r for r in rows if isinstance(r, str)]
+        assert not failed, "handshakes failed: %s" % failed
+        ms = sorted(r["ms"] for r in rows)
+        before, after = rows[0]["before"], rows[-1]["after"]
+        during = max(r["during"] for r in rows)
+        drift = after - rows[0]["after"]  # from after the first: what it allocates for good stays
+        notes.append("handshake min/median/max %d/%d/%d ms emulated; heap in use before %d, with the "
+                     "session open %d (+%d), after the first %d, after the last %d; drift %+d over %d "
+                     "cycles" % (ms[0], ms[len(ms) // 2], ms[-1], before, during, during - before,
+                                 rows[0]["after"], after, drift, cycles))
+        assert abs(drift) < HEAP_DRIFT_MAX, "heap drifted %+d bytes" % drift
+    with results.check("tls_no_alloc_failures"):
+        bad = [line for line in lines if any(f in line for f in TLS_FAILURES)]
+        assert not bad, bad
+    for what, expected in (("bad_ca", BAD_CA), ("bad_name", BAD_NAME)):
+        with results.check("tls_refuses_" + what) as notes:
+            line = next((x for x in lines if x.startswith(what)), "no answer: " + out[-500:])
+            notes.append(line)
+            assert line.startswith(what + " refused") and expected in line, line
+    with results.check("tls_no_unplanned_reset"):
+        assert board.resets == 0, "%d watchdog resets" % board.resets

@@ -1,19 +1,43 @@
 """The real firmware on an emulated Pico W (rp2040py), each scenario in its own network namespace.
 
-Both scenarios boot in parallel (one per core) when the first test needs them; each check they
-record becomes one test here. See scenarios.py for what is checked and tests/support/pico_emu.py for how
-the guest is kept off every real network.
+The scenarios boot when the first test needs them, two at a time (one per core), the longest
+first; each check they record becomes one test here. See scenarios.py for what is checked and
+tests/support/pico_emu.py for how the guest is kept off every real network.
 """
 import importlib.util
 import json
 import pathlib
 import subprocess
+import time
 
 import pico_emu
 import pytest
+import scenarios
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+
+# Issue 12's outage faults: rounds of all four (the boot and one round take about 15 minutes of
+# wall time, each further round about 8). They run only with --emu-outages: a full run once
+# ended in a watchdog reset 38.9 s after boot that is not explained yet (docs/RELIABILITY.md,
+# finding 8), and they would double the emulator tests' time. TLS handshake cycles: at least
+# 10 (the whole TLS scenario takes about 7 minutes).
+OUTAGE_ROUNDS = {False: 1, True: 2}
+TLS_CYCLES = {False: 10, True: 10}
+PARALLEL = 2  # the machine's cores
+
+
+def scenario_args(soak, outages):
+    """{scenario: arguments after its results file}, in the order they start (longest first)."""
+    args = {"outages": [OUTAGE_ROUNDS[soak]]} if outages else {}
+    args.update(tls=[TLS_CYCLES[soak]], controller=[], boot_levels=[], boot_failures=[])
+    return args
+
+
+def outage_checks(rounds):
+    cycles = ["outage_%s_%d" % (f, n + 1) for n in range(rounds) for f in scenarios.OUTAGE_FAULTS]
+    return ["outage_boots_and_subscribes"] + cycles + ["outage_no_unplanned_reset", "outage_heap_flat"]
+
 
 # Every check each scenario must report; one missing means the scenario stopped before it.
 CHECKS = {
@@ -41,9 +65,21 @@ CHECKS = {
         "boot_levels_active_high",
         "boot_levels_no_config",
     ],
+    "tls": [
+        "tls_verified_connect",
+        "tls_relay_command",
+        "tls_reconnect_cycles",
+        "tls_no_alloc_failures",
+        "tls_refuses_bad_ca",
+        "tls_refuses_bad_name",
+        "tls_no_unplanned_reset",
+    ],
+    "outages": outage_checks(OUTAGE_ROUNDS[False]),
 }
-# Wall-clock limit for one scenario (a safety net: each takes about 7 minutes with a core to itself).
-SCENARIO_TIMEOUT_S = 20 * 60
+SOAK_CHECKS = ["outage_%s_%d" % (f, n + 1) for n in range(1, OUTAGE_ROUNDS[True]) for f in scenarios.OUTAGE_FAULTS]
+# Wall-clock limit for one scenario (a safety net: the longest, the outages, takes about
+# 15 minutes with a core to itself, 23 with --soak).
+SCENARIO_TIMEOUT_S = 45 * 60
 
 
 def why_not_runnable():
@@ -55,45 +91,64 @@ def why_not_runnable():
 
 
 @pytest.fixture(scope="module")
-def scenario_runs(tmp_path_factory):
-    """Run every scenario once, in parallel; {scenario: (returncode, {check: record}, log)}."""
+def scenario_runs(tmp_path_factory, request):
+    """Run every scenario once, PARALLEL at a time; {scenario: (returncode, {check: record}, log)}."""
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("emu")
-    procs = {}
-    for name in CHECKS:
-        log = open(workdir / (name + ".log"), "w")
-        procs[name] = (
-            pico_emu.start_isolated(
+    outages = request.config.getoption("--emu-outages")
+    waiting = list(scenario_args(request.config.getoption("--soak"), outages).items())
+    running, runs = {}, {}
+    while waiting or running:
+        while waiting and len(running) < PARALLEL:
+            name, args = waiting.pop(0)
+            log = open(workdir / (name + ".log"), "w")
+            proc = pico_emu.start_isolated(
                 "%s:%s" % (HERE / "scenarios.py", name),
-                args=[workdir / (name + ".jsonl")],
+                args=[workdir / (name + ".jsonl")] + args,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-            ),
-            log,
-        )
-    runs = {}
-    for name, (proc, log) in procs.items():
-        try:
-            proc.wait(SCENARIO_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        results_path = workdir / (name + ".jsonl")
-        lines = results_path.read_text().splitlines() if results_path.exists() else []
-        records = {r["check"]: r for r in map(json.loads, lines)}
-        runs[name] = (proc.returncode, records, (workdir / (name + ".log")).read_text())
+            )
+            running[name] = (proc, log, time.monotonic())
+        for name, (proc, log, started) in list(running.items()):
+            if proc.poll() is None and time.monotonic() - started < SCENARIO_TIMEOUT_S:
+                continue
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+            del running[name]
+            results_path = workdir / (name + ".jsonl")
+            lines = results_path.read_text().splitlines() if results_path.exists() else []
+            records = {r["check"]: r for r in map(json.loads, lines)}
+            runs[name] = (proc.returncode, records, (workdir / (name + ".log")).read_text())
+        time.sleep(1)
     return runs
 
 
-@pytest.mark.parametrize(
-    "scenario,check", [(s, c) for s, checks in CHECKS.items() for c in checks], ids=lambda v: str(v)
-)
-def test_emulated_pico_w(scenario_runs, scenario, check):
+def check_record(scenario_runs, scenario, check):
+    if scenario not in scenario_runs:
+        pytest.skip("the emulated outage faults run with --emu-outages (finding 8 is open)")
     returncode, records, log = scenario_runs[scenario]
     record = records.get(check)
     if record is None:
         pytest.fail("%s never reached %s (exit %s); its log ends:\n%s" % (scenario, check, returncode, log[-4000:]))
     assert record["ok"], "%s\nscenario log ends:\n%s" % (record["detail"], log[-3000:])
+    return record
+
+
+@pytest.mark.parametrize(
+    "scenario,check", [(s, c) for s, checks in CHECKS.items() for c in checks], ids=lambda v: str(v)
+)
+def test_emulated_pico_w(scenario_runs, scenario, check, report):
+    record = check_record(scenario_runs, scenario, check)
+    if record["detail"] and scenario in ("outages", "tls"):
+        report("emulated Pico W %s: %s" % (check, record["detail"]))
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("check", SOAK_CHECKS)
+def test_emulated_pico_w_soak(scenario_runs, check, report):
+    record = check_record(scenario_runs, "outages", check)
+    report("emulated Pico W %s: %s" % (check, record["detail"]))

@@ -62,7 +62,11 @@ HOSTS = {
     "broker.tinyctrl.test": BROKER_ADDR[0],
     "ntp.tinyctrl.test": NTP_ADDR[0],
     "ip.tinyctrl.test": PUBLIC_IP_ADDR[0],
+    # The broker under a name its TLS certificate does not carry (a host name check must fail).
+    "alias.tinyctrl.test": BROKER_ADDR[0],
 }
+TLS_NAME = "broker.tinyctrl.test"  # the name in the TLS broker's certificate
+TLS_PORT = 8883
 
 UF2_BLOCK = 512
 UF2_MAGIC = (0x0A324655, 0x9E5D5157)
@@ -196,7 +200,26 @@ class IsolatedNatBridge:
         self._on_udp_reply = on_udp_reply
         self._arp = nat.ArpResponder()
         self._dhcp = nat.DhcpServer()
-        self._tcp = nat.TcpReflector(rp2040, queue_ethernet_frame, connect_fn=self._connect)
+        self._tcp = nat.TcpReflector(rp2040, self._to_guest, connect_fn=self._connect)
+        self.firewalled = False
+        self._held = []  # TCP segments from the broker side while firewalled
+
+    def _to_guest(self, frame):
+        if self.firewalled:
+            self._held.append(frame)
+        else:
+            self._queue(frame)
+
+    def set_firewall(self, drop):
+        """A firewall between the board and its services drops (True) or passes (False) their
+        traffic; ARP and DHCP, the access point's own, still work. The guest's segments are
+        dropped (its TCP retransmits them); what the far side sends is held and delivered when
+        the drop ends, as its own retransmissions would be (the reflector does not retransmit)."""
+        self.firewalled = drop
+        if not drop:
+            held, self._held = self._held, []
+            for frame in held:
+                self._queue(frame)
 
     async def _connect(self, host, port):
         target = self._router("tcp", host, port)
@@ -220,6 +243,8 @@ class IsolatedNatBridge:
             return
         ip = net.parse_ipv4(eth.payload)
         if ip is None:
+            return
+        if self.firewalled:
             return
         if ip.proto == net.IP_PROTO_TCP:
             self._tcp.maybe_handle(eth, ip)
@@ -265,11 +290,82 @@ class IsolatedNatBridge:
         self._queue(net.pack_ethernet(eth.src_mac, nat.GATEWAY_MAC, net.ETHERTYPE_IPV4, packet))
 
 
+# cyw43-driver's event numbers and statuses (src/cyw43_ll.h, src/cyw43_ctrl.c) that bus.py has no
+# name for; the chip's firmware sends them as Broadcom's WLC_E_* events.
+CYW43_EV_DEAUTH_IND = 6
+WLC_E_STATUS_NO_NETWORKS = 3  # EV_SET_SSID status 3, reason 0: the join's scan found no such SSID
+DEAUTH_REASON_AUTH_INVALID = 2  # 802.11 reason 2: previous authentication no longer valid
+LINK_REASON_BEACON_LOSS = 1  # WLC_E_LINK_BCN_LOSS: the AP's beacons stopped
+# A join scans every channel for the SSID before it reports it absent (about 2 s on a CYW43439:
+# 13 channels, active and passive dwell times); the simulator's NO_AP_MS is the same idea.
+NO_AP_SCAN_S = 2
+
+
+class AccessPointBus(bus.GSPIBus):
+    """rp2040py's CYW43439 bus with an access point that can vanish or de-authenticate us.
+
+    Each fault sends the async events a real CYW43439 sends, so the guest's own cyw43-driver
+    (`cyw43_cb_process_async_event()` in src/cyw43_ctrl.c) moves its join state the way it does
+    on a board:
+
+      fault            events, in order                          driver state, status()
+      AP gone          EV_LINK flags 0 (beacon loss)             join ACTIVE, link down: 1
+        its joins      EV_SET_SSID status 3 reason 0, after the  WIFI_JOIN_STATE_NONET: -2
+                       join scan (NO_AP_SCAN_S)                  (STAT_NO_AP_FOUND)
+      de-auth          EV_DEAUTH_IND reason 2, EV_LINK flags 0   pend_disassoc: the driver sends
+                                                                 WLC_DISASSOC, the chip answers
+                                                                 EV_DISASSOC: join state 0: 0
+        its joins      EV_AUTH success, then the same de-auth    as above: 0 (STAT_IDLE)
+      AP back          joins get bus.py's scripted success       link up, DHCP: 3 (STAT_GOT_IP)
+
+    Faults are set from the emulator's thread (`PicoW.ap_gone()`, `PicoW.deauth()`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ap = "up"  # "up", "gone" or "deauth"
+        self._alarm = None
+
+    def attach_gpio(self, rp2040, **pins):
+        super().attach_gpio(rp2040, **pins)
+        self._clock = rp2040.clock
+
+    def _event(self, event_type, status=0, reason=0, flags=0):
+        self.queue_rx_packet(self._build_async_event(event_type, status, reason=reason, flags=flags))
+
+    def _deauthenticated(self):
+        self._event(CYW43_EV_DEAUTH_IND, reason=DEAUTH_REASON_AUTH_INVALID)
+        self._event(bus.CYW43_EV_LINK)  # flags bit 0 clear: link down
+
+    def set_ap(self, ap):
+        """The access point goes ("gone"), de-authenticates us and keeps doing so ("deauth"),
+        or is back ("up"); an associated station learns of it as it would on a board."""
+        was, self.ap = self.ap, ap
+        if was == "up" and ap == "gone":
+            self._event(bus.CYW43_EV_LINK, reason=LINK_REASON_BEACON_LOSS)
+        elif was == "up" and ap == "deauth":
+            self._deauthenticated()
+
+    def _queue_join_events(self):
+        if self.ap == "up":
+            super()._queue_join_events()
+        elif self.ap == "deauth":
+            self._event(bus.CYW43_EV_AUTH)
+            self._deauthenticated()
+        else:
+            if self._alarm is None:
+                self._alarm = self._clock.create_alarm(self._no_network)
+            self._alarm.schedule(NO_AP_SCAN_S * 1_000_000_000)
+
+    def _no_network(self):
+        self._event(bus.CYW43_EV_SET_SSID, status=WLC_E_STATUS_NO_NETWORKS, reason=0)
+
+
 class IsolatedCyw43439(Cyw43439):
     """The Pico W Wi-Fi chip, with its traffic going through `router` and never to the real network."""
 
     def __init__(self, router, on_udp_reply=None):
         super().__init__()
+        self.bus = AccessPointBus()
         self._router = router
         self._on_udp_reply = on_udp_reply
 
@@ -344,8 +440,14 @@ class PicoW:
         self.layout = FlashLayout(fs_start=fs_start, fs_blockcount=fs_size // FS_BLOCK_SIZE, fs_blocksize=FS_BLOCK_SIZE)
         fs_path = pathlib.Path(workdir, "littlefs.img")
         littlefs_image(fs_path, files, self.layout.fs_blockcount)
+        self.chip = None
+
+        def wifi_chip():
+            self.chip = IsolatedCyw43439(router, on_udp_reply)
+            return self.chip
+
         spec = BoardSpec(
-            extras=(BootselButton, lambda: IsolatedCyw43439(router, on_udp_reply)),
+            extras=(BootselButton, wifi_chip),
             layout=self.layout,
             image=str(uf2),
         )
@@ -400,7 +502,8 @@ class PicoW:
 
     def _on_watchdog(self):
         self.resets += 1
-        log("watchdog reset #%d at %.1f s emulated" % (self.resets, self.emulated_s()))
+        log("watchdog reset #%d at %.1f s emulated; the console before it:\n%s"
+            % (self.resets, self.emulated_s(), self.output[-1500:]))
         self.device._on_watchdog_trigger()
         for gpio in self._traced:
             self.trace.append((self.emulated_s(), gpio, self.mcu.gpio[gpio].value))
@@ -540,6 +643,22 @@ class PicoW:
         end = self.emulated_s() + seconds
         self.wait_until(lambda: self.emulated_s() >= end, seconds + 1, "idling")
 
+    # -- network faults (AccessPointBus, IsolatedNatBridge)
+
+    def set_ap(self, ap):
+        """The access point is "up", "gone" (router off) or de-authenticating us ("deauth")."""
+        async def change():
+            self.chip.bus.set_ap(ap)
+
+        self.sim.call(change())
+
+    def set_firewall(self, drop):
+        """Drop (True) or pass (False) all traffic between the board and the services."""
+        async def change():
+            self.chip.bus.nat_bridge.set_firewall(drop)
+
+        self.sim.call(change())
+
     # -- pins
 
     def level(self, gpio):
@@ -575,12 +694,13 @@ class Lab:
     """The services a scenario needs, the routes to them, and emulated boards."""
 
     def __init__(self, uf2, workdir):
-        from services import Mosquitto, NtpServer, PublicIpServer
+        from faults import persistent_broker
+        from services import NtpServer, PublicIpServer
 
         assert_isolated()
         self.uf2 = pathlib.Path(uf2)
         self.workdir = pathlib.Path(workdir)
-        self.broker = Mosquitto().start()
+        self.broker = persistent_broker().start()  # its sessions survive a kill (outages)
         self.ntp = NtpServer()
         self.public_ip = PublicIpServer()
         self.dns = DnsStub(HOSTS)
@@ -596,6 +716,7 @@ class Lab:
         )
         self.ntp_fix = None
         self.boards = []
+        self.tls_broker = None
 
     def _on_udp_reply(self, src_ip, src_port):
         if (".".join(str(b) for b in src_ip), src_port) == NTP_ADDR:
@@ -624,9 +745,31 @@ class Lab:
         board.start(timeout)
         return board
 
+    def start_tls_broker(self):
+        """A second mosquitto: TLS with certificates made here (make_certificates()) where the
+        guest's broker:TLS_PORT goes, and a plain listener for the test's own client, whose
+        port this returns."""
+        from services import Mosquitto, free_port
+
+        self.certs = make_certificates(self.workdir)
+        plain = free_port()
+        self.tls_broker = Mosquitto(
+            tls={"certfile": self.certs / "server.pem", "keyfile": self.certs / "server.key"},
+            # root keeps root (the key file is root's alone), as faults.persistent_broker() explains
+            extra_conf=("user root\n" if os.geteuid() == 0 else "") + "listener %d 127.0.0.1\n" % plain,
+        ).start()
+        self.router.routes[("tcp", BROKER_ADDR[0], TLS_PORT)] = ("127.0.0.1", self.tls_broker.port)
+        return plain
+
+    def tls_files(self):
+        """The CA certificates for the board's filesystem: the broker's, and one that signed nothing."""
+        return {name: (self.certs / name).read_bytes() for name in ("ca.pem", "other-ca.pem")}
+
     def close(self):
         for board in self.boards:
             board.stop()
+        if self.tls_broker:
+            self.tls_broker.close()
         self.broker.close()
         self.ntp.close()
         self.public_ip.close()
@@ -665,6 +808,91 @@ def device_config(topic="tinyctrl/emu", **overrides):
     }
     cfg.update(overrides)
     return cfg
+
+
+def tls_mqtt_config(mqtt):
+    """`mqtt` (a config section) for the TLS broker, verifying its certificate and name."""
+    return dict(mqtt, server=TLS_NAME, port=TLS_PORT, ssl=True, ca_file="ca.pem")
+
+
+# ---- verified TLS: certificates, handshakes
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certificates(workdir):
+    """In workdir/tls: a CA, a server certificate for TLS_NAME it signed (RSA 2048, as most
+    brokers' are), and a second CA that signed nothing the broker has. Returns the directory."""
+    d = pathlib.Path(workdir, "tls")
+    d.mkdir()
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-keyout", ca + ".key",
+                 "-out", ca + ".pem", "-subj", "/CN=tinyctrl test " + ca, cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=" + TLS_NAME, cwd=d)
+    (d / "san.ext").write_text("subjectAltName=DNS:%s\n" % TLS_NAME)
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "30", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
+    return d
+
+
+# Run from the REPL after the controller connected (its Wi-Fi and NTP clock stay): with the
+# controller's own TLS parameters, {cycles} blocking handshakes with the heap in use around each.
+TLS_HANDSHAKES = """
+import gc, socket, ssl, time, tinyctrl.main as m
+cfg = m.load()
+params = m.build(cfg)._ssl_params()
+addr = socket.getaddrinfo(cfg["mqtt"]["server"], cfg["mqtt"]["port"])[0][-1]
+for n in range({cycles}):
+    gc.collect()
+    before = gc.mem_alloc()
+    s = socket.socket()
+    try:
+        s.connect(addr)
+        t = time.ticks_ms()
+        s = ssl.wrap_socket(s, **params)
+        ms = time.ticks_diff(time.ticks_ms(), t)
+        gc.collect()
+        print("cycle", ms, before, gc.mem_alloc(), end=" ")
+    except Exception as e:
+        print("cycle failed", repr(e), end=" ")
+    s.close()
+    s = None
+    gc.collect()
+    print(gc.mem_alloc())
+"""
+# Then (after TLS_HANDSHAKES, with its cfg: config.load() reads with a 64 KB buffer, which a heap
+# the controller fragmented may not have) the controller's client against a CA that did not sign
+# the broker's certificate and under a name the certificate does not carry: the error it logs.
+TLS_REFUSALS = """
+import asyncio
+for what, key, value in (("bad_ca", "ca_file", "other-ca.pem"), ("bad_name", "server", "alias.tinyctrl.test")):
+    cfg["mqtt"][key], old = value, cfg["mqtt"][key]
+    client = m.build(cfg).client
+    cfg["mqtt"][key] = old
+    client._addr = socket.getaddrinfo(client.server, client.port)[0][-1]  # as connect() does
+    try:
+        asyncio.run(client._connect(True))
+        print(what, "connected")
+    except Exception as e:
+        print(what, "refused" if isinstance(e, OSError) else "failed", repr(e))
+    client._close()
+"""
+
+
+def handshake_rows(output):
+    """TLS_HANDSHAKES's cycles: dicts (ms, before, during, after heap in use) or, for a failed
+    handshake, its line."""
+    rows = []
+    for line in output.splitlines():
+        if line.startswith("cycle failed"):
+            rows.append(line)
+        elif line.startswith("cycle"):
+            ms, before, during, after = map(int, line.split()[1:])
+            rows.append({"ms": ms, "before": before, "during": during, "after": after})
+    return rows
 
 
 # ---- running a scenario in its own namespace
