@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tinyctrl's one entry point.
 #
 #   ./build.sh [build]      build build/PICO_W_TINYCTRL/firmware.uf2 (incremental) and
@@ -228,7 +229,7 @@ build_panel() {
 }
 
 usage() {
-    sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd=${1:-build}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tinyctrl's package manifest: the portable controller and what it needs, on any port.
 # A board manifest (boards/PICO_W_TINYCTRL/manifest.py) adds its port's files and includes
 # this one, as MicroPython's boards do. Relative paths are relative to this file;

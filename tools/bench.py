@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """./build.sh bench [--sim] [--uf2 PATH]: speed and memory figures.
 
 Prints, on the simulator (the controller on the MicroPython unix port) with a loopback broker,

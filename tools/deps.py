@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Where the pinned third-party sources live on this machine (never inside the repo).
 
 Each can be given by environment variable; otherwise the dependency cache that build.sh

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """./build.sh test [--soak] [pytest args]: install what the tests need, then run them all.
 
 build.sh runs this from the project's virtual environment (.venv), with requirements.txt in it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Sign a tinyctrl request, for a program (scheduler, script) that sets a pin without TOTP.
 
   python3 tools/sign.py --topic home/pico --key-file scheduler.key GP16=1 [GP17=0 ...]

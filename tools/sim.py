@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """./build.sh sim CONFIG: run the controller on the MicroPython unix port (see ports/unix/sim.py)."""
 import os
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The firmware's frozen modules: the rp2 port's files, then the portable tinyctrl package.
 # Relative paths are relative to this file.
 

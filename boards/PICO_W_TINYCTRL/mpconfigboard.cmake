@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake file for the Raspberry Pi Pico W running tinyctrl
 
 set(PICO_BOARD "pico_w")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Board and hardware specific configuration
 #define MICROPY_HW_BOARD_NAME                   "Raspberry Pi Pico W (tinyctrl)"
 

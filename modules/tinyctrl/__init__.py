@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tinyctrl: MQTT relay/contact controller for the Raspberry Pi Pico W.
 import sys
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Who may move a protected pin: TOTP codes (used once), short grants, signed commands
 # for programs, and a growing lockout against guessing.
 # Two clocks: `now` is whole unix seconds (clock.py) for what the client stamps (TOTP steps,

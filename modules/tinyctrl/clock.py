@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Clocks: the monotonic millisecond clock, the wall clock, time zones (US daylight saving)
 # and formatting. No I/O here (NTP is in ntp.py).
 # Unix times are integer seconds: a Pico W float has 24 bits, so a float unix time is off

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # config.json: loading, defaults and the one validator, for the device and for a PC.
 # Every problem is reported with the key it concerns; nothing here touches hardware.
 import json

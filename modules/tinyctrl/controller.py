@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The controller: wiring and life cycle. It builds the parts (relays, contacts, the outbox,
 # NTP, commands), connects them to mqtt_as, and runs their tasks; each part's job is in its
 # own module.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Burnout and flood guards, as in the seed. `now` is integer milliseconds from the caller's
 # monotonic clock: a Pico W float has 24 bits, too few for seconds of a long uptime.
 

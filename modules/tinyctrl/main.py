@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Entry point: load config.json, then run the controller until reset.
 # A bad config stops here with a clear message and returns to the REPL: no reboot loop.
 import asyncio

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
 import socket

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The network code besides MQTT itself: TLS set-up for the broker connection and the
 # public-IP lookup. (NTP is in ntp.py.)
 import asyncio

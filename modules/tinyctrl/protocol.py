@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The MQTT payloads: requests in, responses out (the seed's Actions A-O), no I/O.
 #
 # Everything the device publishes is marked so it never acts on its own messages:

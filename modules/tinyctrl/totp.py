@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # RFC 4226 HOTP / RFC 6238 TOTP (SHA-1) with Base32 keys.
 # The firmware's C module `_tinyctrl` does the hashing in microseconds; the
 # pure-Python path serves the unix port and is checked against the same vectors.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Pico W implementation of the port contract (see HACKING.md).
 import asyncio
 import machine

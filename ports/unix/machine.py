@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Simulated `machine` for the unix port: pins hold electrical levels in memory.
 # Shadows the built-in module (still importable as `umachine`) when this folder is early
 # on sys.path. mqtt_as needs unique_id(); the port layer needs Pin.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Simulated Wi-Fi for the unix port, modelled on the Pico W's CYW43 driver.
 #
 # The simulator's "WIFI=0" takes the access point away (a router power cut, or a de-auth

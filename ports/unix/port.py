@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The unix port layer: the controller's hardware, simulated (see HACKING.md, "The port contract").
 import asyncio
 import sys

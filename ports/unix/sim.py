@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The simulator: the real controller on the MicroPython unix port, with simulated pins and Wi-Fi.
 #
 #   micropython sim.py CONFIG [--wifi-down]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The seed's Actions A-O, MFA deny/allow, guards and bad requests: the real controller on the
 MicroPython unix port, the pinned mqtt_as, a loopback mosquitto."""
 import json

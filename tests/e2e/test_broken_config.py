@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A broken config.json of every kind the validator knows (modules/tinyctrl/config.py) on the
 simulator: each is reported with the key it concerns, the controller stops with a nonzero
 exit and the config_error LED, without a traceback, a connection attempt or a restart loop.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Burnout guards and the device's own publish pacing, end to end."""
 import time
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Load and hostile input (issue 4), on the simulator with a loopback broker:
 
 - a burst of 1,000 commands arriving at once, as the backlog an outage releases does: relay

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The seed author's outage tests, automated (issue 4): the device on the simulator, faults
 from tests/support/faults.py, a loopback mosquitto that keeps persistent sessions.
 

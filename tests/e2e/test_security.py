@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Issue 5 end to end: the real controller on the MicroPython unix port, a loopback mosquitto.
 
 TOTP codes are used once (also after a reconnect); a grant covers its key's pins, its time and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Scenarios on the emulated Pico W, run by tests/support/pico_emu.py inside a network namespace.
 
 Each scenario boots the real UF2, checks through the board's pins and the local broker, and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The emulator harness's network guard, on plain CPython: no emulator boot, no namespace."""
 import asyncio
 import socket

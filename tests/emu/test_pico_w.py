@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The real firmware on an emulated Pico W (rp2040py), each scenario in its own network namespace.
 
 The scenarios boot when the first test needs them, two at a time (one per core), the longest

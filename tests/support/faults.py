@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fault injection for the end-to-end tests: the outages the seed's author made by hand.
 
 - `DropProxy`: a loopback TCP proxy between the device and the broker. `drop()` stops

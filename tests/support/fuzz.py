@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hostile MQTT payloads for the device, generated from a seed so that a failure replays.
 
 Each `Case` holds a payload and the error line the device must answer it with, or None where

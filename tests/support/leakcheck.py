@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The suite-wide secret check (issue 5): no secret of any simulator's config.json (Wi-Fi and
 broker passwords, TOTP and signing keys) in anything a simulator printed or logged, or in any
 message a test client received. conftest.py runs it once, after the last test; the Sims and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Boot a tinyctrl UF2 on rp2040py's emulated Pico W, with no way out to any real network.
 
     python3 tests/support/pico_emu.py --uf2 build/PICO_W_TINYCTRL/firmware.uf2 SCENARIO_FILE:FUNCTION

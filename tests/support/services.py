@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Local stand-ins for everything the device talks to: an MQTT broker, NTP and a public-IP lookup.
 
 Every service binds to loopback only. Tests, the simulator and the emulator harness use these so

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Drives the simulator (ports/unix/sim.py) and watches the broker, for end-to-end tests.
 
 Everything here talks to loopback: the broker, NTP and the public-IP stand-in come from

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Assertion helpers that work the same under CPython and MicroPython (no pytest there).
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Runs the pure-logic unit tests under MicroPython, which has no pytest:
 #   micropython mp_runner.py test_totp test_config ...
 # Prints one line per failure and closes with "N passed, N failed".

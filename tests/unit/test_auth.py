@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # AuthGate with a fake clock (times are passed in): codes used once, grants, inline codes,
 # signed commands, pin policies, lockout. Runs under CPython and MicroPython (no pytest).
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Everything the firmware freezes must compile with MicroPython's own compiler (mpy-cross)."""
 import glob
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Guards take integer milliseconds; their settings are seconds, as in config.json.
 from tinyctrl.guard import BurnoutGuard, ErrorBudget, PublishGuard, RateLimit
 

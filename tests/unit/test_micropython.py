@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The same pure-logic tests, run under the MicroPython unix port."""
 import os
 import subprocess

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # RFC 2202 (HMAC-SHA1), RFC 4231 (HMAC-SHA256), RFC 4226 (HOTP), RFC 6238 (TOTP), RFC 4648 (Base32).
 from check import hexlify, raises
 from tinyctrl import totp

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The portable C core of the firmware's `_tinyctrl` module, built with the host's cc.
 
 Checks RFC 2202 (HMAC-SHA1), RFC 4226 appendix D (HOTP) and RFC 6238 (TOTP,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # _tinyctrl user C module, one feature per file: TOTP primitives (totp.c over
 # totp_core.c) and the long-timeout watchdog (watchdog.c); modtinyctrl.c is the table.
 add_library(usermod_tinyctrl INTERFACE)

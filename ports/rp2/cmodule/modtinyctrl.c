@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // _tinyctrl: TOTP primitives (totp.c) and a watchdog that tolerates long
 // blocking calls (watchdog.c). This file holds only the module table.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SHA-1, HMAC-SHA1, HOTP and TOTP window matching (RFC 3174, 2104, 4226, 6238).
 // Plain C99 without MicroPython includes, so the host test suite can compile it.
 #ifndef TINYCTRL_TOTP_CORE_H
