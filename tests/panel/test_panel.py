@@ -1,13 +1,11 @@
 # SPDX-License-Identifier: MIT
 """The phone panel (issue 15) in headless Chromium against a real mosquitto and the simulator:
 builds the page, then runs tests/panel/panel_checks.py in a network namespace of its own
-(tests/support/panel_lab.py), holding the heavy lock while the browser runs."""
+(tests/support/panel_lab.py)."""
 import subprocess
 
 import panel_lab
 import pytest
-
-LOCK = "/tmp/tinyctrl-heavy.lock"
 
 
 def test_panel_in_a_real_browser(capsys):
@@ -17,12 +15,8 @@ def test_panel_in_a_real_browser(capsys):
     why = panel_lab.missing_requirements()
     if why:
         pytest.skip(why)
-    with open(LOCK, "a") as lock:
-        import fcntl
-
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        run = panel_lab.run_isolated(["-q", "-rfE", "-s"], capture_output=True, text=True,
-                                     timeout=600)
+    run = panel_lab.run_isolated(["-q", "-rfE", "-s"], capture_output=True, text=True,
+                                 timeout=600)
     with capsys.disabled():
         # With -s the screenshot line follows the progress dots of the tests before it.
         shot = "phone screenshot:"
