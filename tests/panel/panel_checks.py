@@ -10,6 +10,7 @@ import os
 import re
 import time
 
+import netns
 import panel_lab
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -29,7 +30,7 @@ expect.set_options(timeout=20_000)
 @pytest.fixture(scope="module")
 def lab():
     try:
-        panel_lab.assert_isolated()
+        netns.assert_isolated()
     except RuntimeError as e:
         pytest.skip("%s: run tests/panel/test_panel.py" % e)
     why = panel_lab.missing_requirements()

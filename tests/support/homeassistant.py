@@ -31,6 +31,8 @@ import time
 import urllib.error
 import urllib.request
 
+import netns
+
 VERSION = "2025.4.4"
 PYTHON = os.environ.get("TINYCTRL_HA_PYTHON",
                         os.path.expanduser("~/.pyenv/versions/3.13.0/bin/python3"))
@@ -252,8 +254,7 @@ def report(name, ok, detail=""):
 
 
 def _inside(scenario):
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    subprocess.run(["ip", "route", "add", "224.0.0.0/4", "dev", "lo"], check=True)  # zeroconf
+    netns.enter(multicast=True)
     path, _, name = scenario.rpartition(":")
     spec = importlib.util.spec_from_file_location("ha_scenario", path)
     module = importlib.util.module_from_spec(spec)

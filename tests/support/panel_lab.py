@@ -19,12 +19,13 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+import netns
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE_DIR = ROOT / "build" / "panel"
@@ -55,16 +56,10 @@ def missing_requirements():
         return "the playwright Python package is not installed (requirements.txt)"
     if not (PAGE_DIR / "panel.js").is_file():
         return "the panel is not built: ./build.sh panel"
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
-    if probe.returncode:
-        return "unshare -n is not permitted here: " + probe.stderr.strip()
+    why = netns.unshare_available()
+    if why:
+        return why
     return None
-
-
-def assert_isolated():
-    names = sorted(name for _, name in socket.if_nameindex())
-    if names != ["lo"]:
-        raise RuntimeError("not in an isolated network namespace (interfaces: %s)" % names)
 
 
 def broker():
@@ -194,8 +189,7 @@ def launch_chromium(playwright):
 
 
 def run_inside(pytest_args):
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    assert_isolated()
+    netns.enter()
     import pytest
 
     return pytest.main([str(CHECKS), "-p", "no:cacheprovider"] + pytest_args)

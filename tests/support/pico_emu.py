@@ -33,7 +33,6 @@ import os
 import pathlib
 import pty
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -44,6 +43,8 @@ import time
 import traceback
 import tty
 
+import netns
+from netns import assert_isolated, unshare_available  # noqa: F401 (this module's API)
 from rp2040py.boards import BoardSpec, FlashLayout
 from rp2040py.device import MicroPythonDevice
 from rp2040py.external.bootsel_button import BootselButton
@@ -113,23 +114,6 @@ class Router:
                 log("refusing guest traffic to " + where)
             self.refused.append(where)
         return target
-
-
-def assert_isolated():
-    """Raise unless this process is in a network namespace that has nothing but loopback."""
-    names = sorted(name for _, name in socket.if_nameindex())
-    if names != ["lo"]:
-        raise RuntimeError("not in an isolated network namespace (interfaces: %s); use start_isolated()" % names)
-
-
-def unshare_available():
-    """None if `unshare -n` works here, else why not."""
-    if not shutil.which("unshare"):
-        return "unshare is not installed (util-linux)"
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
-    if probe.returncode:
-        return "unshare -n is not permitted here: %s" % probe.stderr.strip()
-    return None
 
 
 # ---- firmware image and filesystem
@@ -915,7 +899,7 @@ def _load_function(spec):
 
 
 def _run_inside(uf2, scenario, args):
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    netns.enter()
     function = _load_function(scenario)
     with tempfile.TemporaryDirectory(prefix="tinyctrl-emu-") as workdir:
         lab = Lab(uf2, workdir)
