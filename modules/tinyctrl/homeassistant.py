@@ -21,9 +21,10 @@ CONTACT_CLASSES = (
     "tamper", "update", "vibration", "window")
 RELAY_CLASSES = ("outlet", "switch")
 # The device's own JSON with this key; '' (ignored) for anything else. `is mapping` never
-# touches an undefined value_json (a text line), so nothing is logged.
-_PIN_TEMPLATE = ("{{ value_json.%s if value_json is mapping and 'FROM' in value_json"
-                 " and '%s' in value_json else '' }}")
+# touches an undefined value_json (a text line), so nothing is logged. In three parts around the
+# key, so it is written without building the template (no quote or backslash to escape).
+_PIN_TEMPLATE = ("{{ value_json.", " if value_json is mapping and 'FROM' in value_json and '",
+                 "' in value_json else '' }}")
 # The single topic's last will, {"STATUS": "offline", "FROM": ...}, is the one "offline".
 _OFFLINE_TEMPLATE = ("{{ 'offline' if value_json is mapping and 'FROM' in value_json"
                      " and value_json.STATUS == 'offline' else '' }}")
@@ -58,11 +59,19 @@ def protected(cfg):
     return set(cfg["mfa"]["pins"]) | set(cfg["sign"]["pins"])
 
 
-def _string(s):
-    """A JSON string in ASCII only (so its length is its size in bytes)."""
-    if all(" " <= c <= "~" for c in s):  # the usual case, without a piece per character
-        return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
-    out = ['"']
+# The announcement is written as pieces that are mostly constants or strings the config already
+# holds, to a callable (no generators, no joined copies): building it allocated ~100 KB of
+# short-lived strings on the unix port before.
+
+
+def _escaped(s):
+    """s as the inside of a JSON string in ASCII only (so its length is its size in bytes)."""
+    for c in s:  # a loop, not all(...): a generator per string is most of the garbage
+        if not " " <= c <= "~" or c == '"' or c == "\\":
+            break
+    else:
+        return s  # the usual case: no copy
+    out = []
     for c in s:
         n = ord(c)
         if c == '"' or c == "\\":
@@ -74,93 +83,128 @@ def _string(s):
         else:  # outside the BMP: a UTF-16 surrogate pair (RFC 8259, section 7)
             n -= 0x10000
             out.append("\\u%04x\\u%04x" % (0xD800 | n >> 10, 0xDC00 | n & 0x3FF))
-    out.append('"')
     return "".join(out)
 
 
-def _component(pairs):
-    return "{" + ",".join('"%s":%s' % kv for kv in pairs) + "}"
+def _string(out, s):
+    out('"')
+    out(_escaped(s))
+    out('"')
 
 
-def _pin_component(cfg, pin, read_only, board_id):
+def _pin_template(out, key):
+    out('"')
+    out(_PIN_TEMPLATE[0])
+    out(key)
+    out(_PIN_TEMPLATE[1])
+    out(key)
+    out(_PIN_TEMPLATE[2])
+    out('"')
+
+
+def _pin_component(out, cfg, pin, read_only, board_id):
     g, ha = cfg["gpio"], cfg["homeassistant"]
-    key = "%s%d" % (g["prefix"], pin)
-    pairs = [("name", _string(ha["names"].get(pin, key))),
-             ("uniq_id", _string("%s_%s" % (board_id, key))), ("qos", "1")]
+    key = "%s%d" % (g["prefix"], pin)  # prefix: letters only (config.py), nothing to escape
+    out('"%s":{"name":' % key)
+    _string(out, ha["names"].get(pin, key))
+    out(',"uniq_id":')
+    _string(out, "%s_%s" % (board_id, key))
+    out(',"qos":1')
     if pin in g["contact"] or read_only:
-        pairs.append(("p", '"binary_sensor"'))
-        pairs.append(("val_tpl", _string(_PIN_TEMPLATE % (key, key))))
-        pairs.append(("pl_on", '"1"'))
-        pairs.append(("pl_off", '"0"'))
+        out(',"p":"binary_sensor","val_tpl":')
+        _pin_template(out, key)
+        out(',"pl_on":"1","pl_off":"0"')
         if pin in g["contact"] and pin in ha["device_class"]:
-            pairs.append(("dev_cla", _string(ha["device_class"][pin])))
+            out(',"dev_cla":')
+            _string(out, ha["device_class"][pin])
     elif pin in g["momentary"]:
-        pairs.append(("p", '"button"'))
-        pairs.append(("pl_prs", _string('{"%s": 1}' % key)))
+        out(',"p":"button","pl_prs":"{\\"%s\\": 1}"' % key)
     else:
-        pairs.append(("p", '"switch"'))
-        pairs.append(("val_tpl", _string(_PIN_TEMPLATE % (key, key))))
-        pairs.append(("pl_on", _string('{"%s": 1}' % key)))
-        pairs.append(("pl_off", _string('{"%s": 0}' % key)))
-        pairs.append(("stat_on", '"1"'))
-        pairs.append(("stat_off", '"0"'))
+        out(',"p":"switch","val_tpl":')
+        _pin_template(out, key)
+        out(',"pl_on":"{\\"%s\\": 1}","pl_off":"{\\"%s\\": 0}"' % (key, key))
+        out(',"stat_on":"1","stat_off":"0"')
         if pin in ha["device_class"]:
-            pairs.append(("dev_cla", _string(ha["device_class"][pin])))
-    return key, _component(pairs)
+            out(',"dev_cla":')
+            _string(out, ha["device_class"][pin])
+    out("}")
 
 
-def announcement(cfg, device, board_id, diagnostics):
-    """Yields the discovery payload in pieces. `device` is the name the device's JSON carries
-    in "FROM", `board_id` the board's unique id (default client id `tinyctrl-<board id>`),
-    stable across reboots; `diagnostics` the sensors the board has, e.g. ("uptime", "rssi")."""
+def announcement(out, cfg, device, board_id, diagnostics):
+    """Writes the discovery payload, piece by piece, with out(piece). `device` is the name the
+    device's JSON carries in "FROM", `board_id` the board's unique id (default client id
+    `tinyctrl-<board id>`), stable across reboots; `diagnostics` the sensors the board has,
+    e.g. ("uptime", "rssi")."""
     topic = cfg["mqtt"]["topic"]
     ha = cfg["homeassistant"]
-    yield '{"dev":{"ids":[%s],"name":%s,"mf":"tinyctrl","mdl":"Raspberry Pi Pico W","sw":%s},' % (
-        _string(board_id), _string(ha["name"] or device), _string(VERSION))
-    yield '"o":{"name":"tinyctrl","sw":%s},"stat_t":%s,"cmd_t":%s,' % (
-        _string(VERSION), _string(topic), _string(topic))
+    out('{"dev":{"ids":[')
+    _string(out, board_id)
+    out('],"name":')
+    _string(out, ha["name"] or device)
+    out(',"mf":"tinyctrl","mdl":"Raspberry Pi Pico W","sw":')
+    _string(out, VERSION)
+    out('},"o":{"name":"tinyctrl","sw":')
+    _string(out, VERSION)
+    out('},"stat_t":')
+    _string(out, topic)
+    out(',"cmd_t":')
+    _string(out, topic)
     # Home Assistant shares only topics and availability from here (mqtt/schemas.py,
     # SHARED_OPTIONS), so each component carries its own qos.
     # Availability: `online` on <topic>/status, `offline` from the single topic's last will;
     # whichever came last counts.
-    yield '"avty_mode":"latest","avty":[{"t":%s},{"t":%s,"val_tpl":%s}],"cmps":{' % (
-        _string(status_topic(topic)), _string(topic), _string(_OFFLINE_TEMPLATE))
+    out(',"avty_mode":"latest","avty":[{"t":')
+    _string(out, status_topic(topic))
+    out('},{"t":')
+    _string(out, topic)
+    out(',"val_tpl":')
+    _string(out, _OFFLINE_TEMPLATE)
+    out('}],"cmps":{')
     read_only = protected(cfg)
     g = cfg["gpio"]
     sep = ""
     for pin in g["relay"] + sorted(g["momentary"]) + g["contact"]:
-        key, body = _pin_component(cfg, pin, pin in read_only, board_id)
-        yield '%s"%s":%s' % (sep, key, body)
+        out(sep)
+        _pin_component(out, cfg, pin, pin in read_only, board_id)
         sep = ","
     for key, name, pattern, value, unit, dev_cla, stat_cla in _DIAGNOSTICS:
         if key in diagnostics:
-            yield '%s"%s":%s' % (sep, key, _component((
-                ("p", '"sensor"'), ("name", _string(name)),
-                ("uniq_id", _string("%s_%s" % (board_id, key))), ("ent_cat", '"diagnostic"'),
-                ("val_tpl", _string(_STATS_TEMPLATE % (pattern, value))),
-                ("unit_of_meas", _string(unit)), ("dev_cla", _string(dev_cla)),
-                ("stat_cla", _string(stat_cla)))))
+            out('%s"%s":{"p":"sensor","name":' % (sep, key))
+            _string(out, name)
+            out(',"uniq_id":')
+            _string(out, "%s_%s" % (board_id, key))
+            out(',"ent_cat":"diagnostic","val_tpl":')
+            _string(out, _STATS_TEMPLATE % (pattern, value))
+            out(',"unit_of_meas":')
+            _string(out, unit)
+            out(',"dev_cla":"%s","stat_cla":"%s"}' % (dev_cla, stat_cla))
             sep = ","
-    yield '%s"stats":%s}}' % (sep, _component((
-        ("p", '"button"'), ("name", '"Update diagnostics"'),
-        ("uniq_id", _string(board_id + "_stats")), ("ent_cat", '"diagnostic"'), ("qos", "1"),
-        ("pl_prs", _string('{"CMD": "stats"}')))))
+    out('%s"stats":{"p":"button","name":"Update diagnostics","uniq_id":' % sep)
+    _string(out, board_id + "_stats")
+    out(',"ent_cat":"diagnostic","qos":1,"pl_prs":"{\\"CMD\\": \\"stats\\"}"}}}')
 
 
 def payload(cfg, device, board_id, diagnostics):
     """The discovery payload as one bytearray, or b"" (removes the device) with discovery off.
-    Built in two passes over announcement() so the heap holds one copy plus one small piece,
-    never the pieces and their join."""
+    Written twice by announcement(): once to count its size, once into the buffer, so the heap
+    holds one copy plus one small piece, never the pieces and their join."""
     if not cfg["homeassistant"]["discovery"]:
         return b""
-    size = 0
-    for piece in announcement(cfg, device, board_id, diagnostics):
-        size += len(piece)
-    buf = bytearray(size)
-    i = 0
-    for piece in announcement(cfg, device, board_id, diagnostics):
-        buf[i:i + len(piece)] = piece.encode()
-        i += len(piece)
+    at = [0]
+
+    def count(piece):
+        at[0] += len(piece)
+
+    announcement(count, cfg, device, board_id, diagnostics)
+    buf = bytearray(at[0])
+    at[0] = 0
+
+    def copy(piece):
+        i = at[0]
+        at[0] = i + len(piece)
+        buf[i:at[0]] = piece.encode()
+
+    announcement(copy, cfg, device, board_id, diagnostics)
     return buf
 
 

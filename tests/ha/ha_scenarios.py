@@ -194,8 +194,15 @@ def _run(report, hass, sim, tester, ports):
 
     def manual_yaml():
         hass.wait_state("switch.pico_gp16", "off", 10)
+        # GP16 just changed (the previous check): the guard refuses a change within cooldown_s
+        time.sleep(sim.cfg["guard"]["cooldown_s"] + 0.5)
+        since = tester.mark()
         hass.call("switch", "turn_on", entity_id="switch.pico_gp16")
-        sim.wait_pin(16, 1, timeout=10)
+        try:
+            sim.wait_pin(16, 1, timeout=10)
+        except AssertionError as e:
+            raise AssertionError("%s; on the topic %s; device log %s" % (
+                e, [m for _, m in tester.messages[since:]], sim.log()[-1500:])) from None
         hass.wait_state("switch.pico_gp16", "on", 10)
         hass.wait_state("binary_sensor.pico_gp1", "on", 10)
         return "README's switch and binary_sensor follow the device"

@@ -67,8 +67,10 @@ print("\n".join(sorted(reqs)))
 
 def missing_requirements():
     """Why Home Assistant cannot be installed or run here, or None."""
-    if not os.path.exists(_DONE) and not os.path.exists(PYTHON):
-        return "Python 3.13.0 for Home Assistant not found at %s (set TINYCTRL_HA_PYTHON)" % PYTHON
+    # Also with the cache present: its venv runs this very interpreter.
+    if not os.path.exists(PYTHON):
+        return "Python 3.13.0 for Home Assistant not found at %s (pyenv install 3.13.0, or set " \
+            "TINYCTRL_HA_PYTHON)" % PYTHON
     for tool in ("unshare", "ip", "mosquitto"):
         if not shutil.which(tool):
             return "%s is not installed" % tool

@@ -127,5 +127,6 @@ def test_discovery_off_removes_the_device():
 def test_payload_is_built_once_to_its_exact_size():
     cfg = configured()
     raw = homeassistant.payload(cfg, "pico", BOARD, ("uptime",))
-    pieces = "".join(homeassistant.announcement(cfg, "pico", BOARD, ("uptime",)))
-    assert isinstance(raw, bytearray) and bytes(raw) == pieces.encode()
+    pieces = []
+    homeassistant.announcement(pieces.append, cfg, "pico", BOARD, ("uptime",))
+    assert isinstance(raw, bytearray) and bytes(raw) == "".join(pieces).encode()
