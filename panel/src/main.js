@@ -79,9 +79,13 @@ function onText(text) {
   if (text.startsWith("Error:")) {
     let hint = "";
     if (text.includes("MFA validation failed")) {
+      // The device takes each code once, and after a restart none from the 30 s step its clock
+      // first synced in (SECURITY.md, issue 9): the refused code's step counts as used, so the
+      // next press waits for the next code.
       hint = app.clockSkewS !== null && Math.abs(app.clockSkewS) > CLOCK_TOLERANCE_S
         ? " This phone's clock is " + Math.round(app.clockSkewS) + " s off: set it automatically."
-        : " Check the pin's key and this phone's clock.";
+        : " If the device restarted less than 30 s ago it takes only the next code: press again"
+          + " and the page waits for it. Otherwise check the pin's key and this phone's clock.";
     }
     ui.alert("Refused by the device: " + text + hint, "device");
   } else {
