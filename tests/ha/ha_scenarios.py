@@ -15,6 +15,8 @@ from services import Mosquitto, NtpServer, PublicIpServer, free_port
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
 KEEPALIVE_S = 4  # the broker sends the will after 1.5 keepalives without traffic
 DEVICE = "pico-test"
+# Home Assistant names the entities after the device name (config "name", simharness.NAME
+# "garage-pico"), never the client id: switch.garage_pico_...
 
 
 def readme_yaml():
@@ -109,20 +111,20 @@ def _run(report, hass, sim, tester, ports):
         devices = set(entities.values())
         assert len(devices) == 1, "devices %s for %s" % (devices, sorted(entities))
         names = sorted(entities)
-        for wanted in ("switch.pico_test_garage_light", "switch.pico_test_gp17",
-                       "binary_sensor.pico_test_gp17", "button.pico_test_gp18",
-                       "binary_sensor.pico_test_gp1", "sensor.pico_test_temperature",
-                       "sensor.pico_test_wi_fi_signal", "sensor.pico_test_uptime"):
-            assert (wanted in names) == (wanted != "switch.pico_test_gp17"), (wanted, names)
+        for wanted in ("switch.garage_pico_garage_light", "switch.garage_pico_gp17",
+                       "binary_sensor.garage_pico_gp17", "button.garage_pico_gp18",
+                       "binary_sensor.garage_pico_gp1", "sensor.garage_pico_temperature",
+                       "sensor.garage_pico_wi_fi_signal", "sensor.garage_pico_uptime"):
+            assert (wanted in names) == (wanted != "switch.garage_pico_gp17"), (wanted, names)
         ident = hass.template("{{ device_attr('%s', 'identifiers') }}" % devices.pop())
         assert "tinyctrl-74696e7973696d31" in ident, ident
         return "%d entities: %s" % (len(names), " ".join(names))
 
     check(report, "one_device", one_device)
-    light = "switch.pico_test_garage_light"
-    door = "binary_sensor.pico_test_gp1"
-    mfa = "binary_sensor.pico_test_gp17"
-    button = "button.pico_test_gp18"
+    light = "switch.garage_pico_garage_light"
+    door = "binary_sensor.garage_pico_gp1"
+    mfa = "binary_sensor.garage_pico_gp17"
+    button = "button.garage_pico_gp18"
 
     def switch_moves_relay():
         hass.wait_state(light, "off", 30)
@@ -153,7 +155,7 @@ def _run(report, hass, sim, tester, ports):
     check(report, "button_pulses_momentary_relay", button_pulses_momentary)
 
     def mfa_pin_not_commandable():
-        assert hass.state("switch.pico_test_gp17") is None, "GP17 announced as a switch"
+        assert hass.state("switch.garage_pico_gp17") is None, "GP17 announced as a switch"
         assert hass.state(mfa) == "off", hass.state(mfa)
         try:
             hass.call("homeassistant", "turn_on", entity_id=mfa)
@@ -167,11 +169,11 @@ def _run(report, hass, sim, tester, ports):
 
     def diagnostics():
         tester.send({"CMD": "stats"})
-        hass.wait_state("sensor.pico_test_temperature", "21.5", 10)
-        hass.wait_state("sensor.pico_test_wi_fi_signal", number, 10)
-        hass.wait_state("sensor.pico_test_uptime", number, 10)
+        hass.wait_state("sensor.garage_pico_temperature", "21.5", 10)
+        hass.wait_state("sensor.garage_pico_wi_fi_signal", number, 10)
+        hass.wait_state("sensor.garage_pico_uptime", number, 10)
         return "temperature %s, Wi-Fi signal %s, uptime %s" % tuple(hass.state(
-            "sensor.pico_test_" + k) for k in ("temperature", "wi_fi_signal", "uptime"))
+            "sensor.garage_pico_" + k) for k in ("temperature", "wi_fi_signal", "uptime"))
 
     check(report, "diagnostic_sensors", diagnostics)
 
