@@ -826,9 +826,9 @@ def make_certificates(workdir):
 # Run from the REPL after the controller connected (its Wi-Fi and NTP clock stay): with the
 # controller's own TLS parameters, {cycles} blocking handshakes with the heap in use around each.
 TLS_HANDSHAKES = """
-import gc, socket, ssl, time, tinyctrl.main as m
+import gc, socket, ssl, time, tinyctrl.main as m, tinyctrl.net as net
 cfg = m.load()
-params = m.build(cfg)._ssl_params()
+params = net.ssl_params(cfg["mqtt"])
 addr = socket.getaddrinfo(cfg["mqtt"]["server"], cfg["mqtt"]["port"])[0][-1]
 for n in range({cycles}):
     gc.collect()
@@ -848,8 +848,7 @@ for n in range({cycles}):
     gc.collect()
     print(gc.mem_alloc())
 """
-# Then (after TLS_HANDSHAKES, with its cfg: config.load() reads with a 64 KB buffer, which a heap
-# the controller fragmented may not have) the controller's client against a CA that did not sign
+# Then (after TLS_HANDSHAKES, with its cfg) the controller's client against a CA that did not sign
 # the broker's certificate and under a name the certificate does not carry: the error it logs.
 TLS_REFUSALS = """
 import asyncio
