@@ -238,7 +238,7 @@ def cmd_send(args):
         obj = mqttio.authorise(cfg, req, obj, cfg["mqtt"]["topic"], args.code, args.key_file)
         topic.publish(json.dumps(obj))
         deadline = time.monotonic() + args.timeout
-        device = cfg["mqtt"]["client_id"]
+        device = cfg["name"]  # "FROM" names the device, never its client id
         while True:
             payload = topic.next(deadline)
             if payload is None:
@@ -339,7 +339,7 @@ def _broker_override(cfg, broker):
 
 
 def _wait_online(watcher, cfg, timeout):
-    device = cfg["mqtt"]["client_id"]
+    device = cfg["name"]  # "FROM" names the device, never its client id
     _out("waiting up to %d s for %s to come online on %s..."
          % (timeout, device or "the device", watcher.where))
     deadline = time.monotonic() + timeout
