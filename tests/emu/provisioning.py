@@ -45,7 +45,8 @@ def provision(lab, workdir):
     print("tinyctrl provision exited %d\n%s%s" % (done.returncode, done.stdout, done.stderr),
           flush=True)
     assert done.returncode == 0, "provision failed; console since:\n" + board.output[-2000:]
-    assert "board reset" in done.stdout and "tinyctrl-emu is online" in done.stdout, done.stdout
+    # The device's name (config "name", default "tinyctrl") is what it publishes in "FROM".
+    assert "board reset" in done.stdout and "tinyctrl is online" in done.stdout, done.stdout
     step("tinyctrl provision copied config.json, reset the board and saw it online")
 
     assert board.resets == 1, "expected one reset, saw %d" % board.resets
