@@ -209,15 +209,25 @@ def add_key(page, pin, text):
 def test_wrong_key_is_refused_with_the_devices_reason(page, lab):
     add_key(page, 26, "otpauth://totp/tinyctrl:GP26?secret=%s&issuer=tinyctrl" % KEY_WRONG)
     expect(page.locator("#notice")).to_have_text("Key stored for GP26")
+    mark = lab.spy.mark()
     row(page, 26).locator("button").click()
+    # The refusal of this very request, not an older alert still on the page.
+    lab.spy.wait_payload(lambda p: p.startswith(b"Error: MFA validation failed"), mark)
     expect(page.locator("#alert")).to_contain_text(
         "Refused by the device: Error: MFA validation failed, GPIO cannot be set")
     assert lab.sim.pin(26) == 0
     # The right key, typed as an authenticator app shows it (lower case, in groups).
     add_key(page, 26, " ".join(KEY_B[i:i + 4] for i in range(0, 32, 4)).lower())
+    expect(page.locator("#notice")).to_have_text("Key stored for GP26")
+    mark = lab.spy.mark()
     row(page, 26).locator("button").click()
     lab.sim.wait_pin(26, 1)
-    expect(page.locator("#alert")).to_be_hidden()
+    try:
+        expect(page.locator("#alert")).to_be_hidden()
+    except AssertionError:
+        print("published since the right key's press:", lab.spy.payloads()[mark:])
+        print("page log:", page.locator("#log").inner_text())
+        raise
 
 
 def test_malformed_key_is_refused_in_the_page(page, lab):

@@ -159,6 +159,17 @@ class Spy:
                 self._cond.wait(0.2)
         raise AssertionError("no such request; requests seen: %s" % self.requests(since))
 
+    def wait_payload(self, match, since=0, timeout=20):
+        """The first payload published since `since` that `match` accepts."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = [p for p in self.payloads()[since:] if match(p)]
+            if found:
+                return found[0]
+            with self._cond:
+                self._cond.wait(0.2)
+        raise AssertionError("no such payload; published: %s" % self.payloads()[since:])
+
     def payloads(self):
         with self._cond:
             return [p for _, p in self.messages]
