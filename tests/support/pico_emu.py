@@ -303,10 +303,11 @@ class SdpcmCreditBus(bus.GSPIBus):
     ahead of the frames it has received. bus.py instead adds one credit per frame it sends to
     the guest, so every frame that answers no guest frame (the NAT bridge's ACK of each
     segment, data from the broker, an event) moves the credit one further ahead; after 256 it
-    wraps round to the driver's number, and if that frame is the last one queued the guest
-    stalls with nothing to wake it. The bench's emulated latency runs hit this (issue 14):
-    the stall dropped the device's publish and the broker's next segment, which the bridge
-    never sends again, and the connection hung."""
+    wraps round to the driver's number. If that frame is the last one queued, every later
+    send stalls and fails (a frame the chip never gets is never answered) until the broker
+    happens to send something. The bench's emulated latency runs with Home Assistant
+    discovery on hit this (issue 14): the device's state message stopped mid-publish, mqtt_as
+    gave up on the connection, and its reconnect stalled too."""
 
     def __init__(self):
         self._guest_next_seq = 0  # before super().__init__(), which sets the credit
@@ -323,9 +324,10 @@ class SdpcmCreditBus(bus.GSPIBus):
 
     def _write_wlan(self, data):
         # Byte 4 of a valid SDPCM header (size, then its complement) is the frame's number.
-        size, size_com = struct.unpack_from("<HH", data) if len(data) >= 4 else (0, 0)
-        if len(data) >= bus.SDPCM_HEADER_LEN and size == ~size_com & 0xFFFF:
-            self._guest_next_seq = (data[4] + 1) & 0xFF
+        if len(data) >= bus.SDPCM_HEADER_LEN:
+            size, size_com = struct.unpack_from("<HH", data)
+            if size == ~size_com & 0xFFFF:
+                self._guest_next_seq = (data[4] + 1) & 0xFF
         super()._write_wlan(data)
 
     def power_off(self):
