@@ -286,7 +286,56 @@ LINK_REASON_BEACON_LOSS = 1  # WLC_E_LINK_BCN_LOSS: the AP's beacons stopped
 NO_AP_SCAN_S = 2
 
 
-class AccessPointBus(bus.GSPIBus):
+# Frames the emulated chip lets the driver send beyond the last one it has seen (SDPCM
+# bus_data_credit). cyw43-driver takes a credit at most 20 ahead of its last one (cyw43_ll.c,
+# sdpcm_process_rx_packet()); 16 covers a burst lwIP sends without reading (TCP_SND_BUF is
+# 8 segments) so the driver does not stall, which would drop what arrives meanwhile.
+SDPCM_CREDIT_WINDOW = 16
+
+
+class SdpcmCreditBus(bus.GSPIBus):
+    """rp2040py's CYW43439 bus, granting SDPCM credit from the driver's own sequence numbers.
+
+    cyw43-driver numbers each frame it sends (8 bits) and may send while the chip's latest
+    bus_data_credit differs from that number; it stalls while they are equal, and after 1 s
+    gives up on the frame ("STALL(0;n-n): timeout", "send_ethernet failed: -110") and drops any
+    data frame it reads while stalled (cyw43_sdpcm_send_common()). A real chip grants credit
+    ahead of the frames it has received. bus.py instead adds one credit per frame it sends to
+    the guest, so every frame that answers no guest frame (the NAT bridge's ACK of each
+    segment, data from the broker, an event) moves the credit one further ahead; after 256 it
+    wraps round to the driver's number. If that frame is the last one queued, every later
+    send stalls and fails (a frame the chip never gets is never answered) until the broker
+    happens to send something. The bench's emulated latency runs with Home Assistant
+    discovery on hit this (issue 14): the device's state message stopped mid-publish, mqtt_as
+    gave up on the connection, and its reconnect stalled too."""
+
+    def __init__(self):
+        self._guest_next_seq = 0  # before super().__init__(), which sets the credit
+        super().__init__()
+
+    @property
+    def _bus_data_credit(self):
+        """What bus.py's frame builders put in each header: a window past the guest's frames."""
+        return (self._guest_next_seq + SDPCM_CREDIT_WINDOW) & 0xFF
+
+    @_bus_data_credit.setter
+    def _bus_data_credit(self, _count):
+        pass  # bus.py's count of frames sent to the guest (see the class docstring)
+
+    def _write_wlan(self, data):
+        # Byte 4 of a valid SDPCM header (size, then its complement) is the frame's number.
+        if len(data) >= bus.SDPCM_HEADER_LEN:
+            size, size_com = struct.unpack_from("<HH", data)
+            if size == ~size_com & 0xFFFF:
+                self._guest_next_seq = (data[4] + 1) & 0xFF
+        super()._write_wlan(data)
+
+    def power_off(self):
+        super().power_off()
+        self._guest_next_seq = 0  # the driver starts counting again after WL_ON
+
+
+class AccessPointBus(SdpcmCreditBus):
     """rp2040py's CYW43439 bus with an access point that can vanish or de-authenticate us.
 
     Each fault sends the async events a real CYW43439 sends, so the guest's own cyw43-driver
