@@ -397,7 +397,7 @@ SIGN_NAME, SIGN_KEY = "replay-test", "q7Vx2LmN9pRt4WzK8cYb"
 STALL_SIGNAL = 22  # a free pin: driven low, the controller's loop stalls
 # The guest's first NTP answer comes this long before a TOTP step begins: the codes and time
 # stamps a phone and a scheduler make right after it are newer than the sync, and the reset and
-# reboot that follow (about 9 s emulated) end in that same step.
+# reboot that follow (about 9 s emulated) cannot end before their step has begun.
 SYNC_LEAD_S = 1
 # The controller as main.py runs it, plus a task that stalls the loop when the test says so:
 # its watchdog feeder stops, the watchdog resets the board, and main.py boots it again.
