@@ -31,7 +31,9 @@ PARALLEL = 2  # the machine's cores
 def scenario_args(soak, outages):
     """{scenario: arguments after its results file}, in the order they start (longest first)."""
     args = {"outages": [OUTAGE_ROUNDS[soak]]} if outages else {}
-    args.update(tls=[TLS_CYCLES[soak]], controller=[], boot_levels=[], boot_failures=[])
+    # Wall minutes: replay 8 (run alone), tls 7, controller 4, boot_failures 4, boot_levels 3
+    # (two at a time); in this order the two lanes end about together.
+    args.update(replay=[], tls=[TLS_CYCLES[soak]], controller=[], boot_failures=[], boot_levels=[])
     return args
 
 
@@ -65,6 +67,15 @@ CHECKS = {
         "boot_levels_watchdog_reset_restores",
         "boot_levels_active_high",
         "boot_levels_no_config",
+    ],
+    "replay": [  # issue 9, finding 9
+        "replay_boots_and_subscribes",
+        "replay_code_and_signature_accepted",
+        "replay_watchdog_reset",
+        "replay_code_refused_after_watchdog_reset",
+        "replay_signature_refused_after_watchdog_reset",
+        "replay_fresh_code_accepted",
+        "replay_fresh_signature_accepted",
     ],
     "tls": [
         "tls_verified_connect",

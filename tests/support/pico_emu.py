@@ -724,6 +724,40 @@ class NtpFix:
     emulated_s: float
 
 
+class EmulatedClock:
+    """Unix time that runs with the board's emulated seconds, for the lab's NTP server (opt-in:
+    Lab.use_emulated_clock()). Host time, which the server gives by default, runs about 30 times
+    faster than the guest: a 30 s TOTP step passes in about one emulated second, so a code used
+    before a reboot is stale long before the board is back, and no replay test could fail.
+
+    The base is fixed at the first answer: `lead_s` before the start of a TOTP step, so the
+    guest's first sync and the steps after it fall where a scenario can count on them."""
+
+    def __init__(self, emulated_s, lead_s, step_s=30):
+        self._emulated_s = emulated_s
+        self.lead_s = lead_s
+        self.step_s = step_s
+        self.base = None
+        self.served = []  # unix time of every NTP answer, in order
+        self._lock = threading.Lock()
+
+    def answer(self):
+        """The NtpServer's clock: the time to serve now, remembered."""
+        with self._lock:
+            if self.base is None:
+                next_step = (int(time.time()) // self.step_s + 1) * self.step_s
+                self.base = next_step - self.lead_s - self._emulated_s()
+            now = self.base + self._emulated_s()
+            self.served.append(now)
+        return now
+
+    def now(self):
+        """What the guest's synced clock reads now (give or take the answer's way to it)."""
+        if self.base is None:
+            raise RuntimeError("the guest has not had an NTP answer yet")
+        return self.base + self._emulated_s()
+
+
 class Lab:
     """The services a scenario needs, the routes to them, and emulated boards."""
 
@@ -749,8 +783,16 @@ class Lab:
             }
         )
         self.ntp_fix = None
+        self.clock = None  # an EmulatedClock once use_emulated_clock() is called
         self.boards = []
         self.tls_broker = None
+
+    def use_emulated_clock(self, lead_s):
+        """From now on NTP serves EmulatedClock time (first answer `lead_s` before a TOTP
+        step begins) and guest_time() reads it; returns the clock."""
+        self.clock = EmulatedClock(lambda: self.boards[-1].emulated_s(), lead_s)
+        self.ntp.clock = self.clock.answer
+        return self.clock
 
     def _on_udp_reply(self, src_ip, src_port):
         if (".".join(str(b) for b in src_ip), src_port) == NTP_ADDR:
@@ -758,7 +800,10 @@ class Lab:
 
     def guest_time(self):
         """What the guest's synced clock reads now: the NTP answer's host time plus the emulated
-        time since (the emulator runs slower than real time, so the guest lags the host)."""
+        time since (the emulator runs slower than real time, so the guest lags the host), or
+        the EmulatedClock if the lab uses one."""
+        if self.clock is not None:
+            return self.clock.now()
         if self.ntp_fix is None:
             raise RuntimeError("the guest has not had an NTP answer yet")
         return self.ntp_fix.host_time + self.boards[-1].emulated_s() - self.ntp_fix.emulated_s

@@ -84,11 +84,13 @@ class Mosquitto:
 
 
 class NtpServer(threading.Thread):
-    """Answers SNTP requests with host time plus `offset` seconds; counts requests."""
+    """Answers SNTP requests with `clock()` (host time unless given) plus `offset` seconds;
+    counts requests."""
 
-    def __init__(self, offset=0.0, host="127.0.0.1", port=0):
+    def __init__(self, offset=0.0, host="127.0.0.1", port=0, clock=time.time):
         super().__init__(daemon=True)
         self.offset = offset
+        self.clock = clock  # unix seconds; pico_emu.EmulatedClock for the emulated board
         self.requests = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, port))
@@ -104,7 +106,7 @@ class NtpServer(threading.Thread):
             if len(data) < 48:
                 continue
             self.requests += 1
-            now = time.time() + self.offset + NTP_EPOCH_OFFSET
+            now = self.clock() + self.offset + NTP_EPOCH_OFFSET
             secs, frac = int(now), int((now % 1) * 2**32)
             reply = bytearray(48)
             reply[0] = 0x24  # LI 0, version 4, mode 4 (server)
