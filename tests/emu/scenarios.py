@@ -49,11 +49,13 @@ def totp(key_base32, unix_time, step=30, digits=6):
 
 
 class Results:
-    """Records checks as JSON lines; `check()` is a context manager around one."""
+    """Records checks as JSON lines; `check()` is a context manager around one. A failed check
+    logs the console of `lab`'s latest board (what the device said is the first clue)."""
 
-    def __init__(self, path):
+    def __init__(self, path, lab):
         self.path = pathlib.Path(path)
         self.path.write_text("")
+        self.lab = lab
 
     def record(self, name, ok, detail=""):
         with self.path.open("a") as f:
@@ -69,6 +71,9 @@ class Results:
             yield details
         except Exception as e:
             self.record(name, False, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=4)))
+            if self.lab.boards:
+                console = self.lab.boards[-1].output[-3000:]
+                pico_emu.log("the console up to the failure of %s:\n%s" % (name, console))
             if fatal:
                 raise
         else:
@@ -164,7 +169,7 @@ def energised_level(cfg):
 
 def controller(lab, results_path):
     """One boot: relays, momentary release, contacts and NOTIFY, MFA deny and allow."""
-    results = Results(results_path)
+    results = Results(results_path, lab)
     cfg = controller_config()
     on, off = energised_level(cfg), 1 - energised_level(cfg)
     with results.check("boots_and_subscribes", fatal=True) as notes:
@@ -260,7 +265,7 @@ asyncio.run(stall())
 def boot_failures(lab, results_path):
     """Boots that must not become a reboot loop: bad or missing config.json, and a stalled loop
     that the watchdog has to reset."""
-    results = Results(results_path)
+    results = Results(results_path, lab)
     cases = {  # name: (config.json, what the message must name)
         "config_not_json": (b'{"wifi": {"ssid": "x"', "JSON"),
         "config_invalid": (json.dumps(controller_config(gpio={"relay": [16], "contact": [16]})), "GP16"),
@@ -341,7 +346,7 @@ def boot_levels(lab, results_path):
     """Every relay GPIO's state sampled from the first instruction after reset (rp2040py pin
     listeners): a relay whose power-on state is off is never energised, for active-low and
     active-high boards, across a watchdog reset, and with no config.json."""
-    results = Results(results_path)
+    results = Results(results_path, lab)
     for active_low in (True, False):
         name = "active_low" if active_low else "active_high"
         on = 0 if active_low else 1
@@ -458,7 +463,7 @@ def replay(lab, results_path):
     """An attacker who reads the topic records an accepted TOTP request and an accepted signed
     request, forces a watchdog reset and replays both once the board is back: refused, relays
     unmoved; then fresh ones work (the rule refuses only what predates the boot)."""
-    results = Results(results_path)
+    results = Results(results_path, lab)
     clock = lab.use_emulated_clock(SYNC_LEAD_S)
     cfg = replay_config()
     on, off = energised_level(cfg), 1 - energised_level(cfg)
@@ -647,7 +652,7 @@ def firewall(board):
 
 def outages(lab, results_path, rounds, *only):
     """Issue 12 on the emulated board: `rounds` cycles of each fault (or of those named), one boot."""
-    results = Results(results_path)
+    results = Results(results_path, lab)
     rounds = int(rounds)
     kinds = only or OUTAGE_FAULTS
     cfg = controller_config()
@@ -693,7 +698,7 @@ TLS_FAILURES = ("X509_ALLOC_FAILED", "ENOMEM", "MemoryError")
 
 def tls(lab, results_path, cycles):
     """The controller on a verified TLS listener; then handshake cycles and refusals."""
-    results = Results(results_path)
+    results = Results(results_path, lab)
     plain = lab.start_tls_broker()
     cfg = controller_config(mqtt=pico_emu.tls_mqtt_config(controller_config()["mqtt"]))
     on = energised_level(cfg)

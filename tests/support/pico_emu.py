@@ -76,6 +76,10 @@ XIP_BASE = 0x10000000
 BINARY_INFO_MARKERS = (0x7188EBF2, 0xE71AA390)
 BINARY_INFO_TYPE_BLOCK_DEVICE = 7
 FS_BLOCK_SIZE = 4096
+# RP2040 registers a watchdog reset's log reads (datasheet 4.6.5, 4.7.6): the 64-bit microsecond
+# count and why the watchdog fired (bit 0 its timer ran out, bit 1 a forced reset).
+TIMER_TIMERAWH, TIMER_TIMERAWL = 0x40054024, 0x40054028
+WATCHDOG_REASON = 0x40058008
 # Wall seconds allowed per emulated second before a wait gives up even if emulated time is
 # still short (measured here: about 30 with Wi-Fi active).
 WALL_PER_EMULATED_S = 120
@@ -117,6 +121,23 @@ class Router:
 
 
 # ---- firmware image and filesystem
+
+
+def guest_symbols(uf2, names):
+    """{name: address} of `names` in the firmware's ELF next to `uf2` (build.sh leaves it
+    there), or {} without it or without the ARM toolchain's nm."""
+    elf = pathlib.Path(uf2).with_suffix(".elf")
+    try:
+        out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    found = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[2] in names:
+            found[fields[2]] = int(fields[0], 16)
+    return found
 
 
 def uf2_flash(path):
@@ -497,6 +518,8 @@ class PicoW:
         self.resets = 0
         self.enumerations = 0
         self.mcu.watchdog.on_watchdog_trigger = self._on_watchdog
+        # _tinyctrl's last kick from Python (ports/rp2/cmodule/watchdog.c), for the reset's log
+        self._kick_ms_addr = guest_symbols(uf2, ("wdt_kick_ms",)).get("wdt_kick_ms")
         self._pty = None  # master fd while the console is also served on a pty
         self.trace = []  # (emulated s, gpio, GPIOPinState) for the pins given to trace_pins()
         self._traced = ()
@@ -536,11 +559,26 @@ class PicoW:
 
     def _on_watchdog(self):
         self.resets += 1
-        log("watchdog reset #%d at %.1f s emulated; the console before it:\n%s"
-            % (self.resets, self.emulated_s(), self.output[-1500:]))
+        log("watchdog reset #%d at %.1f s emulated (%s); the console before it:\n%s"
+            % (self.resets, self.emulated_s(), self._reset_state(), self.output[-1500:]))
         self.device._on_watchdog_trigger()
         for gpio in self._traced:
             self.trace.append((self.emulated_s(), gpio, self.mcu.gpio[gpio].value))
+
+    def _reset_state(self):
+        """Where the reset found the guest: why the watchdog fired, what the core ran, and when
+        Python last kicked _tinyctrl's watchdog: a stuck handler or a dead C feeder shows here
+        as a kick that is recent, a stalled asyncio loop as one watchdog_s old."""
+        read, core = self.mcu.read_uint32, self.mcu.core
+        reason = read(WATCHDOG_REASON)
+        state = ["timer ran out" if reason & 1 else "forced" if reason & 2 else "reason %d" % reason,
+                 "exception %d" % core.ipsr if core.ipsr else "thread mode",
+                 "pc %08x" % core.pc, "interrupts masked" if core.pm else "interrupts enabled"]
+        if self._kick_ms_addr is not None:
+            now_ms = ((read(TIMER_TIMERAWH) << 32 | read(TIMER_TIMERAWL)) // 1000) & 0xFFFFFFFF
+            age = (now_ms - read(self._kick_ms_addr)) & 0xFFFFFFFF
+            state.append("Python last kicked the watchdog %.1f s before" % (age / 1000))
+        return ", ".join(state)
 
     def emulated_s(self):
         return self.sim.clock.nanos / 1e9
