@@ -31,7 +31,7 @@ PARALLEL = 2  # the machine's cores
 def scenario_args(soak, outages):
     """{scenario: arguments after its results file}, in the order they start (longest first)."""
     args = {"outages": [OUTAGE_ROUNDS[soak]]} if outages else {}
-    # Wall minutes: replay 8 (run alone), tls 7, controller 4, boot_failures 4, boot_levels 3
+    # Wall minutes: replay 6 (run alone), tls 7, controller 4, boot_failures 4, boot_levels 3
     # (two at a time); in this order the two lanes end about together.
     args.update(replay=[], tls=[TLS_CYCLES[soak]], controller=[], boot_failures=[], boot_levels=[])
     return args
