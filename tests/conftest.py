@@ -5,8 +5,6 @@ import pytest
 
 def pytest_addoption(parser):
     parser.addoption("--soak", action="store_true", help="run the long reliability variants")
-    parser.addoption("--emu-outages", action="store_true",
-                     help="run issue 12's outage faults on the emulated Pico W (about 15 minutes)")
 
 
 def pytest_configure(config):

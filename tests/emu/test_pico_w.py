@@ -19,18 +19,16 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 # Issue 12's outage faults: rounds of all four (the boot and one round take about 15 minutes of
-# wall time, each further round about 8). They run only with --emu-outages: the broker-killed
-# cycle fails now and then (the device silent after the restart, once ended by a watchdog reset;
-# docs/RELIABILITY.md, finding 8), and they would add about 14 minutes to every run. TLS handshake cycles: at least
-# 10 (the whole TLS scenario takes about 7 minutes).
+# wall time, each further round about 8), in one lane while the other scenarios share the
+# other. TLS handshake cycles: at least 10 (the whole TLS scenario takes about 7 minutes).
 OUTAGE_ROUNDS = {False: 1, True: 2}
 TLS_CYCLES = {False: 10, True: 10}
 PARALLEL = 2  # the machine's cores
 
 
-def scenario_args(soak, outages):
+def scenario_args(soak):
     """{scenario: arguments after its results file}, in the order they start (longest first)."""
-    args = {"outages": [OUTAGE_ROUNDS[soak]]} if outages else {}
+    args = {"outages": [OUTAGE_ROUNDS[soak]]}
     # Wall minutes: replay 6 (run alone), tls 7, controller 4, boot_failures 4, boot_levels 3
     # (two at a time); in this order the two lanes end about together.
     args.update(replay=[], tls=[TLS_CYCLES[soak]], controller=[], boot_failures=[], boot_levels=[])
@@ -109,8 +107,7 @@ def scenario_runs(tmp_path_factory, request):
     if reason:
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("emu")
-    outages = request.config.getoption("--emu-outages")
-    waiting = list(scenario_args(request.config.getoption("--soak"), outages).items())
+    waiting = list(scenario_args(request.config.getoption("--soak")).items())
     running, runs = {}, {}
     while waiting or running:
         while waiting and len(running) < PARALLEL:
@@ -140,8 +137,6 @@ def scenario_runs(tmp_path_factory, request):
 
 
 def check_record(scenario_runs, scenario, check):
-    if scenario not in scenario_runs:
-        pytest.skip("the emulated outage faults run with --emu-outages (finding 8 is open)")
     returncode, records, log = scenario_runs[scenario]
     record = records.get(check)
     if record is None:
