@@ -124,7 +124,9 @@ def test_interlock_switch_mode_with_dead_time(services):
         sim.wait_pin(21, 1)
         lines = [(t, line) for t, line in sim.outputs[seen:] if line[:4] in ("GP20", "GP21")]
         assert [line for _, line in lines] == ["GP20=0", "GP21=1"]
-        assert lines[1][0] - lines[0][0] >= 0.8  # never both on, and the motor stopped first
+        # Never both on, and the motor stopped first; the times are when this process read the
+        # lines, so allow 0.1 s for a late read of the first on a loaded machine.
+        assert lines[1][0] - lines[0][0] >= 0.7
         client.wait_for(state("GP21", 1), since=m)
         sim.assert_alive()
     finally:

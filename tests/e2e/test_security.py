@@ -72,8 +72,9 @@ class Codes:
         self.synced_at = None
 
     def synced(self, at=None):
-        """The device's clock was first synced at `at` (now, if None): after a start or reset."""
-        self.synced_at = int(time.time() if at is None else at)
+        """The device's clock was first synced at `at` (now, if None): after a start or reset.
+        Rounded as the device rounds an NTP time (ntp.parse): half a second past, it is the next."""
+        self.synced_at = round(time.time() if at is None else at)
 
     def fresh(self, key):
         floor = -1 if self.synced_at is None else self.synced_at // 30 + 1
@@ -98,7 +99,7 @@ class Signer:
     def synced(self, at=None):
         """The device's clock was first synced at `at`: it refuses time stamps up to then
         (issue 9, finding 9)."""
-        self.last_ts = max(self.last_ts, int(time.time() if at is None else at))
+        self.last_ts = max(self.last_ts, round(time.time() if at is None else at))  # see Codes
 
     def next_ts(self):
         while self.last_ts + 1 > int(time.time()) + WINDOW_S - 2:  # keep within the window
