@@ -149,26 +149,23 @@ class Spy:
                 out.append(obj)
         return out
 
-    def wait_request(self, match, since=0, timeout=20):
+    def _wait_first(self, seen, match, timeout, what):
+        """The first of `seen()` that `match` accepts, waiting up to `timeout` for it."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            found = [r for r in self.requests(since) if match(r)]
+            found = [x for x in seen() if match(x)]
             if found:
                 return found[0]
             with self._cond:
                 self._cond.wait(0.2)
-        raise AssertionError("no such request; requests seen: %s" % self.requests(since))
+        raise AssertionError("no such %s; seen: %s" % (what, seen()))
+
+    def wait_request(self, match, since=0, timeout=20):
+        return self._wait_first(lambda: self.requests(since), match, timeout, "request")
 
     def wait_payload(self, match, since=0, timeout=20):
         """The first payload published since `since` that `match` accepts."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            found = [p for p in self.payloads()[since:] if match(p)]
-            if found:
-                return found[0]
-            with self._cond:
-                self._cond.wait(0.2)
-        raise AssertionError("no such payload; published: %s" % self.payloads()[since:])
+        return self._wait_first(lambda: self.payloads()[since:], match, timeout, "payload")
 
     def payloads(self):
         with self._cond:
