@@ -245,7 +245,7 @@ def emulated(lab, out_path, emu_runs):
     figures = {}
     board = lab.boot(None)
     board.wait_for("reset the board", 5)
-    free, alloc, imported = map(int, board.exec(IDLE_HEAP, 30).split())
+    free, alloc, imported = map(int, board.exec(IDLE_HEAP).split())
     figures.update(heap_total=free + alloc, idle_used=alloc, modules_used=imported)
     loop_us, c_us, py_us, two_keys_us = map(float, board.exec(TOTP_TIMING.format(back=DEFAULT_MAX_EXPIRED), 60).split())
     figures.update(loop_us=loop_us, totp_c_us=c_us, totp_py_us=py_us, two_keys_us=two_keys_us)
