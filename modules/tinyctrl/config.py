@@ -373,7 +373,9 @@ def _pin_map(v, where, problems, item):
     return out
 
 
-def _section(raw, schema, where, problems):
+def _section(raw, schema, where, problems, failed):
+    """The section's values, checked one by one; the name of each one that fails its own check
+    (or is missing) goes into `failed`, which the cross-field rules consult first."""
     if not isinstance(raw, dict):
         problems.append("%s: must be an object" % where)
         raw = {}
@@ -384,9 +386,13 @@ def _section(raw, schema, where, problems):
     for key, (default, kind) in schema.items():
         name = where + "." + key if where else key
         if key in raw:
+            before = len(problems)
             out[key] = _check(kind, raw[key], name, problems)
+            if len(problems) > before:
+                failed.add(name)
         elif default is REQUIRED:
             problems.append("%s: required" % name)
+            failed.add(name)
         else:
             out[key] = default
     return out
@@ -395,25 +401,28 @@ def _section(raw, schema, where, problems):
 def validate(raw):
     """Returns the normalised config (pins as ints, keys decoded) or raises ConfigError."""
     problems = []
+    failed = set()  # "mqtt.topic" etc.: no cross-field rule may read these
     if not isinstance(raw, dict):
         raise ConfigError(["config.json: must be a JSON object"])
     top = dict((k, v) for k, v in raw.items() if k not in SECTIONS)
-    cfg = _section(top, _top(), "", problems)
+    cfg = _section(top, _top(), "", problems, failed)
     schemas = _schema()
     for name in SECTIONS:  # in this order: MicroPython's dicts keep none
         schema = schemas[name]
         if name in ("wifi", "mqtt") and name not in raw:
             problems.append("%s: required" % name)
-            cfg[name] = _section({}, schema, name, [])  # defaults only; its keys are implied
+            # Defaults only; its keys are implied, the required ones count as failed.
+            cfg[name] = _section({}, schema, name, [], failed)
         else:
-            cfg[name] = _section(raw.get(name, {}), schema, name, problems)
+            cfg[name] = _section(raw.get(name, {}), schema, name, problems, failed)
 
     mqtt = cfg["mqtt"]
     if mqtt.get("port") is None:
         mqtt["port"] = 8883 if mqtt["ssl"] is True else 1883
-    if mqtt["ssl"] is True and not mqtt["ca_file"] and mqtt["tls_insecure"] is not True:
+    no_ca = mqtt["ssl"] is True and not mqtt["ca_file"] and mqtt["tls_insecure"] is not True
+    if no_ca and _valid(failed, "mqtt.ssl", "mqtt.ca_file", "mqtt.tls_insecure"):
         problems.append("mqtt.ca_file: required when mqtt.ssl is true (or set mqtt.tls_insecure: true to skip certificate checks)")
-    if mqtt["keepalive"] == 0:
+    if _valid(failed, "mqtt.keepalive") and mqtt["keepalive"] == 0:
         problems.append("mqtt.keepalive: must be at least 1 so outages are detected")
 
     gpio = cfg["gpio"]
@@ -443,22 +452,27 @@ def validate(raw):
         problems.append("mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)")
     guard = cfg["guard"]
     for key in ("max_changes", "window_s", "publish_window_s", "max_violations"):
-        if guard[key] == 0:
+        if _valid(failed, "guard." + key) and guard[key] == 0:
             problems.append("guard.%s: must be at least 1" % key)
     if _is_int(guard["publish_max"]) and guard["publish_max"] < 4:
         problems.append("guard.publish_max: must be at least 4 (state, notify, replies and errors share it)")
-    if cfg["name"] == "":
+    if _valid(failed, "name") and cfg["name"] == "":
         problems.append("name: must not be empty")
-    if cfg["name"] and cfg["name"] == mqtt["client_id"]:
+    same = cfg["name"] and cfg["name"] == mqtt["client_id"]
+    if same and _valid(failed, "name", "mqtt.client_id"):
         problems.append("name: must differ from mqtt.client_id "
                         "(whoever knows the client id can take the device's place)")
-    _check_homeassistant(cfg, "homeassistant" in raw, problems)
+    _check_homeassistant(cfg, "homeassistant" in raw, problems, failed)
     if problems:
         raise ConfigError(problems)
     return cfg
 
 
-def _check_homeassistant(cfg, given, problems):
+def _valid(failed, *names):
+    return not any(n in failed for n in names)
+
+
+def _check_homeassistant(cfg, given, problems, failed):
     """Without the section the device publishes nothing for Home Assistant (cfg value None)."""
     ha = cfg["homeassistant"]
     if not given:
@@ -479,8 +493,9 @@ def _check_homeassistant(cfg, given, problems):
                 problems.append("homeassistant.device_class.%d: a relay is 'outlet' or 'switch'" % p)
         else:
             problems.append("homeassistant.device_class: GP%d is not a relay or contact" % p)
-    prefix = ha["prefix"]
-    if isinstance(prefix, str) and (cfg["mqtt"]["topic"] + "/").startswith(prefix + "/"):
+    if not _valid(failed, "homeassistant.prefix", "mqtt.topic"):
+        return
+    if (cfg["mqtt"]["topic"] + "/").startswith(ha["prefix"] + "/"):
         problems.append("homeassistant.prefix: must not contain mqtt.topic (Home Assistant "
                         "reads everything under it)")
 
