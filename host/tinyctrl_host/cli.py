@@ -299,9 +299,9 @@ def cmd_provision(args):
             raise Failure("%s: mqtt.ca_file is empty, so the board would not use %s"
                           % (args.config, args.ca))
         path = args.ca or os.path.join(config_dir, name)
-        if not os.path.isfile(path):
-            raise Failure("%s: CA certificate not found (mqtt.ca_file names it; give it as the "
-                          "second argument)" % path)
+        problem = configfile.ca_problem(path)
+        if problem:
+            raise Failure(problem + " (or give the certificate as the second argument)")
         ca = (path, name)
     _out("%s: valid" % args.config)
     watcher = None

@@ -3,9 +3,11 @@
 it holds the Wi-Fi password and the keys)."""
 import json
 import os
+import ssl
 import tempfile
 
 from tinyctrl import config as device_config
+from tinyctrl import net
 
 from . import Failure
 
@@ -54,33 +56,68 @@ def load(path):
     return raw, cfg
 
 
+def ca_path(mqtt, config_dir):
+    """The CA certificate the board reads for this `mqtt` section, as this PC finds it, or None
+    (no TLS, or TLS without checks). Like the board (main.load): beside config.json unless the
+    name is absolute."""
+    if mqtt["ssl"] is not True or not mqtt["ca_file"]:
+        return None
+    return os.path.join(config_dir, mqtt["ca_file"])
+
+
+def ca_problem(path):
+    """Why the board could not use `path` as its CA certificate, or None: it must be a PEM
+    certificate (the board turns it into DER itself, net.der_certificate)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(device_config.MAX_PAYLOAD + 1)
+    except FileNotFoundError:
+        return "mqtt.ca_file: %s not found; save the broker's CA certificate there" % path
+    except OSError as e:
+        return "mqtt.ca_file: cannot read %s (%s)" % (path, e.strerror or e)
+    if net.PEM_BEGIN not in data:
+        return "mqtt.ca_file: %s is not a PEM certificate (no %s line)" % (
+            path, net.PEM_BEGIN.decode())
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=net.der_certificate(data))
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        return "mqtt.ca_file: %s is not a valid certificate (%s)" % (
+            path, getattr(e, "reason", None) or e)
+    return None
+
+
 def dumps(raw):
     """JSON with one key per line inside each section and short values kept on one line."""
     lines = []
     for name, value in raw.items():
         if isinstance(value, dict) and value:
-            inner = ",\n".join("    %s: %s" % (json.dumps(k), json.dumps(v))
+            inner = ",\n".join("    %s: %s" % (json.dumps(k), _json(v))
                                for k, v in value.items())
             lines.append("  %s: {\n%s\n  }" % (json.dumps(name), inner))
         else:
-            lines.append("  %s: %s" % (json.dumps(name), json.dumps(value)))
+            lines.append("  %s: %s" % (json.dumps(name), _json(value)))
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _json(value):
+    return json.dumps(value, allow_nan=False)
 
 
 def write_private(path, data):
     """Replace `path` atomically with `data` (str or bytes), readable by its owner only."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tinyctrl-", dir=folder)  # mkstemp creates it 0600
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".tinyctrl-", dir=folder)  # mkstemp creates it 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
+        tmp = None
     except OSError as e:
-        os.unlink(tmp)
         raise Failure("%s: cannot write it (%s)" % (path, e.strerror or e))
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    finally:
+        if tmp:
+            os.unlink(tmp)
 
 
 def save(path, raw):
@@ -89,7 +126,11 @@ def save(path, raw):
         device_config.validate(raw)
     except device_config.ConfigError as e:
         raise Failure("not written, the device would refuse it: " + "; ".join(e.problems))
-    write_private(path, dumps(raw))
+    try:
+        text = dumps(raw)
+    except ValueError as e:  # e.g. 1e999 from a seed file: JSON has no infinity
+        raise Failure("not written, a value is not valid JSON (%s)" % e)
+    write_private(path, text)
 
 
 def defaults():

@@ -3,7 +3,6 @@
 or follow the topic in readable form. Requests for protected pins carry a TOTP code or a
 signature made with the device's own code (tinyctrl.totp, tinyctrl.protocol.canonical)."""
 import json
-import os
 import queue
 import secrets
 import threading
@@ -13,7 +12,7 @@ import paho.mqtt.client as mqtt
 
 from tinyctrl import protocol, totp
 
-from . import Failure
+from . import Failure, configfile
 
 
 class Topic:
@@ -29,10 +28,14 @@ class Topic:
         if m["user"]:
             self.client.username_pw_set(m["user"], m["password"])
         if m["ssl"]:
-            ca = os.path.join(config_dir, m["ca_file"]) if m["ca_file"] else None
-            if ca and not os.path.isfile(ca):
-                raise Failure("%s: CA certificate not found (mqtt.ca_file)" % ca)
-            self.client.tls_set(ca_certs=ca)
+            ca = configfile.ca_path(m, config_dir)
+            problem = ca and configfile.ca_problem(ca)
+            if problem:
+                raise Failure(problem)
+            try:
+                self.client.tls_set(ca_certs=ca)
+            except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+                raise Failure("broker %s: cannot set up TLS (%s)" % (self.where, e))
             self.client.tls_insecure_set(bool(m.get("tls_insecure")))
         self._ready = threading.Event()
         self._refused = None

@@ -63,6 +63,8 @@ def read(text, name):
         tree = ast.parse(text, filename=name)
     except SyntaxError as e:
         raise Failure("%s:%s: syntax error: %s" % (name, e.lineno, e.msg))
+    except (ValueError, MemoryError, RecursionError) as e:  # a NUL byte, absurd nesting
+        raise Failure("%s: not a Python file (%s)" % (name, e))
     values = {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
@@ -73,7 +75,7 @@ def read(text, name):
                           "and is not run" % (name, node.lineno))
         try:
             values[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise Failure("%s:%d: %s is not a plain value (code is not run)"
                           % (name, node.lineno, node.targets[0].id))
     return values
@@ -101,21 +103,26 @@ def convert(seed, ca_file="ca.pem"):
         elif var == "gpio_pins_for_momentary_relay_switch":
             wait = seed.get("momentary_switch_default_wait_in_seconds", 2)
             if isinstance(value, dict):
-                cfg["gpio"]["momentary"] = dict((str(p), s) for p, s in sorted(value.items()))
+                cfg["gpio"]["momentary"] = dict((str(p), s) for p, s in _by_pin(value, var))
             else:
                 cfg["gpio"]["momentary"] = dict((str(p), wait) for p in _pins(value, var))
             carried.append("%s -> gpio.momentary (pin: seconds)" % var)
         elif var == "momentary_switch_default_wait_in_seconds":
             pass  # used above
         elif var == "gpio_pins_for_totp_enabled":
-            if not isinstance(value, dict):
+            lists = isinstance(value, dict) and all(
+                isinstance(k, (list, tuple)) for k in value.values())
+            if not lists:
                 raise Failure("%s: must be a dict pin -> list of keys" % var)
-            cfg["mfa"]["pins"] = dict((str(p), list(k)) for p, k in sorted(value.items()))
+            cfg["mfa"]["pins"] = dict((str(p), list(k)) for p, k in _by_pin(value, var))
             carried.append("%s -> mfa.pins" % var)
             if not value:
                 notes.append("mfa.pins {}: MFA off, as in the seed")
         elif var == "mqtt_client_id":
-            cid = value.decode() if isinstance(value, bytes) else value
+            try:
+                cid = value.decode() if isinstance(value, bytes) else value
+            except UnicodeDecodeError:
+                raise Failure("%s: not UTF-8 text" % var)
             mqtt["client_id"] = cid
             carried.append("%s -> mqtt.client_id (bytes to text)" % var)
         elif var == "wifi_max_retries":
@@ -130,7 +137,9 @@ def convert(seed, ca_file="ca.pem"):
             cfg["timezone"] = value
             carried.append("%s -> timezone" % var)
         elif var == "commands":
-            extra = sorted(set(value) - set(SEED_COMMANDS))
+            if not isinstance(value, (list, tuple, set, frozenset)):
+                raise Failure("commands: must be a list of command names")
+            extra = sorted(set(str(c) for c in value) - set(SEED_COMMANDS))
             if not extra:
                 carried.append("commands: all available")
             else:
@@ -165,7 +174,18 @@ def _name(section, key):
     return section + "." + key if section else key
 
 
+def _is_pin(p):
+    return isinstance(p, int) and not isinstance(p, bool)
+
+
 def _pins(value, var):
-    if not isinstance(value, (set, list, tuple, frozenset)):
+    if not isinstance(value, (set, list, tuple, frozenset)) or not all(map(_is_pin, value)):
         raise Failure("%s: must be a set of pin numbers, e.g. {16, 17}" % var)
     return sorted(value)
+
+
+def _by_pin(value, var):
+    """A seed dict's (pin, value) pairs in pin order."""
+    if not all(map(_is_pin, value)):
+        raise Failure("%s: its keys must be pin numbers, e.g. {16: ...}" % var)
+    return sorted(value.items())
