@@ -161,45 +161,102 @@ def _output_pin(cfg, pin):
         raise Failure("%s%d is not a relay or momentary pin in this config" % (g["prefix"], pin))
 
 
-def _show_key(key, account, args):
-    uri = keys.otpauth_uri(key, account)
+def _show_key(uri, args):
     _out("Scan this with Google Authenticator (or any TOTP app):")
     keys.qr_terminal(uri, sys.stdout)
     _out(uri if args.show else keys.redacted(uri))
+
+
+def _write_png(uri, args):
     if args.png:
         keys.qr_png(uri, args.png, configfile.write_private)
         _out("QR code written to %s (mode 0600)" % args.png)
+
+
+def _account(args, cfg):
+    return "%s %s%d" % (args.name or cfg["mqtt"]["topic"], cfg["gpio"]["prefix"], args.pin)
 
 
 def cmd_key_new(args):
     raw, cfg = configfile.load(args.config)
     _output_pin(cfg, args.pin)
     key = keys.new_totp_key()
-    pins = raw.setdefault("mfa", {}).setdefault("pins", {})
-    pins.setdefault(str(args.pin), []).append(key)
-    configfile.save(args.config, raw)
+    uri = keys.otpauth_uri(key, _account(args, cfg))
+    had = len(_pin_keys(raw, args.pin))
+    _pin_entry(raw, args.pin).append(key)
+    # The PNG first: a key that lands in config.json but was never shown would open the pin.
+    _write_png(uri, args)
+    try:
+        configfile.save(args.config, raw)
+    except Failure:
+        if args.png:
+            os.unlink(args.png)
+        raise
     prefix = cfg["gpio"]["prefix"]
     _out("added a new 160-bit key for %s%d to %s" % (prefix, args.pin, args.config))
-    _show_key(key, "%s %s%d" % (args.name or cfg["mqtt"]["topic"], prefix, args.pin), args)
+    if had:
+        _out("%s%d already has %d key(s); each one opens it (tinyctrl key list, key remove)"
+             % (prefix, args.pin, had))
+    _show_key(uri, args)
     _out("copy %s to the board (tinyctrl provision) for the key to take effect" % args.config)
     return 0
 
 
-def _pin_keys(raw, pin):
-    for p, ks in raw.get("mfa", {}).get("pins", {}).items():
+def _pin_name(raw, pin):
+    """The key under which mfa.pins lists `pin` in the file ("18", or however it was written)."""
+    for p in raw.get("mfa", {}).get("pins", {}):
         if int(p) == pin:
-            return ks
-    return []
+            return p
+    return str(pin)
+
+
+def _pin_keys(raw, pin):
+    return raw.get("mfa", {}).get("pins", {}).get(_pin_name(raw, pin), [])
+
+
+def _pin_entry(raw, pin):
+    pins = raw.setdefault("mfa", {}).setdefault("pins", {})
+    return pins.setdefault(_pin_name(raw, pin), [])
+
+
+def _key_index(raw, args):
+    ks = _pin_keys(raw, args.pin)
+    if not 1 <= args.index <= len(ks):
+        raise Failure("GP%d has %d key(s) in %s" % (args.pin, len(ks), args.config))
+    return args.index - 1
 
 
 def cmd_key_show(args):
     raw, cfg = configfile.load(args.config)
-    ks = _pin_keys(raw, args.pin)
-    if not 1 <= args.index <= len(ks):
-        raise Failure("GP%d has %d key(s) in %s" % (args.pin, len(ks), args.config))
+    uri = keys.otpauth_uri(_pin_keys(raw, args.pin)[_key_index(raw, args)], _account(args, cfg))
+    _write_png(uri, args)
+    _show_key(uri, args)
+    return 0
+
+
+def cmd_key_list(args):
+    raw, cfg = configfile.load(args.config)
+    pins = sorted(cfg["mfa"]["pins"])
+    if not pins:
+        raise Failure("no TOTP key for any pin in %s" % args.config)
+    for p in pins:
+        for i in range(1, len(_pin_keys(raw, p)) + 1):
+            _out("%s%d key %d" % (cfg["gpio"]["prefix"], p, i))
+    return 0
+
+
+def cmd_key_remove(args):
+    raw, cfg = configfile.load(args.config)
+    i = _key_index(raw, args)
+    ks = _pin_entry(raw, args.pin)
+    del ks[i]
+    if not ks:  # the validator wants a non-empty list: no list, no protection
+        del raw["mfa"]["pins"][_pin_name(raw, args.pin)]
+    configfile.save(args.config, raw)
     prefix = cfg["gpio"]["prefix"]
-    _show_key(ks[args.index - 1], "%s %s%d" % (args.name or cfg["mqtt"]["topic"], prefix,
-                                               args.pin), args)
+    _out("removed key %d of %s%d from %s%s" % (args.index, prefix, args.pin, args.config,
+                                               "" if ks else "; the pin is open now"))
+    _out("copy %s to the board (tinyctrl provision) for it to take effect" % args.config)
     return 0
 
 
@@ -419,6 +476,14 @@ def parser():
         if name == "show":
             k.add_argument("--index", type=int, default=1, help="which of the pin's keys")
         k.set_defaults(func=func)
+    ls = ksub.add_parser("list", help="list the pins' keys (never the secrets)")
+    ls.add_argument("--config", default=DEFAULT_CONFIG)
+    ls.set_defaults(func=cmd_key_list)
+    rm = ksub.add_parser("remove", help="remove one of a pin's keys")
+    rm.add_argument("--pin", type=int, required=True)
+    rm.add_argument("--index", type=int, required=True, help="which key (see key list)")
+    rm.add_argument("--config", default=DEFAULT_CONFIG)
+    rm.set_defaults(func=cmd_key_remove)
     code = ksub.add_parser("code", help="print the current code")
     code.add_argument("--pin", type=int)
     code.add_argument("--config", default=DEFAULT_CONFIG)

@@ -343,3 +343,34 @@ def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
     assert raw["gpio"]["momentary"] == {"18": 5} and raw["mqtt"]["topic"] == "home/g"
     assert b"wrote" in transcript and b"HomeWifi" in transcript  # answers echo, passwords not
     assert b"wifi-secret-pw" not in transcript and b"broker-secret-pw" not in transcript
+
+
+def test_key_new_does_all_or_nothing(config, tmp_path):
+    before = config.read_bytes()
+    done = run("key", "new", "--pin", "18", "--config", config, "--png", tmp_path / "no" / "k.png")
+    assert "cannot write" in one_line_error(done)
+    assert config.read_bytes() == before  # no key that nobody scanned
+    (tmp_path / "k.png").mkdir()  # the PNG's name taken by a folder
+    one_line_error(run("key", "new", "--pin", "18", "--config", config, "--png",
+                       tmp_path / "k.png"))
+    assert config.read_bytes() == before
+
+
+def test_key_new_list_and_remove(config):
+    assert run("key", "new", "--pin", "18", "--config", config).returncode == 0
+    done = run("key", "new", "--pin", "18", "--config", config)
+    assert done.returncode == 0 and "GP18 already has 1 key" in done.stdout
+    first, second = load(config)["mfa"]["pins"]["18"]
+    done = run("key", "list", "--config", config)
+    assert done.returncode == 0, done.stderr
+    assert "GP18 key 1" in done.stdout and "GP18 key 2" in done.stdout
+    assert first not in done.stdout and second not in done.stdout
+    done = run("key", "remove", "--pin", "18", "--index", "1", "--config", config)
+    assert done.returncode == 0, done.stderr
+    assert load(config)["mfa"]["pins"]["18"] == [second] and mode(config) == 0o600
+    assert run("key", "remove", "--pin", "18", "--index", "1", "--config", config).returncode == 0
+    assert "18" not in load(config)["mfa"]["pins"]
+    device_config.validate(load(config))
+    assert "no TOTP key" in one_line_error(run("key", "list", "--config", config))
+    assert "has 0 key" in one_line_error(run("key", "remove", "--pin", "18", "--index", "1",
+                                             "--config", config))
