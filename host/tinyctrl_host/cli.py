@@ -128,6 +128,10 @@ def cmd_config_init(args):
 
 def cmd_config_check(args):
     raw, cfg, found = configfile.problems(args.file)
+    ca = cfg and configfile.ca_path(cfg["mqtt"], os.path.dirname(os.path.abspath(args.file)))
+    problem = ca and configfile.ca_problem(ca)
+    if problem:  # the board would stop at "cannot start"
+        found = [problem]
     if not found:
         _out("%s: valid" % args.file)
         return 0

@@ -187,7 +187,11 @@ def _check(kind, v, where, problems):
             problems.append("%s: must be a list of pin numbers" % where)
             return []
         pins = [_pin(p, where, problems) for p in v]
-        return sorted(set(p for p in pins if p is not None))
+        out = sorted(set(p for p in pins if p is not None))
+        for p in out:
+            if pins.count(p) > 1:
+                problems.append("%s: GP%d is listed twice" % (where, p))
+        return out
     if kind == "momentary":
         if isinstance(v, list):  # seed style: pins only, 2 s each
             v = dict((str(p), 2) for p in v)
@@ -199,6 +203,8 @@ def _check(kind, v, where, problems):
             p = _pin(k, where, problems)
             if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
                 problems.append("%s.%s: wait must be a number of seconds from 0 to 3600" % (where, shown(k)))
+            elif p in out:
+                problems.append("%s: GP%d is listed twice" % (where, p))
             elif p is not None:
                 out[p] = secs
         return out

@@ -374,3 +374,33 @@ def test_key_new_list_and_remove(config):
     assert "no TOTP key" in one_line_error(run("key", "list", "--config", config))
     assert "has 0 key" in one_line_error(run("key", "remove", "--pin", "18", "--index", "1",
                                              "--config", config))
+
+
+def self_signed(path):
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=tinyctrl-test", "-keyout", str(path) + ".key", "-out",
+                    str(path)], check=True, capture_output=True)
+
+
+def test_config_check_refuses_what_the_board_would(tmp_path):
+    path = tmp_path / "config.json"
+    assert run("config", "init", path, *INIT, "--ca-file", "ca.pem").returncode == 0
+    done = run("config", "check", path)
+    assert done.returncode == 1 and "mqtt.ca_file: " in done.stderr
+    assert str(tmp_path / "ca.pem") + " not found" in done.stderr
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    done = run("config", "check", path)
+    assert done.returncode == 1 and "is not a PEM certificate" in done.stderr
+    self_signed(tmp_path / "ca.pem")
+    done = run("config", "check", path)
+    assert done.returncode == 0, done.stderr
+    # beside the config file, as the board reads it, whatever folder the command runs in
+    done = run("config", "check", path, cwd="/")
+    assert done.returncode == 0, done.stderr
+    raw = load(path)
+    raw["gpio"]["relay"] = [16, 16]
+    path.write_text(json.dumps(raw))
+    done = run("config", "check", path)
+    assert done.returncode == 1 and "gpio.relay: GP16 is listed twice" in done.stderr

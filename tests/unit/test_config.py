@@ -256,3 +256,11 @@ def test_a_cross_field_rule_never_reads_a_field_that_failed_its_own_check():
     raw = full()
     raw["homeassistant"]["prefix"] = 5
     assert problems(raw) == ["homeassistant.prefix: must be a string"]
+
+
+def test_a_pin_twice_in_one_list_is_refused():
+    assert problems(minimal(gpio={"relay": [16, 16]})) == ["gpio.relay: GP16 is listed twice"]
+    assert problems(minimal(gpio={"relay": [16], "contact": [0, "0"]})) == [
+        "gpio.contact: GP0 is listed twice"]
+    assert problems(minimal(gpio={"momentary": {"18": 2, "018": 3}})) == [
+        "gpio.momentary: GP18 is listed twice"]
