@@ -5,7 +5,7 @@
 # $(MQTT_AS_DIR) is set by the board (mpconfigboard.cmake) to the pinned micropython-mqtt.
 metadata(
     description="MQTT relay and contact controller for the Raspberry Pi Pico W",
-    version="0.7.0",  # = tinyctrl.__version__ (tests/unit/test_version.py)
+    version="1.1.0",  # = tinyctrl.__version__ (tests/unit/test_version.py)
     license="MIT",
 )
 

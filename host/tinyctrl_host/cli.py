@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from tinyctrl import __version__
+
 from . import Failure, board, configfile, keys, mqttio, seedimport
 
 DEFAULT_CONFIG = "config.json"
@@ -428,6 +430,7 @@ def cmd_flash(args):
 def parser():
     p = argparse.ArgumentParser(prog="tinyctrl",
                                 description="Set up and talk to tinyctrl devices.")
+    p.add_argument("--version", action="version", version="tinyctrl " + __version__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cfg = sub.add_parser("config", help="write, check or import config.json")

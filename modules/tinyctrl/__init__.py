@@ -2,7 +2,7 @@
 # tinyctrl: MQTT relay/contact controller for the Raspberry Pi Pico W.
 import sys
 
-__version__ = "0.7.0"
+__version__ = "1.1.0"
 
 
 def log(*args):

@@ -9,6 +9,8 @@ import sys
 
 from deps import ROOT
 
+import tinyctrl
+
 
 def test_pip_install_gives_the_command_and_the_device_package(tmp_path):
     src = tmp_path / "src"
@@ -37,3 +39,8 @@ def test_pip_install_gives_the_command_and_the_device_package(tmp_path):
                             "print(tinyctrl.config.__file__)"], capture_output=True, text=True,
                            env=env, cwd=tmp_path, check=True).stdout
     assert where.startswith(str(target))
+    version = subprocess.run([str(target / "bin" / "tinyctrl"), "--version"], capture_output=True,
+                             text=True, env=env, timeout=60, cwd=tmp_path, check=True).stdout
+    assert version.strip() == "tinyctrl " + tinyctrl.__version__
+    meta = list(target.glob("tinyctrl-*.dist-info"))
+    assert [m.name for m in meta] == ["tinyctrl-%s.dist-info" % tinyctrl.__version__]

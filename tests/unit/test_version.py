@@ -25,3 +25,23 @@ def test_manifest_version_is_the_package_version():
 def test_version_is_dotted_numbers():
     parts = tinyctrl.__version__.split(".")
     assert len(parts) == 3 and all(p.isdigit() for p in parts), tinyctrl.__version__
+
+
+def test_what_ships_together_has_one_version():
+    """The host tool's package takes its version from tinyctrl.__version__ (pyproject.toml's
+    dynamic version), and the phone panel states the same one."""
+    import json
+
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "tinyctrl.__version__"}
+    with open(os.path.join(ROOT, "panel", "package.json")) as f:
+        assert json.load(f)["version"] == tinyctrl.__version__
+    with open(os.path.join(ROOT, "panel", "package-lock.json")) as f:
+        lock = json.load(f)
+    assert lock["version"] == lock["packages"][""]["version"] == tinyctrl.__version__
