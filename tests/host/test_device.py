@@ -213,7 +213,7 @@ def test_a_broker_that_refuses_or_is_not_there(tmp_path):
     raw = json.loads(path.read_text())
     raw["mqtt"].update(ssl=True, ca_file="ca.pem")
     path.write_text(json.dumps(raw))
-    assert "CA certificate not found" in one_line_error(run("provision", path, "--no-wait"))
+    assert "ca.pem not found" in one_line_error(run("provision", path, "--no-wait"))
     raw["mqtt"].update(ssl=False, ca_file="")
     path.write_text(json.dumps(raw))
     with Mosquitto(extra_conf="allow_anonymous false\n") as broker:
