@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from tinyctrl import __version__
+from tinyctrl import __version__, auth
 
 from . import Failure, board, configfile, keys, mqttio, seedimport
 
@@ -298,7 +298,8 @@ def cmd_send(args):
     req, obj = mqttio.parse_request(cfg, _request_text(args, cfg))
     topic = mqttio.Topic(cfg, os.path.dirname(os.path.abspath(args.config)))
     try:
-        obj = mqttio.authorise(cfg, req, obj, cfg["mqtt"]["topic"], args.code, args.key_file)
+        obj = mqttio.authorise(cfg, req, obj, cfg["mqtt"]["topic"], args.code, args.key_file,
+                               wait=_wait_for_next_code)
         topic.publish(json.dumps(obj))
         deadline = time.monotonic() + args.timeout
         device = cfg["name"]  # "FROM" names the device, never its client id
@@ -310,25 +311,61 @@ def cmd_send(args):
             done, refused = mqttio.answer(payload, req, device, cfg["gpio"]["prefix"])
             if done:
                 _out(mqttio.describe(payload, cfg["gpio"]["prefix"]))
-                if req.pins and not payload.startswith(b"Error:"):
+                reason = payload if payload.startswith(b"Error:") else None
+                if req.pins and not reason:
                     # A refusal publishes the true state and then the reason, in one go: a
                     # state that looks right may still come with an error (pin already there).
-                    refused = _print_reason(topic, 3 if refused else ERROR_GRACE_S) or refused
-                return 1 if refused else 0
+                    reason = _print_reason(topic, 3 if refused else ERROR_GRACE_S)
+                if reason and reason.startswith(auth.DENIED.encode()):
+                    _explain_denial(topic, obj, args, cfg, reason)
+                return 1 if refused or reason else 0
     finally:
         topic.close()
 
 
 def _print_reason(topic, wait_s):
-    """Print the device's next error line within `wait_s` seconds; True if there was one."""
+    """Print the device's next error line within `wait_s` seconds; that line, or None."""
     deadline = time.monotonic() + wait_s
     while True:
         payload = topic.next(deadline)
         if payload is None:
-            return False
+            return None
         if payload.startswith(b"Error:"):
             _out(mqttio.describe(payload))
-            return True
+            return payload
+
+
+def _wait_for_next_code(seconds):
+    sys.stderr.write("this PC sent the current code already and the device takes each code "
+                     "once: waiting %d s for the next code\n" % seconds)
+    sys.stderr.flush()
+    time.sleep(seconds)
+
+
+def _explain_denial(topic, obj, args, cfg, line):
+    """The device words every refusal of a code or signature the same (so a guesser learns
+    nothing); say what this PC can tell about this one."""
+    if b"locked for" in line:
+        return  # the device says it
+    topic.publish(json.dumps({"CMD": "stats"}))
+    deadline = time.monotonic() + 5
+    stats = topic.next(deadline)
+    while stats is not None and not stats.startswith(b"Uptime="):
+        stats = topic.next(deadline)
+    if stats and b"Rtc=not synced" in stats:
+        why = ("the device's clock is not set yet (stats: Rtc=not synced), and until NTP answers "
+               "it refuses every code and signature; try: tinyctrl send %s --cmd ntp"
+               % args.config)
+    elif "SIG" in obj:
+        why = ("the signature was refused: this PC's clock more than %d s (sign.window_s) from "
+               "the device's, or a signing key the board does not have (tinyctrl provision)"
+               % cfg["sign"]["window_s"])
+    elif args.code is not None:
+        why = "the code was refused: a wrong code, or one already used (each code works once)"
+    else:
+        why = ("the current code of the key in %s was refused: another client used it first, "
+               "the board has other keys (tinyctrl provision), or a clock is off" % args.config)
+    _out("  " + why + "; each refusal counts toward a lockout")
 
 
 def cmd_watch(args):

@@ -2,6 +2,9 @@
 """TOTP keys for authenticator apps, signing keys for programs, and the QR codes that enrol them.
 Codes come from the device's own TOTP code (tinyctrl.totp)."""
 import base64
+import hashlib
+import json
+import os
 import secrets
 import time
 from urllib.parse import quote
@@ -57,6 +60,45 @@ def current_code(key, at=None):
     except ValueError:
         raise Failure("the key is not Base32")
     return totp.hotp(raw, totp.counter_at(time.time() if at is None else at))
+
+
+def _steps_file():
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "tinyctrl", "totp-steps.json")
+
+
+def _key_id(raw):
+    """Names a key (decoded, as the validated config holds it) in the steps file without giving
+    it away."""
+    return hashlib.sha256(b"tinyctrl totp step " + raw).hexdigest()[:16]
+
+
+def _sent_steps():
+    try:
+        with open(_steps_file()) as f:
+            steps = json.load(f)
+        return steps if isinstance(steps, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def last_sent_step(raw):
+    """The last TOTP time step this PC sent a code of `key` for, or None. The device takes each
+    code once: a second request in the same step would be refused and count toward a lockout."""
+    step = _sent_steps().get(_key_id(raw))
+    return step if isinstance(step, int) else None
+
+
+def remember_sent_step(raw, step, write):
+    """Note that a code of key `raw`'s time step `step` was sent, through `write(path, text)`; a
+    note that cannot be written only costs a refusal later, so that is not an error."""
+    steps = _sent_steps()
+    steps[_key_id(raw)] = step
+    try:
+        os.makedirs(os.path.dirname(_steps_file()), mode=0o700, exist_ok=True)
+        write(_steps_file(), json.dumps(steps))
+    except (OSError, Failure):
+        pass
 
 
 def seconds_left(at=None):

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 
 from tinyctrl import protocol, totp
 
-from . import Failure, configfile
+from . import Failure, configfile, keys
 
 
 class Topic:
@@ -95,10 +95,11 @@ def parse_request(cfg, text):
     return req, json.loads(text)
 
 
-def authorise(cfg, req, obj, topic, code=None, key_file=None, now=None):
+def authorise(cfg, req, obj, topic, code=None, key_file=None, now=None, wait=None):
     """Add what the device needs for the protected pins in `req` to `obj`: the given `code`, a
     signature when the pins are signed ones and a signing key is at hand (a key file, else
-    sign.keys), or else the current TOTP code from the key mfa.pins gives them."""
+    sign.keys), or else the current TOTP code from the key mfa.pins gives them. If this PC has
+    sent that key's current code already, `wait(seconds)` is called first, for the next one."""
     now = int(time.time() if now is None else now)
     sign, mfa = cfg["sign"], cfg["mfa"]
     need = [p for p in req.pins if p in mfa["pins"] or p in sign["pins"]]
@@ -111,12 +112,20 @@ def authorise(cfg, req, obj, topic, code=None, key_file=None, now=None):
         msg = protocol.canonical(topic, now, req.pins, cfg["gpio"]["prefix"]).encode()
         obj.update(TS=now, SIG=totp.hmac_sha256(signer.encode(), msg).hex())
         return obj
-    keys = [k for k in mfa["pins"].get(need[0], ())
-            if all(k in mfa["pins"].get(p, ()) for p in need)]
-    if not keys:
+    shared = [k for k in mfa["pins"].get(need[0], ())
+              if all(k in mfa["pins"].get(p, ()) for p in need)]
+    if not shared:
         raise Failure("no one key unlocks %s: send them one at a time" % ", ".join(
             "%s%d" % (cfg["gpio"]["prefix"], p) for p in need))
-    obj[mfa["keyname"]] = totp.hotp(keys[0], totp.counter_at(now))
+    key = shared[0]
+    step = totp.counter_at(now)
+    sent = keys.last_sent_step(key)
+    if sent is not None and step <= sent <= step + 1:
+        left = (sent + 1) * totp.STEP_S - now
+        (wait or time.sleep)(left)
+        step = sent + 1
+    obj[mfa["keyname"]] = totp.hotp(key, step)
+    keys.remember_sent_step(key, step, configfile.write_private)
     return obj
 
 

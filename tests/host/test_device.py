@@ -89,6 +89,34 @@ def test_send_exits_non_zero_when_the_device_refuses(rig):
     assert "GP3 is a contact switch" in one_line_error(done)
 
 
+def test_send_twice_on_a_totp_pin_waits_for_the_next_code(rig, tmp_path, monkeypatch):
+    """Each code opens the pin once: a second send in the same 30 s step waits for the next
+    code instead of sending a used one (a refusal that counts toward the lockout)."""
+    sim, _, config = rig
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where the tool notes the steps sent
+    time.sleep(-time.time() % 30 + 0.5)
+    done = run("send", config, "--pin", TOTP_PIN, "--on")
+    assert done.returncode == 0, done.stdout + done.stderr
+    sim.wait_pin(TOTP_PIN, 1)
+    settle()
+    started = time.time()
+    done = run("send", config, "--pin", TOTP_PIN, "--off", "--timeout", "60")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "waiting" in done.stderr and "next code" in done.stderr
+    assert "GP17=0" in done.stdout and time.time() - started > 20
+    sim.wait_pin(TOTP_PIN, 0)
+
+
+def test_a_refused_code_comes_with_what_the_tool_can_tell(rig):
+    _, _, config = rig
+    settle()
+    valid = [totp_now(KEY, offset_steps=s) for s in range(-7, 3)]
+    wrong = next(c for c in range(223456, 223500) if c not in valid)
+    done = run("send", config, "--pin", TOTP_PIN, "--off", "--code", wrong)
+    assert done.returncode == 1
+    assert "wrong code, or one already used" in done.stdout, done.stdout
+
+
 def test_send_signs_a_request_for_a_signed_pin(rig, tmp_path):
     sim, _, config = rig
     seen = len(sim.outputs)
