@@ -2,14 +2,30 @@
 """The board itself: copy the firmware to a Pico W in BOOTSEL mode (its RPI-RP2 drive), and copy
 config.json (and the CA certificate) onto it with the real mpremote, then reset it."""
 import os
+import struct
 import subprocess
 import sys
+import threading
 
 from . import Failure
 
-UF2_MAGIC = b"UF2\n"  # first word of every 512-byte UF2 block
+# A UF2 block (github.com/microsoft/uf2): 512 bytes, a 32-byte header of little-endian words
+# (two start magics, flags, address, payload size, block number, block count, family id) and
+# an end magic in its last word.
 UF2_BLOCK = 512
+UF2_HEADER = struct.Struct("<8I")
+UF2_MAGIC = (0x0A324655, 0x9E5D5157)
+UF2_END = 0x0AB16F30
+UF2_FAMILY_FLAG = 0x2000
+RP2040 = 0xE48BFF56  # the only family the Pico W's boot ROM writes to flash
+FAMILIES = {  # for the message when the image is for another chip
+    0xE48BFF57: "RP2350 (absolute)", 0xE48BFF59: "RP2350 (Arm)", 0xE48BFF5A: "RP2350 (RISC-V)",
+    0x1C5F21B0: "ESP32", 0xBFDD4EEE: "ESP32-S2", 0xC47E5767: "ESP32-S3",
+    0xD42BA06C: "ESP32-C3", 0x68ED2B88: "SAMD21", 0x55114460: "SAMD51",
+    0xADA52840: "nRF52840", 0x57755A57: "STM32F4",
+}
 BOARD_ID = "Board-ID: RPI-RP2"
+MPREMOTE_TIMEOUT_S = 30  # copying config.json and a CA certificate takes a few seconds
 
 
 def is_bootsel_drive(folder):
@@ -34,17 +50,42 @@ def find_drive():
 
 
 def check_uf2(path):
+    """The file's size after checking every block, as the boot ROM would read them: magic
+    words, the RP2040 family, numbered 0 to n-1 of n. The ROM skips blocks it cannot use, so a
+    wrong image is 'copied' and the board keeps its old firmware, or half of a new one."""
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
-            head = f.read(4)
+            data = f.read()
     except FileNotFoundError:
         raise Failure("%s: no such file" % path)
     except OSError as e:
         raise Failure("%s: cannot read it (%s)" % (path, e.strerror or e))
-    if head != UF2_MAGIC or size == 0 or size % UF2_BLOCK:
+    if not data or len(data) % UF2_BLOCK or not _magic(data, 0):
         raise Failure("%s: not a UF2 firmware file" % path)
+    count = len(data) // UF2_BLOCK
+    for i in range(count):
+        _, _, flags, _, _, number, total, family = UF2_HEADER.unpack_from(data, i * UF2_BLOCK)
+        if not _magic(data, i * UF2_BLOCK):
+            raise Failure("%s: block %d is damaged (no UF2 magic)" % (path, i))
+        if not flags & UF2_FAMILY_FLAG:
+            raise Failure("%s: not a UF2 firmware file (no family id, so not for the RP2040)"
+                          % path)
+        if family != RP2040:
+            raise Failure("%s: a UF2 image for %s (family 0x%08x), not the Pico W's RP2040"
+                          % (path, FAMILIES.get(family, "another chip"), family))
+        if total != count:
+            raise Failure("%s: %d of its %d blocks are there; the file is cut short or joined "
+                          "with another" % (path, count, total))
+        if number != i:
+            raise Failure("%s: block %d says it is block %d; the file is damaged"
+                          % (path, i, number))
     return size
+
+
+def _magic(data, at):
+    end = struct.unpack_from("<I", data, at + UF2_BLOCK - 4)[0]
+    return UF2_HEADER.unpack_from(data, at)[:2] == UF2_MAGIC and end == UF2_END
 
 
 def flash(uf2, drive=None, progress=None):
@@ -83,20 +124,37 @@ def flash(uf2, drive=None, progress=None):
     return target
 
 
-def mpremote(port, *commands, timeout=120):
-    """Run the real mpremote on `port` (None: the first board it finds); its output lines."""
+def mpremote(port, *commands, timeout=MPREMOTE_TIMEOUT_S, show=None):
+    """Run the real mpremote on `port` (None: the first board it finds); its output lines,
+    each also given to `show` as it comes."""
     argv = [sys.executable, "-m", "mpremote", "connect", port or "auto"]
     for i, command in enumerate(commands):
         argv += (["+"] if i else []) + list(command)
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+    except OSError as e:
+        raise Failure("mpremote: cannot run it (%s)" % (e.strerror or e))
+    expired = []
+    timer = threading.Timer(timeout, lambda: expired.append(proc.kill()))
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if show:
+                show(lines[-1])
+        returncode = proc.wait()
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.stdout.close()
+    if expired:
         raise Failure("board%s did not answer within %d s (is it running? a program that blocks "
                       "the REPL?)" % (" at " + port if port else "", timeout))
-    out = (done.stdout + done.stderr).strip()
-    if done.returncode:
-        last = out.splitlines()[-1] if out else "mpremote exited with %d" % done.returncode
+    out = "\n".join(lines).strip()
+    if returncode:
+        last = out.splitlines()[-1] if out else "mpremote exited with %d" % returncode
         if "no device found" in out:
             raise Failure("no board found: plug the Pico W in (not in BOOTSEL mode) or give "
                           "--port")
@@ -106,7 +164,7 @@ def mpremote(port, *commands, timeout=120):
     return out
 
 
-def copy_config(port, config_path, ca=None):
+def copy_config(port, config_path, ca=None, show=None):
     """Copy config.json (and the CA certificate under the name config.json gives it), then reset
     the board (machine.reset): it starts as after power-on and reads the new file. (mpremote's
     soft-reset would leave it in the raw REPL, where main.py does not run.)"""
@@ -114,4 +172,4 @@ def copy_config(port, config_path, ca=None):
     if ca:
         commands.append(("cp", ca[0], ":" + ca[1]))
     commands.append(("reset",))
-    return mpremote(port, *commands)
+    return mpremote(port, *commands, show=show)

@@ -414,7 +414,7 @@ def cmd_provision(args):
     try:
         _out("copying %s%s to the board and resetting it (mpremote)..."
              % (args.config, " and " + ca[1] if ca else ""))
-        board.copy_config(args.port, args.config, ca)
+        board.copy_config(args.port, args.config, ca, show=lambda line: _out("  " + line))
         _out("board reset")
         if watcher:
             return _wait_online(watcher, cfg, args.timeout)

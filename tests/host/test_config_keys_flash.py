@@ -256,16 +256,22 @@ def bootsel_drive(tmp_path):
     return drive
 
 
-def uf2_file(tmp_path, blocks=300):
+RP2040 = 0xE48BFF56
+
+
+def uf2_blocks(blocks=300, family=RP2040):
+    """A UF2 image as the RP2040 build writes it: 256 bytes of flash per 512-byte block."""
     data = bytearray()
     for i in range(blocks):
-        block = bytearray(512)
-        block[0:4] = b"UF2\n"
-        block[4:8] = (0x9E5D5157).to_bytes(4, "little")
-        block[8:12] = i.to_bytes(4, "little")
-        data += block
-    path = tmp_path / "firmware.uf2"
-    path.write_bytes(bytes(data))
+        header = [0x0A324655, 0x9E5D5157, 0x2000, 0x10000000 + 256 * i, 256, i, blocks, family]
+        block = b"".join(v.to_bytes(4, "little") for v in header) + bytes(476)
+        data += block + (0x0AB16F30).to_bytes(4, "little")
+    return data
+
+
+def uf2_file(tmp_path, blocks=300, family=RP2040, name="firmware.uf2"):
+    path = tmp_path / name
+    path.write_bytes(bytes(uf2_blocks(blocks, family)))
     return path
 
 
@@ -404,3 +410,39 @@ def test_config_check_refuses_what_the_board_would(tmp_path):
     path.write_text(json.dumps(raw))
     done = run("config", "check", path)
     assert done.returncode == 1 and "gpio.relay: GP16 is listed twice" in done.stderr
+
+
+def test_flash_refuses_an_image_for_another_chip_or_a_damaged_one(tmp_path):
+    drive = bootsel_drive(tmp_path)
+    esp = uf2_file(tmp_path, family=0xBFDD4EEE, name="esp32s2.uf2")
+    line = one_line_error(run("flash", esp, "--drive", drive))
+    assert "ESP32-S2" in line and "RP2040" in line
+    line = one_line_error(run("flash", uf2_file(tmp_path, family=0xE48BFF59, name="rp2350.uf2"),
+                              "--drive", drive))
+    assert "RP2350" in line
+    magic = tmp_path / "magic.uf2"  # one block of magic words and nothing else
+    magic.write_bytes(b"UF2\n" + (0x9E5D5157).to_bytes(4, "little") + bytes(504))
+    assert "not a UF2" in one_line_error(run("flash", magic, "--drive", drive))
+    good = uf2_blocks(10)
+    cut = tmp_path / "cut.uf2"  # the last blocks missing
+    cut.write_bytes(bytes(good[:512 * 8]))
+    assert "8 of its 10 blocks" in one_line_error(run("flash", cut, "--drive", drive))
+    damaged = tmp_path / "damaged.uf2"
+    damaged.write_bytes(bytes(good[:512 * 4] + bytes(512) + good[512 * 5:]))
+    assert "block 4 is damaged" in one_line_error(run("flash", damaged, "--drive", drive))
+    assert sorted(p.name for p in drive.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT"]
+
+
+def test_provision_on_a_port_that_never_answers(config):
+    import time
+
+    master, slave = os.openpty()  # a serial port that takes the bytes and never answers
+    try:
+        started = time.monotonic()
+        done = run("provision", config, "--port", os.ttyname(slave), "--no-wait", timeout=60)
+        assert "did not answer within" in one_line_error(done)
+        assert time.monotonic() - started < 45
+        assert "mpremote" in done.stdout
+    finally:
+        os.close(master)
+        os.close(slave)
