@@ -40,19 +40,68 @@ def _progress(what):
 
 # --- config -------------------------------------------------------------------------------------
 
-def _ask(args, name, prompt, secret=False, required=True):
-    value = getattr(args, name)
-    if value is not None:
-        return value
-    if not sys.stdin.isatty():
+def _ask(args, name, prompt, secret=False, required=True, check=None, default=None):
+    """The flag's value, else the answer to `prompt` in a terminal. `check(text)` returns the
+    value to use or raises Failure: a flag then fails, an answer is asked again."""
+    flag = "--" + name.replace("_", "-")
+    value = getattr(args, name, None)
+    if value is None and not sys.stdin.isatty():
         if required:
-            raise Failure("give --%s (or run this in a terminal to be asked)"
-                          % name.replace("_", "-"))
-        return ""
-    value = (getpass.getpass if secret else input)(prompt)
-    if required and not value.strip():
-        raise Failure("%s is required" % name.replace("_", " "))
-    return value.strip() if not secret else value
+            raise Failure("give %s (or run this in a terminal to be asked)" % flag)
+        value = default if default is not None else ""
+    if value is not None:
+        try:
+            return check(value) if check else value
+        except Failure as e:
+            raise Failure("%s: %s" % (flag, e))
+    while True:
+        value = (getpass.getpass if secret else input)(prompt)
+        value = value if secret else value.strip()
+        if not value and default is not None:
+            value = default
+        if required and not value:
+            print("  an answer is needed", file=sys.stderr)
+            continue
+        try:
+            return check(value) if check else value
+        except Failure as e:
+            print("  %s" % e, file=sys.stderr)
+
+
+def _yes(prompt, default):
+    while True:
+        answer = input("%s [%s]: " % (prompt, "Y/n" if default else "y/N")).strip().lower()
+        if not answer:
+            return default
+        if answer in ("y", "yes", "n", "no"):
+            return answer.startswith("y")
+        print("  answer y or n", file=sys.stderr)
+
+
+def _device_rule(section, key):
+    """A check for `_ask` that applies the device's own rule for section.key."""
+    def check(value):
+        problem = configfile.value_problem(section, key, value)
+        if problem:
+            raise Failure(problem)
+        return value
+    return check
+
+
+def _server(text):
+    """The broker's host name: a URL or HOST:PORT would reach no broker on the board."""
+    host = text.strip()
+    if "://" in host or (host.count(":") == 1) or "/" in host or " " in host:
+        raise Failure("%r is a URL or HOST:PORT; give the host name only, e.g. "
+                      "broker.example (the port and TLS are asked for or given apart: --port, "
+                      "--tls)" % text)
+    return _device_rule("mqtt", "server")(host)
+
+
+def _port(text):
+    if isinstance(text, int) or text.isdigit():
+        return _device_rule("mqtt", "port")(int(text))
+    raise Failure("%r is not a port number" % text)
 
 
 def _pin_list(text, what):
@@ -74,38 +123,82 @@ def _momentary(text):
     return out
 
 
+def _tls(args, m):
+    """mqtt.ssl, port, ca_file and tls_insecure, from the flags or asked in a terminal."""
+    flags = args.tls or args.ca_file or args.tls_insecure or args.port
+    ask = sys.stdin.isatty() and not flags
+    m["ssl"] = bool(args.tls or args.ca_file or args.tls_insecure)
+    if ask:
+        m["ssl"] = _yes("connect with TLS (encrypted; cloud brokers such as HiveMQ need it)?",
+                        True)
+    default = 8883 if m["ssl"] else 1883
+    m["port"] = _port(args.port or default) if not ask else _ask(
+        args, "port", "broker port [%d]: " % default, check=_port, default=str(default))
+    m["ca_file"] = ""
+    if args.tls_insecure:
+        m["tls_insecure"] = True
+    elif m["ssl"] and (ask or args.ca_file):
+        m["ca_file"] = _ask(args, "ca_file", "CA certificate file, saved beside config.json "
+                            "[ca.pem] ('none': TLS without certificate checks): ",
+                            default="ca.pem", check=_device_rule("mqtt", "ca_file"))
+        if m["ca_file"] == "none":
+            m["ca_file"], m["tls_insecure"] = "", True
+    elif m["ssl"]:
+        m["ca_file"] = "ca.pem"  # --tls alone: the name README.md and provision use
+
+
+def _pins(args, g):
+    """The pin groups, from the flags, or asked (again, while the device would refuse them)."""
+    asked = not (args.relay or args.momentary or args.contact)
+    if asked and not sys.stdin.isatty():
+        raise Failure("give at least one of --relay, --momentary, --contact")
+    while True:
+        if asked:
+            args.relay = input("relay pins, e.g. 16,17: ")
+            args.momentary = input("momentary relay pins with seconds, e.g. 18:2 (empty: none): ")
+            args.contact = input("contact-switch pins, e.g. 0,1 (empty: none): ")
+        try:
+            g["relay"] = _pin_list(args.relay, "relay")
+            g["momentary"] = _momentary(args.momentary)
+            g["contact"] = _pin_list(args.contact, "contact")
+            g["notify"] = _pin_list(args.notify, "notify")
+            problems = configfile.gpio_problems(g)
+            if problems:
+                raise Failure("; ".join(problems))
+            return
+        except Failure as e:
+            if not asked:
+                raise
+            print("  %s" % e, file=sys.stderr)
+
+
 def cmd_config_init(args):
     path = args.file
     if os.path.exists(path) and not args.force:
         raise Failure("%s exists; give --force to replace it" % path)
     raw = configfile.defaults()
-    raw["wifi"]["ssid"] = _ask(args, "ssid", "Wi-Fi name (SSID): ")
-    raw["wifi"]["password"] = _ask(args, "wifi_password", "Wi-Fi password: ", secret=True,
-                                   required=False)
+    empty = []
+    raw["wifi"]["ssid"] = _ask(args, "ssid", "Wi-Fi name (SSID): ",
+                               check=_device_rule("wifi", "ssid"))
+    raw["wifi"]["password"] = _ask(args, "wifi_password", "Wi-Fi password (empty: an open "
+                                   "network): ", secret=True, required=False)
+    if not raw["wifi"]["password"]:
+        empty.append("an empty Wi-Fi password (an open network; --wifi-password sets one)")
     m = raw["mqtt"]
-    m["server"] = _ask(args, "server", "MQTT broker host: ")
-    m["ssl"] = bool(args.tls or args.ca_file)
-    m["port"] = args.port or (8883 if m["ssl"] else 1883)
-    m["ca_file"] = args.ca_file or ""
-    if args.tls_insecure:
-        m["tls_insecure"] = True
+    m["server"] = _ask(args, "server", "MQTT broker host: ", check=_server)
+    _tls(args, m)
     m["user"] = _ask(args, "user", "broker user (empty: none): ", required=False)
     if m["user"]:
         m["password"] = _ask(args, "broker_password", "broker password: ", secret=True,
                              required=False)
-    m["topic"] = _ask(args, "topic", "topic for this board, e.g. home/garage: ")
+        if not m["password"]:
+            empty.append("an empty broker password for %s (--broker-password sets one)"
+                         % m["user"])
+    m["topic"] = _ask(args, "topic", "topic for this board, e.g. home/garage: ",
+                      check=_device_rule("mqtt", "topic"))
     m["client_id"] = args.client_id or ""
-    if not (args.relay or args.momentary or args.contact):
-        if not sys.stdin.isatty():
-            raise Failure("give at least one of --relay, --momentary, --contact")
-        args.relay = input("relay pins, e.g. 16,17: ")
-        args.momentary = input("momentary relay pins with seconds, e.g. 18:2 (empty: none): ")
-        args.contact = input("contact-switch pins, e.g. 0,1 (empty: none): ")
     g = raw["gpio"]
-    g["relay"] = _pin_list(args.relay, "relay")
-    g["momentary"] = _momentary(args.momentary)
-    g["contact"] = _pin_list(args.contact, "contact")
-    g["notify"] = _pin_list(args.notify, "notify")
+    _pins(args, g)
     g["active_low"] = not args.active_high
     if args.timezone:
         raw["timezone"] = args.timezone
@@ -121,6 +214,8 @@ def cmd_config_init(args):
         made.append("a signing key \"script\" for %s (tinyctrl send signs with it)" % args.sign)
     configfile.save(path, raw)
     _out("wrote %s (mode 0600: it holds your passwords and keys)" % path)
+    for what in empty:
+        _out("  note: " + what)
     for line in made:
         _out("  generated " + line)
     _out("next: tinyctrl key new --pin N --config %s to protect a relay with your phone, then "

@@ -133,6 +133,24 @@ def save(path, raw):
     write_private(path, text)
 
 
+def value_problem(section, key, value):
+    """The device's message for `value` as section.key on its own, or None."""
+    kind = device_config._schema()[section][key][1]
+    problems = []
+    device_config._check(kind, value, "%s.%s" % (section, key), problems)
+    return problems[0] if problems else None
+
+
+def gpio_problems(gpio):
+    """The device's messages about a gpio section and how its pins fit together."""
+    raw = {"wifi": {"ssid": "-"}, "mqtt": {"server": "-", "topic": "-"}, "gpio": gpio}
+    try:
+        device_config.validate(raw)
+    except device_config.ConfigError as e:
+        return [p for p in e.problems if p.startswith("gpio")]
+    return []
+
+
 def defaults():
     """Every optional key with the device's default, section by section: the example part of a
     new config.json. Taken from the validator's own schema, so the two cannot drift."""

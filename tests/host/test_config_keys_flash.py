@@ -296,59 +296,118 @@ def test_flash_errors(tmp_path):
     assert "no such file" in one_line_error(run("flash", tmp_path / "none.uf2", "--drive", drive))
 
 
-def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
-    import fcntl
-    import pty
-    import select
-    import subprocess
-    import termios
+class Terminal:
+    """`tinyctrl ARGS` on a pty that is its controlling terminal, as in a real session."""
 
-    from hostcli import argv, env
+    def __init__(self, *args):
+        import fcntl
+        import pty
+        import subprocess
+        import termios
 
-    def own_terminal():  # the pty becomes the controlling terminal, as in a real session
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        from hostcli import argv, env
 
-    path = tmp_path / "config.json"
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv("config", "init", path), stdin=slave, stdout=slave, stderr=slave,
-                            env=env(), preexec_fn=own_terminal)
-    os.close(slave)
-    transcript = bytearray()  # everything the terminal showed
-    shown = 0  # how much of it the prompts so far have used
+        def own_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    def read():
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(argv(*args), stdin=slave, stdout=slave, stderr=slave,
+                                     env=env(), preexec_fn=own_terminal)
+        os.close(slave)
+        self.transcript = bytearray()  # everything the terminal showed
+        self.shown = 0  # how much of it the prompts so far have used
+
+    def read(self):
         try:
-            transcript.extend(os.read(master, 1024))
+            self.transcript.extend(os.read(self.master, 1024))
         except OSError:  # the command ended and closed the terminal
             return False
         return True
 
-    def answer(prompt, text):
-        nonlocal shown
-        while transcript.find(prompt.encode(), shown) < 0:
-            assert select.select([master], [], [], 30)[0], "no prompt %r: %r" % (
-                prompt, transcript)
-            read()
-        shown = transcript.find(prompt.encode(), shown) + len(prompt)
-        os.write(master, text.encode() + b"\n")
+    def answer(self, prompt, text):
+        import select
 
-    for prompt, text in (("(SSID): ", "HomeWifi"), ("Wi-Fi password: ", "wifi-secret-pw"),
-                         ("broker host: ", "broker.example"), ("(empty: none): ", "pico"),
+        while self.transcript.find(prompt.encode(), self.shown) < 0:
+            assert select.select([self.master], [], [], 30)[0], "no prompt %r: %r" % (
+                prompt, self.transcript)
+            assert self.read(), "ended before %r: %r" % (prompt, self.transcript)
+        self.shown = self.transcript.find(prompt.encode(), self.shown) + len(prompt)
+        os.write(self.master, text.encode() + b"\n")
+
+    def finish(self):
+        import select
+
+        code = self.proc.wait(30)
+        while select.select([self.master], [], [], 0.5)[0] and self.read():
+            pass
+        os.close(self.master)
+        return code
+
+
+def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
+    path = tmp_path / "config.json"
+    term = Terminal("config", "init", path)
+    for prompt, text in (("(SSID): ", "HomeWifi"), ("Wi-Fi password", "wifi-secret-pw"),
+                         ("broker host: ", "broker.example"), ("TLS", "n"),
+                         ("broker port [1883]: ", ""), ("(empty: none): ", "pico"),
                          ("broker password: ", "broker-secret-pw"), ("home/garage: ", "home/g"),
                          ("16,17: ", "16"), ("18:2 (empty: none): ", "18:5"),
                          ("0,1 (empty: none): ", "")):
-        answer(prompt, text)
-    assert proc.wait(30) == 0
-    while select.select([master], [], [], 0.5)[0] and read():
-        pass
-    os.close(master)
+        term.answer(prompt, text)
+    assert term.finish() == 0
     raw = load(path)
     device_config.validate(raw)
     assert raw["wifi"]["password"] == "wifi-secret-pw" and raw["mqtt"]["user"] == "pico"
     assert raw["gpio"]["momentary"] == {"18": 5} and raw["mqtt"]["topic"] == "home/g"
+    assert raw["mqtt"]["ssl"] is False and raw["mqtt"]["port"] == 1883
+    transcript = term.transcript
     assert b"wrote" in transcript and b"HomeWifi" in transcript  # answers echo, passwords not
     assert b"wifi-secret-pw" not in transcript and b"broker-secret-pw" not in transcript
+
+
+def test_config_init_asks_about_tls_and_asks_again_after_a_wrong_answer(tmp_path):
+    path = tmp_path / "config.json"
+    term = Terminal("config", "init", path)
+    for prompt, text in (("(SSID): ", ""), ("(SSID): ", "HomeWifi"), ("Wi-Fi password", ""),
+                         ("broker host: ", "mqtts://xxxx.s1.eu.hivemq.cloud:8883"),
+                         ("broker host: ", "xxxx.s1.eu.hivemq.cloud"), ("TLS", "maybe"),
+                         ("TLS", ""), ("broker port [8883]: ", "http"),
+                         ("broker port [8883]: ", "99999"), ("broker port [8883]: ", ""),
+                         ("CA certificate", ""), ("(empty: none): ", ""),
+                         ("home/garage: ", "home/#"), ("home/garage: ", "home/g"),
+                         ("16,17: ", "16,30"), ("18:2 (empty: none): ", ""),
+                         ("0,1 (empty: none): ", ""), ("16,17: ", "16"),
+                         ("18:2 (empty: none): ", ""), ("0,1 (empty: none): ", "16"),
+                         ("16,17: ", "16"),
+                         ("18:2 (empty: none): ", ""), ("0,1 (empty: none): ", "0")):
+        term.answer(prompt, text)
+    assert term.finish() == 0, term.transcript.decode()
+    raw = load(path)
+    device_config.validate(raw)
+    assert raw["mqtt"]["server"] == "xxxx.s1.eu.hivemq.cloud"
+    assert raw["mqtt"]["ssl"] is True and raw["mqtt"]["port"] == 8883
+    assert raw["mqtt"]["ca_file"] == "ca.pem"
+    assert raw["gpio"]["relay"] == [16] and raw["gpio"]["contact"] == [0]
+    for said in (b"a URL", b"GP30 does not exist", b"without wildcards", b"GP16 is in both"):
+        assert said in term.transcript, said
+
+
+def test_config_init_flags_for_tls_and_what_is_left_empty(tmp_path):
+    path = tmp_path / "insecure.json"
+    base = ["--ssid", "w", "--server", "broker.example", "--topic", "t/x", "--relay", "16"]
+    done = run("config", "init", path, *base, "--tls-insecure")
+    assert done.returncode == 0, done.stderr
+    raw = load(path)
+    assert raw["mqtt"]["ssl"] is True and raw["mqtt"]["tls_insecure"] is True
+    assert raw["mqtt"]["port"] == 8883
+    assert "empty Wi-Fi password" in done.stdout + done.stderr
+    line = one_line_error(run("config", "init", tmp_path / "url.json", *base[:2], "--server",
+                              "mqtt://broker.example:1883", *base[4:]))
+    assert "--server" in line and "a URL" in line
+    assert not (tmp_path / "url.json").exists()
+    done = run("config", "init", tmp_path / "user.json", *base, "--user", "pico")
+    assert done.returncode == 0 and "empty broker password" in done.stdout + done.stderr
 
 
 def test_key_new_does_all_or_nothing(config, tmp_path):
