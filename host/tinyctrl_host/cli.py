@@ -472,12 +472,16 @@ def cmd_watch(args):
     seen = 0
     try:
         while args.count is None or seen < args.count:
-            payload = topic.next(min(deadline, time.monotonic() + 1))
+            payload = topic.next(min(deadline, time.monotonic() + 1), events=True)
             if payload is None:
                 if time.monotonic() >= deadline:
                     break
                 continue
-            _out("%s %s" % (time.strftime("%H:%M:%S"), mqttio.describe(payload, prefix)))
+            if isinstance(payload, mqttio.Event):
+                _out("%s (this PC %s)" % (time.strftime("%H:%M:%S"), payload))
+                continue
+            _out("%s %s" % (time.strftime("%H:%M:%S"), mqttio.describe(payload, prefix,
+                                                                      cfg["name"])))
             seen += 1
     finally:
         topic.close()

@@ -7,6 +7,7 @@ import queue
 import secrets
 import threading
 import time
+import unicodedata
 
 import paho.mqtt.client as mqtt
 
@@ -15,14 +16,20 @@ from tinyctrl import protocol, totp
 from . import Failure, configfile, keys
 
 
+class Event(str):
+    """What happened to this PC's own connection, queued among the messages (Topic.next)."""
+
+
 class Topic:
-    """One connection to the broker in a config, subscribed to its topic; messages queue up."""
+    """One connection to the broker in a config, subscribed to its topic; messages queue up.
+    paho reconnects by itself; the drop and the return are queued as Events."""
 
     def __init__(self, cfg, config_dir, timeout=10):
         m = cfg["mqtt"]
         self.topic = m["topic"]
         self.where = "%s:%d" % (m["server"], m["port"])
         self.messages = queue.Queue()
+        self._closing = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=True,
                                   client_id="tinyctrl-pc-" + secrets.token_hex(4))
         if m["user"]:
@@ -39,7 +46,9 @@ class Topic:
             self.client.tls_insecure_set(bool(m.get("tls_insecure")))
         self._ready = threading.Event()
         self._refused = None
+        self.client.reconnect_delay_set(1, 10)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = lambda *a: self._ready.set()
         self.client.on_message = lambda c, u, msg: self.messages.put(msg.payload)
         try:
@@ -58,7 +67,15 @@ class Topic:
             self._ready.set()
             client.disconnect()
         else:
+            if self._ready.is_set():
+                self.messages.put(Event("connected again to the broker; what was published "
+                                        "meanwhile is not shown"))
             client.subscribe(self.topic, qos=1)
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties):
+        if self._ready.is_set() and not self._closing:
+            self.messages.put(Event("lost the connection to the broker (%s); reconnecting"
+                                    % reason))
 
     def publish(self, payload):
         info = self.client.publish(self.topic, payload, qos=1)
@@ -66,17 +83,22 @@ class Topic:
         if not info.is_published():
             raise Failure("broker %s: the request was not accepted" % self.where)
 
-    def next(self, deadline):
-        """The next payload before `deadline` (time.monotonic()), else None."""
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        try:
-            return self.messages.get(timeout=left)
-        except queue.Empty:
-            return None
+    def next(self, deadline, events=False):
+        """The next payload (or, with `events`, Event) before `deadline` (time.monotonic()),
+        else None."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                item = self.messages.get(timeout=left)
+            except queue.Empty:
+                return None
+            if events or not isinstance(item, Event):
+                return item
 
     def close(self):
+        self._closing = True
         self.client.loop_stop()
         self.client.disconnect()
 
@@ -166,12 +188,30 @@ def answer(payload, req, device, prefix):
     return False, False
 
 
-def describe(payload, prefix="GP"):
-    """One readable line for a message on the topic."""
+def safe(text):
+    """`text` with what a terminal would act on written out (\\x1b, \\u202e): escape sequences,
+    control characters, direction overrides and line separators, which another client on a
+    shared broker could send to clear, recolour or fake the user's screen."""
+    out = []
+    for c in text:
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+            out.append("\\x%02x" % ord(c) if ord(c) < 0x100 else "\\u%04x" % ord(c))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def describe(payload, prefix="GP", device=None):
+    """One safe, readable line for a message on the topic; with `device` (the config's name),
+    a message from another sender says so."""
     try:
         text = payload.decode()
     except UnicodeDecodeError:
         return "(%d bytes, not text)" % len(payload)
+    return safe(_describe(text, payload, prefix, device))
+
+
+def _describe(text, payload, prefix, device):
     for mark, label in (("Error:", "ERROR "), ("Info:", "info  "), ("Uptime=", "stats ")):
         if text.startswith(mark):
             return label + text[len(mark):].strip() if mark != "Uptime=" else label + text
@@ -180,14 +220,15 @@ def describe(payload, prefix="GP"):
             obj = json.loads(text)
         except ValueError:
             return "device: " + text
-        device = obj.pop("FROM", "?")
+        sender = str(obj.pop("FROM", "?"))
+        mark = "  [not %s]" % device if device and sender != device else ""
         if "STATUS" in obj:
-            return "%-14s is %s" % (device, str(obj["STATUS"]).upper())
+            return "%-14s is %s%s" % (sender, str(obj["STATUS"]).upper(), mark)
         if "NOTIFY" in obj:
-            return "%-14s NOTIFY %s" % (device, _pins(obj["NOTIFY"], prefix))
+            return "%-14s NOTIFY %s%s" % (sender, _pins(obj["NOTIFY"], prefix), mark)
         if "IP" in obj:
-            return "%-14s public IP %s" % (device, obj["IP"])
-        return "%-14s %s" % (device, _pins(obj, prefix))
+            return "%-14s public IP %s%s" % (sender, obj["IP"], mark)
+        return "%-14s %s%s" % (sender, _pins(obj, prefix), mark)
     return "request        " + text
 
 

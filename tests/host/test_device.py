@@ -255,3 +255,50 @@ def test_a_broker_that_refuses_or_is_not_there(tmp_path):
 def test_provision_with_no_board_there(rig, tmp_path):
     line = one_line_error(run("provision", rig[2], "--port", tmp_path / "ttyACM9", "--no-wait"))
     assert "no board at" in line
+
+
+def test_watch_defuses_other_clients_and_says_when_its_connection_drops(tmp_path):
+    import paho.mqtt.client as mqtt
+
+    broker = Mosquitto().start()
+    path = tmp_path / "config.json"
+    assert run("config", "init", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
+               broker.port, "--topic", "t/w", "--relay", "16").returncode == 0
+    watch = start("watch", path, "--timeout", "60")
+    lines = []
+
+    def read():
+        for line in watch.stdout:
+            lines.append(line.rstrip("\n"))
+    threading.Thread(target=read, daemon=True).start()
+
+    def wait_line(fragment, timeout=20):
+        end = time.monotonic() + timeout
+        while not any(fragment in line for line in lines):
+            assert time.monotonic() < end, (fragment, lines)
+            time.sleep(0.1)
+    other = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile")
+    try:
+        wait_line("watching t/w")
+        time.sleep(1)  # subscribed
+        other.connect("127.0.0.1", broker.port)
+        other.loop_start()
+        for payload in (b'{"FROM": "tinyctrl", "GP16": 1}', b'{"FROM": "evil", "GP16": 0}',
+                        b"\x1b[2J\x1b[31mgarage-pico is OFFLINE", b'{"GP16": "\x1b]0;x\x07"}',
+                        "Error: \u202efake\u2028line".encode()):
+            other.publish("t/w", payload, qos=1).wait_for_publish(5)
+        wait_line("fake")
+        assert not [line for line in lines if any(c < " " for c in line)], lines
+        assert "\\x1b[2J" in "\n".join(lines) and "\\u202e" in "\n".join(lines)
+        genuine = [line for line in lines if "GP16=1" in line]
+        assert genuine and "not tinyctrl" not in genuine[0]
+        assert "not tinyctrl" in [line for line in lines if "evil" in line][0]
+        broker.stop()
+        wait_line("lost the connection")
+        broker.start()
+        wait_line("connected again", timeout=30)
+    finally:
+        other.loop_stop()
+        watch.terminate()
+        watch.wait(10)
+        broker.close()
