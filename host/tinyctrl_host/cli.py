@@ -263,9 +263,14 @@ def _output_pin(cfg, pin):
 
 
 def _show_key(uri, args):
+    """The URI, then the QR code last, so nothing printed after it scrolls it off the top."""
+    _out(uri if args.show else keys.redacted(uri))
+    rows = keys.qr_rows(uri)
+    if rows > keys.QR_ROWS:
+        _out("note: this QR code is %d rows (a long account name): a terminal must show %d "
+             "to show it whole; use --png or a shorter --name" % (rows, rows + 2))
     _out("Scan this with Google Authenticator (or any TOTP app):")
     keys.qr_terminal(uri, sys.stdout)
-    _out(uri if args.show else keys.redacted(uri))
 
 
 def _write_png(uri, args):
@@ -298,8 +303,8 @@ def cmd_key_new(args):
     if had:
         _out("%s%d already has %d key(s); each one opens it (tinyctrl key list, key remove)"
              % (prefix, args.pin, had))
-    _show_key(uri, args)
     _out("copy %s to the board (tinyctrl provision) for the key to take effect" % args.config)
+    _show_key(uri, args)
     return 0
 
 

@@ -28,20 +28,45 @@ def new_sign_key():
     return secrets.token_urlsafe(32)
 
 
+# A QR code of version 5 with a 2-module border is 41 modules: 21 rows of half blocks, which
+# show whole in an 80x24 terminal with a line above and the prompt below.
+QR_BORDER = 2
+QR_ROWS = 21
+QR_DARK, QR_LIGHT = 16, 231  # xterm-256 black and white: a terminal's own colours vary by theme
+
+
 def otpauth_uri(key, account):
-    """The Key Uri Format Google Authenticator and similar apps scan (SHA-1, 6 digits, 30 s)."""
+    """The Key Uri Format Google Authenticator and similar apps scan. SHA-1, 6 digits and 30 s
+    are the format's defaults, and the device's (totp.py): left out, the QR code is smaller."""
     label = quote("%s:%s" % (ISSUER, account), safe="")
-    return "otpauth://totp/%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%d&period=%d" % (
-        label, key, ISSUER, totp.DIGITS, totp.STEP_S)
+    return "otpauth://totp/%s?secret=%s&issuer=%s" % (label, key, ISSUER)
 
 
 def redacted(uri):
     return uri.split("secret=")[0] + "secret=<hidden: add --show>" + uri[uri.index("&issuer"):]
 
 
+def qr_rows(uri):
+    """How many terminal rows qr_terminal draws for `uri`."""
+    return (segno.make(uri, error="l").symbol_size(border=QR_BORDER)[1] + 1) // 2
+
+
 def qr_terminal(uri, out):
-    """The QR code in Unicode half blocks, light modules drawn, for a dark terminal."""
-    segno.make(uri, error="m").terminal(out=out, compact=True)
+    """The QR code in Unicode upper half blocks, each in its own black and white (foreground
+    the upper module, background the lower), so it reads on a dark and a light theme alike."""
+    matrix = [list(row) for row in segno.make(uri, error="l").matrix_iter(border=QR_BORDER)]
+    if len(matrix) % 2:
+        matrix.append([0] * len(matrix[0]))  # light, as the border
+    for top, bottom in zip(matrix[0::2], matrix[1::2]):
+        line, last = [], None
+        for colours in zip(top, bottom):
+            if colours != last:
+                line.append("\x1b[38;5;%d;48;5;%dm" % tuple(QR_DARK if c else QR_LIGHT
+                                                            for c in colours))
+                last = colours
+            line.append("\u2580")
+        out.write("".join(line) + "\x1b[0m\n")
+    out.flush()
 
 
 def qr_png(uri, path, write):

@@ -12,6 +12,7 @@ from seed_configs import SEED_DICT, SEED_SET
 from simharness import totp_now
 
 from tinyctrl import config as device_config
+from tinyctrl import totp
 
 INIT = ["--ssid", "MyWifi", "--wifi-password", "wifi-secret-pw", "--server", "broker.example",
         "--topic", "home/garage", "--relay", "16,17", "--momentary", "18:2,19", "--contact",
@@ -99,16 +100,47 @@ def test_missing_unreadable_and_wrong_kind_of_file(tmp_path):
 
 # ---- keys and QR codes
 
+QR_COLOURS = {16: 0, 231: 255}  # xterm-256 black and white: the QR code's own, on any theme
+
+
+def terminal_qr_rows(text):
+    """The QR code's rows of (top, bottom) pixels from half blocks drawn in explicit colours,
+    asserting none is left to the terminal's theme."""
+    import re
+
+    rows = []
+    for line in text.splitlines():
+        if "\u2580" not in line:
+            continue
+        fg = bg = None
+        cells = []
+        for m in re.finditer(r"\x1b\[([0-9;]*)m|(.)", line):
+            if m.group(2) is not None:
+                assert m.group(2) == "\u2580" and fg in QR_COLOURS and bg in QR_COLOURS, line
+                cells.append((QR_COLOURS[fg], QR_COLOURS[bg]))
+                continue
+            codes = [int(c) for c in m.group(1).split(";") if c] or [0]
+            while codes:
+                if codes[0] in (38, 48) and codes[1:2] == [5]:
+                    fg, bg = (codes[2], bg) if codes[0] == 38 else (fg, codes[2])
+                    codes = codes[3:]
+                else:
+                    if codes[0] == 0:
+                        fg = bg = None
+                    codes = codes[1:]
+        rows.append(cells)
+    return rows
+
+
 def decode_terminal_qr(text):
     """The text in a QR code drawn with Unicode half blocks, decoded by zxing-cpp."""
     import zxingcpp
 
-    halves = {" ": (0, 0), "\u2580": (1, 0), "\u2584": (0, 1), "\u2588": (1, 1)}  # drawn = light
-    rows = [line for line in text.splitlines() if line and set(line) <= set(halves)]
     pixels = []
-    for line in rows:
+    for cells in terminal_qr_rows(text):
         for half in (0, 1):
-            pixels.append([255 if halves[c][half] else 0 for c in line])
+            pixels.append([cell[half] for cell in cells])
+    assert pixels, "no QR code in:\n" + text
     scale = 4
     height, width = len(pixels) * scale, len(pixels[0]) * scale
     image = bytearray()
@@ -144,8 +176,9 @@ def test_key_new_adds_a_key_and_shows_its_qr_code(config, tmp_path):
     key = load(config)["mfa"]["pins"]["18"][-1]
     assert mode(config) == 0o600 and mode(png) == 0o600
     uri = [line for line in done.stdout.splitlines() if line.startswith("otpauth://")][0]
-    assert uri == ("otpauth://totp/tinyctrl%3Aphone%20GP18?secret=" + key +
-                   "&issuer=tinyctrl&algorithm=SHA1&digits=6&period=30")
+    # SHA-1, 6 digits and 30 s are the Key Uri Format's defaults: left out, the code is smaller
+    assert (totp.DIGITS, totp.STEP_S) == (6, 30)
+    assert uri == "otpauth://totp/tinyctrl%3Aphone%20GP18?secret=" + key + "&issuer=tinyctrl"
     assert decode_terminal_qr(done.stdout) == uri
     assert decode_png_qr(png) == uri
     device_config.validate(load(config))
@@ -157,8 +190,7 @@ def test_key_new_hides_the_secret_unless_asked(config):
     key = load(config)["mfa"]["pins"]["16"][-1]
     assert key not in done.stdout and "secret=<hidden" in done.stdout
     # the QR code still carries it: that is how the phone gets the key
-    assert decode_terminal_qr(done.stdout).endswith(
-        "secret=%s&issuer=tinyctrl&algorithm=SHA1&digits=6&period=30" % key)
+    assert decode_terminal_qr(done.stdout).endswith("secret=%s&issuer=tinyctrl" % key)
     again = run("key", "show", "--pin", "16", "--config", config)
     assert decode_terminal_qr(again.stdout) == decode_terminal_qr(done.stdout)
 
@@ -505,3 +537,18 @@ def test_provision_on_a_port_that_never_answers(config):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_the_qr_code_fits_an_80_by_24_terminal_last(config):
+    """At most 21 rows, drawn last, so the whole code shows in 24 rows with the prompt below;
+    its own black and white read on a dark and a light theme alike (terminal_qr_rows)."""
+    done = run("key", "new", "--pin", "16", "--config", config)  # account "home/garage GP16"
+    assert done.returncode == 0, done.stderr
+    rows = terminal_qr_rows(done.stdout)
+    assert len(rows) <= 21 and max(len(r) for r in rows) <= 80
+    lines = done.stdout.rstrip("\n").splitlines()
+    first = next(i for i, line in enumerate(lines) if "\u2580" in line)
+    assert len(lines) - first == len(rows), lines[first:]  # nothing after it scrolls it away
+    assert decode_terminal_qr(done.stdout).startswith("otpauth://totp/")
+    done = run("key", "show", "--pin", "16", "--config", config, "--name", "x" * 40)
+    assert done.returncode == 0 and "use --png or a shorter --name" in done.stdout
