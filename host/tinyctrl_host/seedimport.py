@@ -6,8 +6,11 @@ with code in it is refused rather than run. Every seed variable is either carrie
 having no equivalent, or noted where its meaning changed."""
 import ast
 
+from tinyctrl import protocol
+
 from . import Failure
 from .configfile import defaults
+from .keys import new_totp_key
 
 # seed variable -> (section or None for top level, key)
 CARRIED = {
@@ -51,7 +54,8 @@ NO_EQUIVALENT = {
     "default_clock_year_in_unix_timestamp":
         "the clock waits for NTP; protected pins refuse until then",
 }
-SEED_COMMANDS = ("stats", "getip", "refresh")
+# The TOTP keys in the seed's own example config: published, so they protect nothing.
+SEED_EXAMPLE_KEYS = ("ONSWG4TFOQQHI33UOAQGG3DJMVXHIIBR", "MNWGSZLOOQQDEIDTMVRXEZLU")
 # Guards whose -1 meant "off" in the seed; the device has no off switch for them.
 NO_OFF = {"publish_max", "publish_window_s", "max_changes", "window_s", "max_violations",
           "cooldown_s", "max_expired_codes", "force_wait_s"}
@@ -115,6 +119,7 @@ def convert(seed, ca_file="ca.pem"):
             if not lists:
                 raise Failure("%s: must be a dict pin -> list of keys" % var)
             cfg["mfa"]["pins"] = dict((str(p), list(k)) for p, k in _by_pin(value, var))
+            _replace_example_keys(cfg["mfa"]["pins"], cfg["gpio"]["prefix"], notes)
             carried.append("%s -> mfa.pins" % var)
             if not value:
                 notes.append("mfa.pins {}: MFA off, as in the seed")
@@ -139,12 +144,12 @@ def convert(seed, ca_file="ca.pem"):
         elif var == "commands":
             if not isinstance(value, (list, tuple, set, frozenset)):
                 raise Failure("commands: must be a list of command names")
-            extra = sorted(set(str(c) for c in value) - set(SEED_COMMANDS))
+            extra = sorted(set(str(c) for c in value) - set(protocol.COMMANDS))
             if not extra:
                 carried.append("commands: all available")
             else:
-                notes.append("commands: %s not available (the device has stats, getip, refresh, "
-                             "ntp)" % ", ".join(extra))
+                notes.append("commands: %s not available (the device has %s)"
+                             % (", ".join(extra), ", ".join(protocol.COMMANDS)))
         elif var in FIXED:
             fixed, why = FIXED[var]
             if value != fixed:
@@ -154,6 +159,19 @@ def convert(seed, ca_file="ca.pem"):
         else:
             notes.append("%s is not a seed setting; left out" % var)
     return cfg, carried, notes
+
+
+def _replace_example_keys(pins, prefix, notes):
+    """Each of the seed's published example keys becomes one new key, wherever it was used, so
+    pins that shared it still share one; each replacement is noted."""
+    new = {}
+    for pin, keys in pins.items():
+        for i, key in enumerate(keys):
+            if key in SEED_EXAMPLE_KEYS:
+                keys[i] = new.setdefault(key, new_totp_key())
+                notes.append("%s%s key %d: the seed's published example key, replaced by a new "
+                             "one; enrol it: tinyctrl key show --pin %s --index %d"
+                             % (prefix, pin, i + 1, pin, i + 1))
 
 
 def _carry(cfg, section, key, value, var, notes):

@@ -552,3 +552,18 @@ def test_the_qr_code_fits_an_80_by_24_terminal_last(config):
     assert decode_terminal_qr(done.stdout).startswith("otpauth://totp/")
     done = run("key", "show", "--pin", "16", "--config", config, "--name", "x" * 40)
     assert done.returncode == 0 and "use --png or a shorter --name" in done.stdout
+
+
+def test_import_replaces_the_seeds_published_example_keys_and_knows_ntp(tmp_path):
+    example = ("ONSWG4TFOQQHI33UOAQGG3DJMVXHIIBR", "MNWGSZLOOQQDEIDTMVRXEZLU")
+    text = SEED_SET.replace('"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"', '"%s"' % example[0]).replace(
+        '"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"', '"%s"' % example[1])
+    done, out = import_seed(tmp_path, text + '\ncommands = ["stats", "getip", "ntp", "reboot"]\n')
+    assert done.returncode == 0, done.stderr
+    pins = load(out)["mfa"]["pins"]
+    assert not set(example) & set(pins["16"] + pins["18"])
+    assert pins["16"][0] == pins["18"][0] != pins["16"][1]  # one key for both pins, as before
+    assert "GP16 key 1: the seed's published example key" in done.stdout
+    assert "tinyctrl key show --pin 16 --index 1" in done.stdout
+    assert "commands: reboot not available" in done.stdout and "ntp not" not in done.stdout
+    assert pins["16"][0] not in done.stdout  # new keys stay in the file
