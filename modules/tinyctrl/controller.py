@@ -153,6 +153,8 @@ class Controller:
         w = self.cfg["wifi"]
         failures = 0
         verify = self.cfg["mqtt"]["ssl"] and self.cfg["mqtt"]["ca_file"]
+        log("joining Wi-Fi '%s', then the broker %s:%d"
+            % (w["ssid"], self.cfg["mqtt"]["server"], self.cfg["mqtt"]["port"]))
         while True:
             try:
                 if verify and not self.clock.synced:

@@ -6,7 +6,7 @@ import sys
 
 import port
 
-from . import board_name, config, log
+from . import __version__, board_name, config, log
 
 
 def load(path=None):
@@ -44,12 +44,24 @@ def build(cfg):
     """The Controller, or None if it cannot start (e.g. the CA file is missing)."""
     from .controller import Controller  # after hold_relays_off: mqtt_as, ssl, asyncio are big
 
+    log(started(cfg))
     try:
         return Controller(cfg, port, port.boot_record())
     except OSError as e:
         print("tinyctrl: cannot start: %s" % e)
         port.StatusLed().show("config_error")
         return None
+
+
+def started(cfg):
+    """The console's first line: a user who just copied config.json sees what it set up."""
+    g = cfg["gpio"]
+    parts = []
+    for what, pins in (("relays", g["relay"]), ("momentary", sorted(g["momentary"])),
+                       ("contacts", g["contact"])):
+        if pins:
+            parts.append(what + " " + " ".join(g["prefix"] + str(p) for p in pins))
+    return "tinyctrl %s %s starting: %s" % (__version__, cfg["name"], ", ".join(parts))
 
 
 def run(config_path=None):

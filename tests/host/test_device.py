@@ -15,6 +15,7 @@ from services import Mosquitto, free_port
 from seed_configs import SEED_SET
 from simharness import NAME, Client, Sim, base_config, state, totp_now
 
+import tinyctrl
 from tinyctrl import config as device_config
 
 # Keys of this run only, so no other test spends their codes.
@@ -302,3 +303,13 @@ def test_watch_defuses_other_clients_and_says_when_its_connection_drops(tmp_path
         watch.terminate()
         watch.wait(10)
         broker.close()
+
+
+def test_the_board_says_what_it_starts_and_what_it_is_doing(rig):
+    sim, _, _ = rig
+    log = sim.log()
+    line = [s for s in log.splitlines() if "starting" in s][0]
+    assert line == ("tinyctrl: tinyctrl %s %s starting: relays GP16 GP17, momentary GP18 GP19 "
+                    "GP26 GP27, contacts GP0 GP1 GP2 GP3" % (tinyctrl.__version__, NAME)), line
+    joining = log.index("joining Wi-Fi 'sim', then the broker 127.0.0.1:")
+    assert log.index(line) < joining < log.index("subscribed to")
