@@ -406,8 +406,13 @@ def cmd_send(args):
         while True:
             payload = topic.next(deadline)
             if payload is None:
-                raise Failure("no answer from the device within %d s (is it online? tinyctrl "
-                              "watch %s)" % (args.timeout, args.config))
+                # The device's session is persistent: the broker keeps a request for it while
+                # it is away and delivers it when it is back, however late.
+                later = (": the request may wait queued at the broker and switch %s when the "
+                         "device is back" % ", ".join("%s%d" % (cfg["gpio"]["prefix"], p)
+                                                      for p in req.pins)) if req.pins else ""
+                raise Failure("no answer from the device within %d s%s (is it online? "
+                              "tinyctrl watch %s)" % (args.timeout, later, args.config))
             done, refused = mqttio.answer(payload, req, device, cfg["gpio"]["prefix"])
             if done:
                 _out(mqttio.describe(payload, cfg["gpio"]["prefix"]))

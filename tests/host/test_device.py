@@ -313,3 +313,15 @@ def test_the_board_says_what_it_starts_and_what_it_is_doing(rig):
                     "GP26 GP27, contacts GP0 GP1 GP2 GP3" % (tinyctrl.__version__, NAME)), line
     joining = log.index("joining Wi-Fi 'sim', then the broker 127.0.0.1:")
     assert log.index(line) < joining < log.index("subscribed to")
+
+
+def test_send_with_the_device_offline_says_the_request_may_still_switch(tmp_path):
+    with Mosquitto() as broker:
+        path = tmp_path / "config.json"
+        assert run("config", "init", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
+                   broker.port, "--topic", "t/off", "--relay", "16").returncode == 0
+        line = one_line_error(run("send", path, "--pin", "16", "--on", "--timeout", "1"))
+        assert "no answer from the device within 1 s" in line
+        assert "queued at the broker" in line and "GP16" in line
+        line = one_line_error(run("send", path, "--cmd", "stats", "--timeout", "1"))
+        assert "no answer" in line and "queued" not in line
