@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 
-from . import Failure
+from . import NO_ANSWER, Failure
 
 # A UF2 block (github.com/microsoft/uf2): 512 bytes, a 32-byte header of little-endian words
 # (two start magics, flags, address, payload size, block number, block count, family id) and
@@ -151,15 +151,15 @@ def mpremote(port, *commands, timeout=MPREMOTE_TIMEOUT_S, show=None):
         proc.stdout.close()
     if expired:
         raise Failure("board%s did not answer within %d s (is it running? a program that blocks "
-                      "the REPL?)" % (" at " + port if port else "", timeout))
+                      "the REPL?)" % (" at " + port if port else "", timeout), NO_ANSWER)
     out = "\n".join(lines).strip()
     if returncode:
         last = out.splitlines()[-1] if out else "mpremote exited with %d" % returncode
         if "no device found" in out:
             raise Failure("no board found: plug the Pico W in (not in BOOTSEL mode) or give "
-                          "--port")
+                          "--port", NO_ANSWER)
         if "failed to access" in out:
-            raise Failure("no board at %s (%s)" % (port, last.split(": ", 1)[-1]))
+            raise Failure("no board at %s (%s)" % (port, last.split(": ", 1)[-1]), NO_ANSWER)
         raise Failure("mpremote: " + last)
     return out
 

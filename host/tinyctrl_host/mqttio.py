@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 
 from tinyctrl import protocol, totp
 
-from . import Failure, configfile, keys
+from . import NO_BROKER, Failure, configfile, keys
 
 
 class Event(str):
@@ -47,6 +47,7 @@ class Topic:
         self._ready = threading.Event()
         self._refused = None
         self.client.reconnect_delay_set(1, 10)
+        self.client.connect_timeout = timeout  # the TCP and TLS connect, within the wait
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = lambda *a: self._ready.set()
@@ -54,12 +55,13 @@ class Topic:
         try:
             self.client.connect(m["server"], m["port"], keepalive=30)
         except OSError as e:
-            raise Failure("broker %s: cannot connect (%s)" % (self.where, e.strerror or e))
+            raise Failure("broker %s: cannot connect (%s)" % (self.where, e.strerror or e),
+                          NO_BROKER)
         self.client.loop_start()
         if not self._ready.wait(timeout) or self._refused:
             self.close()
             raise Failure("broker %s: %s" % (self.where, self._refused or "no answer within %d s"
-                                             % timeout))
+                                             % timeout), NO_BROKER)
 
     def _on_connect(self, client, userdata, flags, reason, properties):
         if reason.is_failure:
@@ -81,7 +83,7 @@ class Topic:
         info = self.client.publish(self.topic, payload, qos=1)
         info.wait_for_publish(10)
         if not info.is_published():
-            raise Failure("broker %s: the request was not accepted" % self.where)
+            raise Failure("broker %s: the request was not accepted" % self.where, NO_BROKER)
 
     def next(self, deadline, events=False):
         """The next payload (or, with `events`, Event) before `deadline` (time.monotonic()),
@@ -199,6 +201,17 @@ def safe(text):
         else:
             out.append(c)
     return "".join(out)
+
+
+def sender(payload):
+    """The FROM of the device's own JSON output, or None."""
+    if not (payload.startswith(b"{") and protocol.is_device_output(payload)):
+        return None
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return None
+    return str(obj["FROM"]) if isinstance(obj, dict) and "FROM" in obj else None
 
 
 def describe(payload, prefix="GP", device=None):

@@ -39,7 +39,7 @@ def provision(lab, workdir):
     done = subprocess.run(
         [sys.executable, "-m", "tinyctrl_host", "provision", "--port", port,
          "--broker", "127.0.0.1:%d" % lab.broker.port, "--timeout", str(TOOL_TIMEOUT_S),
-         str(config)],
+         "-c", str(config)],
         capture_output=True, text=True, env=env, timeout=TOOL_TIMEOUT_S + 600,
         stdin=subprocess.DEVNULL)
     print("tinyctrl provision exited %d\n%s%s" % (done.returncode, done.stdout, done.stderr),

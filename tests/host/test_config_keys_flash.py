@@ -7,7 +7,7 @@ import os
 import stat
 
 import pytest
-from hostcli import one_line_error, run
+from hostcli import Terminal, one_line_error, run
 from seed_configs import SEED_DICT, SEED_SET
 from simharness import totp_now
 
@@ -30,7 +30,7 @@ def load(path):
 
 def test_config_init_writes_a_valid_private_file_with_every_default(tmp_path):
     path = tmp_path / "config.json"
-    done = run("config", "init", path, *INIT, "--mfa", "18", "--sign", "16")
+    done = run("config", "init", "-c", path, *INIT, "--mfa", "18", "--sign", "16")
     assert done.returncode == 0, done.stderr
     assert mode(path) == 0o600
     raw = load(path)
@@ -45,33 +45,33 @@ def test_config_init_writes_a_valid_private_file_with_every_default(tmp_path):
         assert secret not in done.stdout + done.stderr
     # two runs never share a key
     other = tmp_path / "other.json"
-    assert run("config", "init", other, *INIT, "--mfa", "18").returncode == 0
+    assert run("config", "init", "-c", other, *INIT, "--mfa", "18").returncode == 0
     assert load(other)["mfa"]["pins"]["18"][0] != key
 
 
 def test_config_init_refuses_to_overwrite_and_asks_for_missing_flags(tmp_path):
     path = tmp_path / "config.json"
     path.write_text("{}")
-    assert "exists" in one_line_error(run("config", "init", path, *INIT))
+    assert "exists" in one_line_error(run("config", "init", "-c", path, *INIT))
     assert path.read_text() == "{}"
-    line = one_line_error(run("config", "init", tmp_path / "new.json", "--server", "x"))
+    line = one_line_error(run("config", "init", "-c", tmp_path / "new.json", "--server", "x"))
     assert "--ssid" in line
-    line = one_line_error(run("config", "init", tmp_path / "bad.json", *INIT, "--relay", "16,30",
-                              "--force"))
+    line = one_line_error(run("config", "init", "-c", tmp_path / "bad.json", *INIT, "--relay",
+                              "16,30", "--force"))
     assert "GP30 does not exist" in line and not (tmp_path / "bad.json").exists()
 
 
 def test_config_check_gives_the_validators_messages_and_status(tmp_path):
     good = tmp_path / "good.json"
-    assert run("config", "init", good, *INIT).returncode == 0
-    done = run("config", "check", good)
+    assert run("config", "init", "-c", good, *INIT).returncode == 0
+    done = run("config", "check", "-c", good)
     assert done.returncode == 0 and "valid" in done.stdout
     raw = load(good)
     raw["gpio"]["relay"] = [16, 40]
     raw["mqtt"]["keepalive"] = "x"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(raw))
-    done = run("config", "check", bad)
+    done = run("config", "check", "-c", bad)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     with pytest.raises(device_config.ConfigError) as e:
@@ -79,13 +79,13 @@ def test_config_check_gives_the_validators_messages_and_status(tmp_path):
     assert lines == ["%s: %s" % (bad, p) for p in e.value.problems] and len(lines) == 2
     assert "wifi-secret-pw" not in done.stderr
     (tmp_path / "broken.json").write_text('{"wifi": ')
-    done = run("config", "check", tmp_path / "broken.json")
+    done = run("config", "check", "-c", tmp_path / "broken.json")
     assert done.returncode == 1 and "invalid JSON" in done.stderr
 
 
 def test_missing_unreadable_and_wrong_kind_of_file(tmp_path):
-    assert "no such file" in one_line_error(run("config", "check", tmp_path / "none.json"))
-    assert "directory" in one_line_error(run("config", "check", tmp_path))
+    assert "no such file" in one_line_error(run("config", "check", "-c", tmp_path / "none.json"))
+    assert "directory" in one_line_error(run("config", "check", "-c", tmp_path))
     locked = tmp_path / "locked.json"
     locked.write_text("{}")
     locked.chmod(0)
@@ -93,8 +93,9 @@ def test_missing_unreadable_and_wrong_kind_of_file(tmp_path):
         locked = tmp_path / "fifo-less"
         os.symlink(tmp_path / "loop", locked)
         os.symlink(locked, tmp_path / "loop")
-    assert "cannot read" in one_line_error(run("config", "check", locked))
-    assert "no such file" in one_line_error(run("send", tmp_path / "none.json", '{"GP16": 1}'))
+    assert "cannot read" in one_line_error(run("config", "check", "-c", locked))
+    assert "no such file" in one_line_error(run("send", "-c", tmp_path / "none.json",
+                                                '{"GP16": 1}'))
     assert "no such file" in one_line_error(run("config", "import", tmp_path / "old.py"))
 
 
@@ -164,7 +165,7 @@ def decode_png_qr(path):
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "config.json"
-    assert run("config", "init", path, *INIT).returncode == 0
+    assert run("config", "init", "-c", path, *INIT).returncode == 0
     return path
 
 
@@ -219,7 +220,7 @@ def import_seed(tmp_path, text, name="mqtt_tiny_controller_config.py"):
     old = tmp_path / name
     old.write_text(text)
     out = tmp_path / "imported.json"
-    return run("config", "import", old, "-o", out), out
+    return run("config", "import", old, "-c", out), out
 
 
 def test_import_of_a_seed_config_with_momentary_set_and_mfa_on(tmp_path):
@@ -328,58 +329,9 @@ def test_flash_errors(tmp_path):
     assert "no such file" in one_line_error(run("flash", tmp_path / "none.uf2", "--drive", drive))
 
 
-class Terminal:
-    """`tinyctrl ARGS` on a pty that is its controlling terminal, as in a real session."""
-
-    def __init__(self, *args):
-        import fcntl
-        import pty
-        import subprocess
-        import termios
-
-        from hostcli import argv, env
-
-        def own_terminal():
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(argv(*args), stdin=slave, stdout=slave, stderr=slave,
-                                     env=env(), preexec_fn=own_terminal)
-        os.close(slave)
-        self.transcript = bytearray()  # everything the terminal showed
-        self.shown = 0  # how much of it the prompts so far have used
-
-    def read(self):
-        try:
-            self.transcript.extend(os.read(self.master, 1024))
-        except OSError:  # the command ended and closed the terminal
-            return False
-        return True
-
-    def answer(self, prompt, text):
-        import select
-
-        while self.transcript.find(prompt.encode(), self.shown) < 0:
-            assert select.select([self.master], [], [], 30)[0], "no prompt %r: %r" % (
-                prompt, self.transcript)
-            assert self.read(), "ended before %r: %r" % (prompt, self.transcript)
-        self.shown = self.transcript.find(prompt.encode(), self.shown) + len(prompt)
-        os.write(self.master, text.encode() + b"\n")
-
-    def finish(self):
-        import select
-
-        code = self.proc.wait(30)
-        while select.select([self.master], [], [], 0.5)[0] and self.read():
-            pass
-        os.close(self.master)
-        return code
-
-
 def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
     path = tmp_path / "config.json"
-    term = Terminal("config", "init", path)
+    term = Terminal("config", "init", "-c", path)
     for prompt, text in (("(SSID): ", "HomeWifi"), ("Wi-Fi password", "wifi-secret-pw"),
                          ("broker host: ", "broker.example"), ("TLS", "n"),
                          ("broker port [1883]: ", ""), ("(empty: none): ", "pico"),
@@ -400,7 +352,7 @@ def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
 
 def test_config_init_asks_about_tls_and_asks_again_after_a_wrong_answer(tmp_path):
     path = tmp_path / "config.json"
-    term = Terminal("config", "init", path)
+    term = Terminal("config", "init", "-c", path)
     for prompt, text in (("(SSID): ", ""), ("(SSID): ", "HomeWifi"), ("Wi-Fi password", ""),
                          ("broker host: ", "mqtts://xxxx.s1.eu.hivemq.cloud:8883"),
                          ("broker host: ", "xxxx.s1.eu.hivemq.cloud"), ("TLS", "maybe"),
@@ -428,17 +380,17 @@ def test_config_init_asks_about_tls_and_asks_again_after_a_wrong_answer(tmp_path
 def test_config_init_flags_for_tls_and_what_is_left_empty(tmp_path):
     path = tmp_path / "insecure.json"
     base = ["--ssid", "w", "--server", "broker.example", "--topic", "t/x", "--relay", "16"]
-    done = run("config", "init", path, *base, "--tls-insecure")
+    done = run("config", "init", "-c", path, *base, "--tls-insecure")
     assert done.returncode == 0, done.stderr
     raw = load(path)
     assert raw["mqtt"]["ssl"] is True and raw["mqtt"]["tls_insecure"] is True
     assert raw["mqtt"]["port"] == 8883
     assert "empty Wi-Fi password" in done.stdout + done.stderr
-    line = one_line_error(run("config", "init", tmp_path / "url.json", *base[:2], "--server",
+    line = one_line_error(run("config", "init", "-c", tmp_path / "url.json", *base[:2], "--server",
                               "mqtt://broker.example:1883", *base[4:]))
     assert "--server" in line and "a URL" in line
     assert not (tmp_path / "url.json").exists()
-    done = run("config", "init", tmp_path / "user.json", *base, "--user", "pico")
+    done = run("config", "init", "-c", tmp_path / "user.json", *base, "--user", "pico")
     assert done.returncode == 0 and "empty broker password" in done.stdout + done.stderr
 
 
@@ -483,23 +435,23 @@ def self_signed(path):
 
 def test_config_check_refuses_what_the_board_would(tmp_path):
     path = tmp_path / "config.json"
-    assert run("config", "init", path, *INIT, "--ca-file", "ca.pem").returncode == 0
-    done = run("config", "check", path)
+    assert run("config", "init", "-c", path, *INIT, "--ca-file", "ca.pem").returncode == 0
+    done = run("config", "check", "-c", path)
     assert done.returncode == 1 and "mqtt.ca_file: " in done.stderr
     assert str(tmp_path / "ca.pem") + " not found" in done.stderr
     (tmp_path / "ca.pem").write_text("not a certificate")
-    done = run("config", "check", path)
+    done = run("config", "check", "-c", path)
     assert done.returncode == 1 and "is not a PEM certificate" in done.stderr
     self_signed(tmp_path / "ca.pem")
-    done = run("config", "check", path)
+    done = run("config", "check", "-c", path)
     assert done.returncode == 0, done.stderr
     # beside the config file, as the board reads it, whatever folder the command runs in
-    done = run("config", "check", path, cwd="/")
+    done = run("config", "check", "-c", path, cwd="/")
     assert done.returncode == 0, done.stderr
     raw = load(path)
     raw["gpio"]["relay"] = [16, 16]
     path.write_text(json.dumps(raw))
-    done = run("config", "check", path)
+    done = run("config", "check", "-c", path)
     assert done.returncode == 1 and "gpio.relay: GP16 is listed twice" in done.stderr
 
 
@@ -530,7 +482,7 @@ def test_provision_on_a_port_that_never_answers(config):
     master, slave = os.openpty()  # a serial port that takes the bytes and never answers
     try:
         started = time.monotonic()
-        done = run("provision", config, "--port", os.ttyname(slave), "--no-wait", timeout=60)
+        done = run("provision", "-c", config, "--port", os.ttyname(slave), "--no-wait", timeout=60)
         assert "did not answer within" in one_line_error(done)
         assert time.monotonic() - started < 45
         assert "mpremote" in done.stdout

@@ -53,12 +53,12 @@ def settle():
 
 def test_send_sets_an_open_relay_and_prints_the_answer(rig):
     sim, _, config = rig
-    done = run("send", config, '{"GP16": 1}')
+    done = run("send", "-c", config, '{"GP16": 1}')
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [NAME, "GP16=1"]
     sim.wait_pin(OPEN, 1)
     settle()
-    done = run("send", config, "--pin", "16", "--off")
+    done = run("send", "-c", config, "--pin", "16", "--off")
     assert done.returncode == 0 and "GP16=0" in done.stdout, done.stderr
     sim.wait_pin(OPEN, 0)
 
@@ -69,7 +69,7 @@ def test_send_adds_the_totp_code_for_a_protected_pin(rig):
     # The device refuses codes of the 30 s step its clock first synced in (issue 9: no replay
     # across a reset); the next step's code is one it takes.
     time.sleep(-time.time() % 30 + 0.5)
-    done = run("send", config, "--pin", TOTP_PIN, "--on")
+    done = run("send", "-c", config, "--pin", TOTP_PIN, "--on")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "GP17=1" in done.stdout
     sim.wait_pin(TOTP_PIN, 1)
@@ -81,12 +81,12 @@ def test_send_exits_non_zero_when_the_device_refuses(rig):
     seen = len(sim.outputs)
     valid = [totp_now(KEY, offset_steps=s) for s in range(-7, 3)]
     wrong = next(c for c in range(123456, 123500) if c not in valid)
-    done = run("send", config, "--pin", TOTP_PIN, "--off", "--code", wrong)
+    done = run("send", "-c", config, "--pin", TOTP_PIN, "--off", "--code", wrong)
     assert done.returncode == 1
     denied = "ERROR MFA validation failed, GPIO cannot be set"
     assert denied in done.stdout.splitlines(), done.stdout
     assert not [line for _, line in sim.outputs[seen:] if line.startswith("GP17=")]
-    done = run("send", config, '{"GP3": 1}')  # refused here already by the device's own parser
+    done = run("send", "-c", config, '{"GP3": 1}')  # refused here by the device's own parser
     assert "GP3 is a contact switch" in one_line_error(done)
 
 
@@ -96,12 +96,12 @@ def test_send_twice_on_a_totp_pin_waits_for_the_next_code(rig, tmp_path, monkeyp
     sim, _, config = rig
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where the tool notes the steps sent
     time.sleep(-time.time() % 30 + 0.5)
-    done = run("send", config, "--pin", TOTP_PIN, "--on")
+    done = run("send", "-c", config, "--pin", TOTP_PIN, "--on")
     assert done.returncode == 0, done.stdout + done.stderr
     sim.wait_pin(TOTP_PIN, 1)
     settle()
     started = time.time()
-    done = run("send", config, "--pin", TOTP_PIN, "--off", "--timeout", "60")
+    done = run("send", "-c", config, "--pin", TOTP_PIN, "--off", "--timeout", "60")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "waiting" in done.stderr and "next code" in done.stderr
     assert "GP17=0" in done.stdout and time.time() - started > 20
@@ -113,7 +113,7 @@ def test_a_refused_code_comes_with_what_the_tool_can_tell(rig):
     settle()
     valid = [totp_now(KEY, offset_steps=s) for s in range(-7, 3)]
     wrong = next(c for c in range(223456, 223500) if c not in valid)
-    done = run("send", config, "--pin", TOTP_PIN, "--off", "--code", wrong)
+    done = run("send", "-c", config, "--pin", TOTP_PIN, "--off", "--code", wrong)
     assert done.returncode == 1
     assert "wrong code, or one already used" in done.stdout, done.stdout
 
@@ -121,7 +121,7 @@ def test_a_refused_code_comes_with_what_the_tool_can_tell(rig):
 def test_send_signs_a_request_for_a_signed_pin(rig, tmp_path):
     sim, _, config = rig
     seen = len(sim.outputs)
-    done = run("send", config, '{"GP19": 1}')
+    done = run("send", "-c", config, '{"GP19": 1}')
     assert done.returncode == 0, done.stdout + done.stderr
     sim.wait_pin(SIGNED, 0)  # momentary: released after its 2 s
     assert [line for _, line in sim.outputs[seen:] if line.startswith("GP19=")] == \
@@ -129,23 +129,23 @@ def test_send_signs_a_request_for_a_signed_pin(rig, tmp_path):
     time.sleep(1.1)  # a signed request's TS must be newer than the last one accepted
     wrong = tmp_path / "wrong.key"
     wrong.write_text("not-the-scheduler-key-at-all\n")
-    done = run("send", config, '{"GP19": 1}', "--key-file", wrong)
+    done = run("send", "-c", config, '{"GP19": 1}', "--key-file", wrong)
     assert done.returncode == 1 and "MFA validation failed" in done.stdout
     good = tmp_path / "script.key"
     good.write_text(SIGN_KEY + "\n")
     time.sleep(1.1)
-    done = run("send", config, '{"GP19": 1}', "--key-file", good)
+    done = run("send", "-c", config, '{"GP19": 1}', "--key-file", good)
     assert done.returncode == 0 and "GP19=1" in done.stdout, done.stdout + done.stderr
 
 
 def test_send_a_command(rig):
-    done = run("send", rig[2], "--cmd", "stats")
+    done = run("send", "-c", rig[2], "--cmd", "stats")
     assert done.returncode == 0 and done.stdout.startswith("stats Uptime="), done.stdout
 
 
 def test_watch_shows_the_topic_in_readable_form(rig):
     sim, client, config = rig
-    watch = start("watch", config, "--timeout", "60")
+    watch = start("watch", "-c", config, "--timeout", "60")
     lines = []
     ready = threading.Event()
 
@@ -191,7 +191,7 @@ def test_watch_shows_a_device_going_offline(services):
     sim = Sim(cfg)
     try:
         client.wait_for(state("GP16", 0), timeout=40)
-        watch = start("watch", sim.config_path, "--count", "1", "--timeout", "60")
+        watch = start("watch", "-c", sim.config_path, "--count", "1", "--timeout", "60")
         time.sleep(2)
         sim.proc.kill()  # no clean disconnect: the broker sends the device's last will
         out, err = watch.communicate(timeout=60)
@@ -207,7 +207,7 @@ def test_an_imported_seed_config_runs_in_the_simulator(services, tmp_path):
     old = tmp_path / "mqtt_tiny_controller_config.py"
     old.write_text(SEED_SET)
     out = tmp_path / "config.json"
-    assert run("config", "import", old, "-o", out).returncode == 0
+    assert run("config", "import", old, "-c", out).returncode == 0
     raw = json.loads(out.read_text())
     # Only the broker and time services are pointed at loopback; the rest is the import's.
     raw["mqtt"].update(server="127.0.0.1", port=broker.port, ssl=False, ca_file="")
@@ -232,29 +232,30 @@ def test_an_imported_seed_config_runs_in_the_simulator(services, tmp_path):
 
 def test_a_broker_that_refuses_or_is_not_there(tmp_path):
     path = tmp_path / "config.json"
-    done = run("config", "init", path, "--ssid", "w", "--server", "127.0.0.1", "--topic", "t/x",
-               "--relay", "16", "--port", free_port())
+    done = run("config", "init", "-c", path, "--ssid", "w", "--server", "127.0.0.1", "--topic",
+               "t/x", "--relay", "16", "--port", free_port())
     assert done.returncode == 0, done.stderr
-    assert "cannot connect" in one_line_error(run("send", path, '{"GP16": 1}'))
-    assert "cannot connect" in one_line_error(run("watch", path))
-    done = run("provision", path, "--port", tmp_path / "ttyACM9")  # neither broker nor board
+    assert "cannot connect" in one_line_error(run("send", "-c", path, '{"GP16": 1}'))
+    assert "cannot connect" in one_line_error(run("watch", "-c", path))
+    done = run("provision", "-c", path, "--port", tmp_path / "ttyACM9")  # neither broker nor board
     assert "not waiting for the device" in done.stdout and "no board at" in one_line_error(done)
     raw = json.loads(path.read_text())
     raw["mqtt"].update(ssl=True, ca_file="ca.pem")
     path.write_text(json.dumps(raw))
-    assert "ca.pem not found" in one_line_error(run("provision", path, "--no-wait"))
+    assert "ca.pem not found" in one_line_error(run("provision", "-c", path, "--no-wait"))
     raw["mqtt"].update(ssl=False, ca_file="")
     path.write_text(json.dumps(raw))
     with Mosquitto(extra_conf="allow_anonymous false\n") as broker:
         raw = json.loads(path.read_text())
         raw["mqtt"]["port"] = broker.port
         path.write_text(json.dumps(raw))
-        line = one_line_error(run("send", path, '{"GP16": 1}'))
+        line = one_line_error(run("send", "-c", path, '{"GP16": 1}'))
         assert "refused the connection (Not authorized)" in line, line
 
 
 def test_provision_with_no_board_there(rig, tmp_path):
-    line = one_line_error(run("provision", rig[2], "--port", tmp_path / "ttyACM9", "--no-wait"))
+    line = one_line_error(run("provision", "-c", rig[2], "--port", tmp_path / "ttyACM9",
+                              "--no-wait"))
     assert "no board at" in line
 
 
@@ -263,9 +264,9 @@ def test_watch_defuses_other_clients_and_says_when_its_connection_drops(tmp_path
 
     broker = Mosquitto().start()
     path = tmp_path / "config.json"
-    assert run("config", "init", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
+    assert run("config", "init", "-c", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
                broker.port, "--topic", "t/w", "--relay", "16").returncode == 0
-    watch = start("watch", path, "--timeout", "60")
+    watch = start("watch", "-c", path, "--timeout", "60")
     lines = []
 
     def read():
@@ -318,10 +319,36 @@ def test_the_board_says_what_it_starts_and_what_it_is_doing(rig):
 def test_send_with_the_device_offline_says_the_request_may_still_switch(tmp_path):
     with Mosquitto() as broker:
         path = tmp_path / "config.json"
-        assert run("config", "init", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
+        assert run("config", "init", "-c", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
                    broker.port, "--topic", "t/off", "--relay", "16").returncode == 0
-        line = one_line_error(run("send", path, "--pin", "16", "--on", "--timeout", "1"))
+        line = one_line_error(run("send", "-c", path, "--pin", "16", "--on", "--timeout", "1"))
         assert "no answer from the device within 1 s" in line
         assert "queued at the broker" in line and "GP16" in line
-        line = one_line_error(run("send", path, "--cmd", "stats", "--timeout", "1"))
+        line = one_line_error(run("send", "-c", path, "--cmd", "stats", "--timeout", "1"))
         assert "no answer" in line and "queued" not in line
+
+
+def test_send_and_watch_speak_json_for_scripts(rig):
+    sim, client, config = rig
+    settle()
+    watch = start("watch", "-c", config, "--json", "--count", "2", "--timeout", "30")
+    time.sleep(2)  # subscribed
+    done = run("send", "-c", config, "--pin", "16", "--on", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["refused"] is False and result["reason"] is None
+    assert json.loads(result["answer"])["GP16"] == 1
+    out, err = watch.communicate(timeout=40)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records[0]["text"] == '{"GP16": 1}' and "from" not in records[0]  # the request
+    assert records[1]["from"] == NAME and records[1]["from_device"] is True
+    sim.wait_pin(OPEN, 1)
+    settle()
+    done = run("send", "-c", config, "--pin", "16", "--off", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["refused"] is False
+    valid = [totp_now(KEY, offset_steps=s) for s in range(-7, 3)]
+    wrong = next(c for c in range(323456, 323500) if c not in valid)
+    done = run("send", "-c", config, "--pin", TOTP_PIN, "--on", "--code", wrong, "--json")
+    result = json.loads(done.stdout)
+    assert done.returncode == 1 and result["refused"] is True
+    assert result["reason"].startswith("Error: MFA validation failed") and result["why"]

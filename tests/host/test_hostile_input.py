@@ -12,7 +12,7 @@ INIT = ["--ssid", "MyWifi", "--wifi-password", "wifi-secret-pw", "--server", "12
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "config.json"
-    done = run("config", "init", path, *INIT)
+    done = run("config", "init", "-c", path, *INIT)
     assert done.returncode == 0, done.stderr
     return path
 
@@ -20,7 +20,7 @@ def config(tmp_path):
 def tls_config(tmp_path, ca_text):
     """config.json asking for TLS with ca.pem beside it, holding `ca_text` (None: no file)."""
     path = tmp_path / "tls.json"
-    assert run("config", "init", path, *INIT, "--ca-file", "ca.pem").returncode == 0
+    assert run("config", "init", "-c", path, *INIT, "--ca-file", "ca.pem").returncode == 0
     if ca_text is not None:
         (tmp_path / "ca.pem").write_bytes(ca_text)
     return path
@@ -30,10 +30,10 @@ def tls_config(tmp_path, ca_text):
 def test_writing_into_a_folder_that_is_not_there(tmp_path, where):
     (tmp_path / "a-file").write_text("not a folder")
     target = tmp_path / where
-    assert "cannot write" in one_line_error(run("config", "init", target, *INIT))
+    assert "cannot write" in one_line_error(run("config", "init", "-c", target, *INIT))
     old = tmp_path / "old.py"
     old.write_text(SEED_SET)
-    assert "cannot write" in one_line_error(run("config", "import", old, "-o", target))
+    assert "cannot write" in one_line_error(run("config", "import", old, "-c", target))
 
 
 @pytest.mark.parametrize("command", ["send", "watch", "provision"])
@@ -41,7 +41,7 @@ def test_writing_into_a_folder_that_is_not_there(tmp_path, where):
                                 b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
 def test_a_ca_file_that_is_not_a_certificate(tmp_path, command, ca):
     path = tls_config(tmp_path, ca)
-    args = [command, path] + (['{"GP16": 1}'] if command == "send" else [])
+    args = [command, "-c", path] + (['{"GP16": 1}'] if command == "send" else [])
     line = one_line_error(run(*args, "--timeout", "2"))
     assert "ca.pem" in line and ("certificate" in line or "not found" in line)
 
@@ -63,13 +63,13 @@ def test_hostile_seed_files(tmp_path, text):
     old = tmp_path / "old.py"
     old.write_bytes(SEED_SET.encode() + b"\n" + text)
     out = tmp_path / "out.json"
-    one_line_error(run("config", "import", old, "-o", out))
+    one_line_error(run("config", "import", old, "-c", out))
     assert not out.exists()
 
 
 def test_seed_commands_that_are_not_names_are_noted(tmp_path):
     old = tmp_path / "old.py"
     old.write_text(SEED_SET + "\ncommands = [[1], 2]\n")
-    done = run("config", "import", old, "-o", tmp_path / "out.json")
+    done = run("config", "import", old, "-c", tmp_path / "out.json")
     assert done.returncode == 0, done.stderr
     assert "commands: 2, [1] not available" in done.stdout

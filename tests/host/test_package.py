@@ -30,7 +30,7 @@ def test_pip_install_gives_the_command_and_the_device_package(tmp_path):
     config = tmp_path / "config.json"
     config.write_text('{"wifi": {"ssid": "w"}, "mqtt": {"server": "b", "topic": "t"}, '
                       '"gpio": {"relay": [16, 40]}}')
-    done = subprocess.run([str(target / "bin" / "tinyctrl"), "config", "check", str(config)],
+    done = subprocess.run([str(target / "bin" / "tinyctrl"), "config", "check", "-c", str(config)],
                           capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip() == "%s: gpio.relay: GP40 does not exist on the Pico W " \

@@ -4,6 +4,7 @@
 The package is run from the worktree (host/ and modules/ on PYTHONPATH), so the tests need no
 `pip install`; tests/host/test_package.py checks that `pip install .` gives the same command."""
 import os
+import select
 import subprocess
 import sys
 
@@ -43,3 +44,45 @@ def one_line_error(done):
     assert len(lines) == 1 and lines[0].startswith("tinyctrl: "), done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     return lines[0]
+
+
+class Terminal:
+    """`tinyctrl ARGS` on a pty that is its controlling terminal, as in a real session."""
+
+    def __init__(self, *args):
+        import fcntl
+        import pty
+        import termios
+
+        def own_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(argv(*args), stdin=slave, stdout=slave, stderr=slave,
+                                     env=env(), preexec_fn=own_terminal)
+        os.close(slave)
+        self.transcript = bytearray()  # everything the terminal showed
+        self.shown = 0  # how much of it the prompts so far have used
+
+    def read(self):
+        try:
+            self.transcript.extend(os.read(self.master, 1024))
+        except OSError:  # the command ended and closed the terminal
+            return False
+        return True
+
+    def answer(self, prompt, text):
+        while self.transcript.find(prompt.encode(), self.shown) < 0:
+            assert select.select([self.master], [], [], 30)[0], "no prompt %r: %r" % (
+                prompt, self.transcript)
+            assert self.read(), "ended before %r: %r" % (prompt, self.transcript)
+        self.shown = self.transcript.find(prompt.encode(), self.shown) + len(prompt)
+        os.write(self.master, text.encode() + b"\n")
+
+    def finish(self):
+        code = self.proc.wait(30)
+        while select.select([self.master], [], [], 0.5)[0] and self.read():
+            pass
+        os.close(self.master)
+        return code

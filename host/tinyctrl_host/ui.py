@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: MIT
+"""What the user sees: result lines on standard output (or JSON for scripts), errors and
+progress on standard error, in colour on a terminal unless NO_COLOR is set (no-color.org)."""
+import json
+import os
+import sys
+
+RED, RESET = "\x1b[31m", "\x1b[0m"
+
+
+def out(line=""):
+    print(line, flush=True)
+
+
+def out_json(obj):
+    """One JSON document per line, for --json."""
+    print(json.dumps(obj), flush=True)
+
+
+def colour(stream):
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def error(message):
+    """The one line of a failure: `tinyctrl: message`, the prefix red on a terminal."""
+    prefix = RED + "tinyctrl:" + RESET if colour(sys.stderr) else "tinyctrl:"
+    print("%s %s" % (prefix, message), file=sys.stderr, flush=True)
+
+
+def note(line):
+    """A line about the run itself (waiting, retrying), kept out of the results."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def progress(what):
+    """A progress display for long steps: a bar on a terminal, else a line per quarter."""
+    tty = sys.stderr.isatty()
+    shown = [-1]
+
+    def update(done, total):
+        pct = done * 100 // total
+        if tty:
+            bar = "#" * (pct // 4)
+            end = "\n" if done >= total else ""
+            sys.stderr.write("\r%s [%-25s] %3d%%%s" % (what, bar, pct, end))
+        elif pct // 25 > shown[0]:
+            shown[0] = pct // 25
+            sys.stderr.write("%s %d%%\n" % (what, pct))
+        sys.stderr.flush()
+    return update
