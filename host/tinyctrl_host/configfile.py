@@ -40,6 +40,8 @@ def problems(path):
         raw = json.loads(text)
     except ValueError as e:
         return None, None, ["invalid JSON (%s)" % e]
+    except RecursionError:
+        return None, None, ["invalid JSON (nested too deeply)"]
     try:
         return raw, device_config.validate(raw), []
     except device_config.ConfigError as e:

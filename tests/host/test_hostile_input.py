@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Every `tinyctrl` command given missing, unreadable, hostile or malformed input ends with one
 line on standard error and a non-zero exit, never a traceback."""
+import json
+
 import pytest
 from hostcli import one_line_error, run
 from seed_configs import SEED_SET
@@ -73,3 +75,44 @@ def test_seed_commands_that_are_not_names_are_noted(tmp_path):
     done = run("config", "import", old, "-c", tmp_path / "out.json")
     assert done.returncode == 0, done.stderr
     assert "commands: 2, [1] not available" in done.stdout
+
+
+COMMANDS = [["config", "check"], ["key", "new", "--pin", "16"], ["key", "show", "--pin", "16"],
+            ["key", "list"], ["key", "remove", "--pin", "16", "--index", "1"],
+            ["key", "code"], ["send", "--pin", "16", "--on"], ["watch", "--timeout", "1"],
+            ["provision", "--no-wait"]]
+BAD_CONFIGS = {
+    "missing": None,
+    "a folder": "folder",
+    "empty": b"",
+    "not JSON": b"{\"wifi\": ",
+    "binary": bytes(range(256)) * 4,
+    "not UTF-8": b'{"wifi": {"ssid": "\xff"}}',
+    "a list": b"[1, 2, 3]",
+    "huge": b" " * (1 << 17),
+    "deeply nested": b"[" * 30000 + b"]" * 30000,
+    "wrong types": json.dumps({"wifi": 1, "mqtt": {"topic": 5}, "gpio": {"relay": "16"},
+                               "homeassistant": {"prefix": []}}).encode(),
+    "escape sequences": json.dumps({"wifi": {"ssid": "\x1b[2J"}, "mqtt": {"server": "\x1b]0;x",
+                                    "topic": "t"}, "gpio": {"relay": [16]},
+                                    "\x1b[31m": 1}).encode(),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_CONFIGS))
+def test_every_command_with_a_bad_config_file(tmp_path, kind):
+    path = tmp_path / "config.json"
+    content = BAD_CONFIGS[kind]
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    for command in COMMANDS:
+        done = run(*command, "-c", path, timeout=60)
+        assert "\x1b" not in done.stderr, (command, done.stderr)
+        if command[:2] == ["config", "check"]:  # one line per problem, each naming the file
+            assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+            assert all(line.startswith(("tinyctrl: ", str(path)))
+                       for line in done.stderr.splitlines()), done.stderr
+        else:
+            one_line_error(done)
