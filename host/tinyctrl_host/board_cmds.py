@@ -26,13 +26,16 @@ def cmd_provision(args):
     if not args.no_wait:
         seen_from_pc = _broker_override(cfg, args.broker)
         try:
-            watcher = mqttio.Topic(seen_from_pc, config_dir, timeout=5)
+            with ui.Spinner("connecting to the broker"):
+                watcher = mqttio.Topic(seen_from_pc, config_dir, timeout=5)
         except Failure as e:
             ui.out("note: %s; not waiting for the device to come online" % e)
     try:
         ui.out("copying %s%s to the board and resetting it (mpremote)..."
              % (args.config, " and " + ca[1] if ca else ""))
-        board.copy_config(args.port, args.config, ca, show=lambda line: ui.out("  " + line))
+        with ui.Spinner("copying to the board (mpremote)") as spinner:
+            board.copy_config(args.port, args.config, ca,
+                              show=lambda line: spinner.out("  " + line))
         ui.out("board reset")
         if watcher:
             return _wait_online(watcher, cfg, args.timeout)
@@ -62,7 +65,8 @@ def _wait_online(watcher, cfg, timeout):
          % (timeout, device or "the device", watcher.where))
     deadline = time.monotonic() + timeout
     while True:
-        payload = watcher.next(deadline)
+        with ui.Spinner("waiting for the device"):
+            payload = watcher.next(deadline)
         if payload is None:
             raise Failure("the device did not come online within %d s; its console (mpremote "
                           "connect PORT repl) shows why" % timeout, NO_ANSWER)

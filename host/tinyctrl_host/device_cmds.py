@@ -53,7 +53,8 @@ def cmd_send(args):
     raw, cfg = configfile.load(args.config)
     prefix = cfg["gpio"]["prefix"]
     req, obj = mqttio.parse_request(cfg, _request_text(args, cfg))
-    topic = mqttio.Topic(cfg, _folder(args.config), timeout=args.timeout)
+    with ui.Spinner("connecting to the broker"):
+        topic = mqttio.Topic(cfg, _folder(args.config), timeout=args.timeout)
     result = Result(args.json)
     try:
         paused = time.monotonic()
@@ -63,7 +64,8 @@ def cmd_send(args):
         topic.publish(json.dumps(obj))
         device = cfg["name"]  # "FROM" names the device, never its client id
         while True:
-            payload = topic.next(deadline)
+            with ui.Spinner("waiting for the device's answer"):
+                payload = topic.next(deadline)
             if payload is None:
                 # The device's session is persistent: the broker keeps a request for it while
                 # it is away and delivers it when it is back, however late.
@@ -107,7 +109,8 @@ def _next_error(topic, wait_s):
 def _wait_for_next_code(seconds):
     ui.note("this PC sent the current code already and the device takes each code once: "
             "waiting %d s for the next code" % seconds)
-    time.sleep(seconds)
+    with ui.Spinner("waiting for the next code"):
+        time.sleep(seconds)
 
 
 def _explain_denial(topic, obj, args, cfg, line):
@@ -138,7 +141,8 @@ def _explain_denial(topic, obj, args, cfg, line):
 
 def cmd_watch(args):
     raw, cfg = configfile.load(args.config)
-    topic = mqttio.Topic(cfg, _folder(args.config), timeout=min(args.timeout or 10, 10))
+    with ui.Spinner("connecting to the broker"):
+        topic = mqttio.Topic(cfg, _folder(args.config), timeout=min(args.timeout or 10, 10))
     prefix = cfg["gpio"]["prefix"]
     if not args.json:
         ui.out("watching %s on %s (Ctrl-C stops)" % (cfg["mqtt"]["topic"], topic.where))

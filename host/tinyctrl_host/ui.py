@@ -4,6 +4,8 @@ progress on standard error, in colour on a terminal unless NO_COLOR is set (no-c
 import json
 import os
 import sys
+import threading
+import time
 
 RED, RESET = "\x1b[31m", "\x1b[0m"
 
@@ -48,3 +50,46 @@ def progress(what):
             sys.stderr.write("%s %d%%\n" % (what, pct))
         sys.stderr.flush()
     return update
+
+
+class Spinner:
+    """`with Spinner("waiting for ..."):` a turning bar and the seconds so far on a terminal's
+    standard error while the block runs (every wait longer than a second shows it is alive);
+    nothing when standard error is not a terminal."""
+
+    FRAMES = "|/-\\"
+
+    def __init__(self, what):
+        self.what = what
+        self.stop = threading.Event()
+        self.thread = None
+
+    def _run(self):
+        started = time.monotonic()
+        frame = 0
+        while not self.stop.wait(0.2 if frame else 1.0):  # quiet for the first second
+            sys.stderr.write("\r%s %s (%d s)" % (self.FRAMES[frame % 4], self.what,
+                                                 time.monotonic() - started))
+            sys.stderr.flush()
+            frame += 1
+        if frame:
+            sys.stderr.write("\r\x1b[K")  # the line cleared for what comes next
+            sys.stderr.flush()
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread:
+            self.thread.join()
+
+    def out(self, line):
+        """A result line while the spinner turns: over its line, which it draws again below."""
+        if self.thread:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        out(line)

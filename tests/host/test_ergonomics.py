@@ -85,3 +85,15 @@ def test_errors_in_colour_on_a_terminal_unless_no_color(tmp_path, monkeypatch, n
     term = Terminal("config", "check", "-c", tmp_path / "none.json")
     assert term.finish() == 2
     assert (b"\x1b[31mtinyctrl:" in term.transcript) != no_color, term.transcript
+
+
+def test_a_wait_longer_than_a_second_shows_it_is_alive_on_a_terminal(tmp_path):
+    with Mosquitto() as broker:
+        path = init(tmp_path / "config.json", "--port", str(broker.port))
+        term = Terminal("send", "-c", path, "--cmd", "stats", "--timeout", "3")
+        assert term.finish() == 3
+        done = run("send", "-c", path, "--cmd", "stats", "--timeout", "2")  # no terminal
+        assert done.returncode == 3 and "waiting" not in done.stderr
+    shown = term.transcript.decode(errors="replace")
+    assert "waiting for the device's answer (1 s)" in shown and "\r\x1b[K" in shown, shown
+    assert shown.rstrip().splitlines()[-1].split("\x1b[K")[-1].startswith("\x1b[31mtinyctrl:")
