@@ -7,6 +7,7 @@ import time
 
 from . import NO_ANSWER, Failure, board, configfile, mqttio, options, ui
 
+
 def cmd_provision(args):
     raw, cfg = configfile.load(args.config)
     config_dir = os.path.dirname(os.path.abspath(args.config))
@@ -19,7 +20,7 @@ def cmd_provision(args):
         path = args.ca or os.path.join(config_dir, name)
         problem = configfile.ca_problem(path)
         if problem:
-            raise Failure(problem + " (or give the certificate as the argument CA)")
+            raise Failure(problem + " (or name the certificate: tinyctrl provision CA_FILE)")
         ca = (path, name)
     ui.out("%s: valid" % args.config)
     watcher = None
@@ -32,7 +33,7 @@ def cmd_provision(args):
             ui.out("note: %s; not waiting for the device to come online" % e)
     try:
         ui.out("copying %s%s to the board and resetting it (mpremote)..."
-             % (args.config, " and " + ca[1] if ca else ""))
+                % (args.config, " and " + ca[1] if ca else ""))
         with ui.Spinner("copying to the board (mpremote)") as spinner:
             board.copy_config(args.port, args.config, ca,
                               show=lambda line: spinner.out("  " + line))
@@ -62,7 +63,7 @@ def _broker_override(cfg, broker):
 def _wait_online(watcher, cfg, timeout):
     device = cfg["name"]  # "FROM" names the device, never its client id
     ui.out("waiting up to %d s for %s to come online on %s..."
-         % (timeout, device or "the device", watcher.where))
+            % (timeout, device or "the device", watcher.where))
     deadline = time.monotonic() + timeout
     while True:
         with ui.Spinner("waiting for the device"):

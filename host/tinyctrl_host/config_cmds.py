@@ -187,7 +187,7 @@ def cmd_config_init(args):
     for line in made:
         ui.out("  generated " + line)
     ui.out("next: tinyctrl key new --pin N --config %s to protect a relay with your phone, then "
-         "tinyctrl provision -c %s" % (path, path))
+            "tinyctrl provision -c %s" % (path, path))
     return 0
 
 

@@ -20,7 +20,7 @@ def _show_key(uri, args):
     rows = keys.qr_rows(uri)
     if rows > keys.QR_ROWS:
         ui.out("note: this QR code is %d rows (a long account name): a terminal must show %d "
-             "to show it whole; use --png or a shorter --name" % (rows, rows + 2))
+                "to show it whole; use --png or a shorter --name" % (rows, rows + 2))
     ui.out("Scan this with Google Authenticator (or any TOTP app):")
     keys.qr_terminal(uri, sys.stdout)
 
@@ -54,7 +54,7 @@ def cmd_key_new(args):
     ui.out("added a new 160-bit key for %s%d to %s" % (prefix, args.pin, args.config))
     if had:
         ui.out("%s%d already has %d key(s); each one opens it (tinyctrl key list, key remove)"
-             % (prefix, args.pin, had))
+                % (prefix, args.pin, had))
     ui.out("copy %s to the board (tinyctrl provision) for the key to take effect" % args.config)
     _show_key(uri, args)
     return 0
@@ -113,7 +113,7 @@ def cmd_key_remove(args):
     configfile.save(args.config, raw)
     prefix = cfg["gpio"]["prefix"]
     ui.out("removed key %d of %s%d from %s%s" % (args.index, prefix, args.pin, args.config,
-                                               "" if ks else "; the pin is open now"))
+                                                  "" if ks else "; the pin is open now"))
     ui.out("copy %s to the board (tinyctrl provision) for it to take effect" % args.config)
     return 0
 
