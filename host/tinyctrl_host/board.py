@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The board itself: copy the firmware to a Pico W in BOOTSEL mode (its RPI-RP2 drive), and copy
 config.json (and the CA certificate) onto it with the real mpremote, then reset it."""
+import glob
 import os
+import platform
+import string
 import struct
 import subprocess
 import sys
@@ -25,6 +28,8 @@ FAMILIES = {  # for the message when the image is for another chip
     0xADA52840: "nRF52840", 0x57755A57: "STM32F4",
 }
 BOARD_ID = "Board-ID: RPI-RP2"
+LINUX_MOUNTS = "/proc/mounts"
+MACOS_VOLUMES = "/Volumes"
 MPREMOTE_TIMEOUT_S = 30  # copying config.json and a CA certificate takes a few seconds
 
 
@@ -36,14 +41,26 @@ def is_bootsel_drive(folder):
         return False
 
 
-def find_drive():
-    """The mounted RPI-RP2 drive of a Pico in BOOTSEL mode, found by its INFO_UF2.TXT."""
+def windows_drives():
+    return ["%s:\\" % letter for letter in string.ascii_uppercase]
+
+
+def mount_points(system):
+    """Where `system` (platform.system()) mounts drives: every one a USB drive may be."""
+    if system == "Windows":
+        return windows_drives()
+    if system == "Darwin":
+        return sorted(glob.glob(os.path.join(MACOS_VOLUMES, "*")))
     try:
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1].replace("\\040", " ") for line in f]
+        with open(LINUX_MOUNTS) as f:
+            return [line.split()[1].replace("\\040", " ") for line in f if len(line.split()) > 1]
     except OSError:
-        mounts = []
-    for folder in mounts:
+        return []
+
+
+def find_drive(system=None):
+    """The mounted RPI-RP2 drive of a Pico in BOOTSEL mode, found by its INFO_UF2.TXT."""
+    for folder in mount_points(system or platform.system()):
         if is_bootsel_drive(folder):
             return folder
     return None

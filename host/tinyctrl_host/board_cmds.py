@@ -94,7 +94,8 @@ def add_commands(sub):
     options.add_config(prov)
     prov.add_argument("ca", nargs="?", help="the broker's CA certificate (default: mqtt.ca_file "
                       "beside the config file)")
-    prov.add_argument("--port", help="the board's serial port (default: the first one found)")
+    prov.add_argument("--port", help="the board's serial port, e.g. /dev/ttyACM0, COM3 or "
+                      "/dev/cu.usbmodem1101 (default: the first one found)")
     options.add_timeout(prov, 90, "to wait for it online")
     prov.add_argument("--no-wait", action="store_true", help="do not wait for it to come online")
     prov.add_argument("--broker", metavar="HOST[:PORT]",
