@@ -7,7 +7,7 @@ import argparse
 from tinyctrl import __version__
 
 from . import NO_ANSWER, NO_BROKER, OK, REFUSED, USAGE, Failure, ui
-from . import board_cmds, config_cmds, device_cmds, key_cmds
+from . import board_cmds, completion, config_cmds, device_cmds, key_cmds
 
 EPILOG = """exit status:
   %d  done
@@ -29,6 +29,7 @@ def parser():
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (config_cmds, key_cmds, device_cmds, board_cmds):
         group.add_commands(sub)
+    completion.add_command(sub, p)
     return p
 
 

@@ -97,3 +97,27 @@ def test_a_wait_longer_than_a_second_shows_it_is_alive_on_a_terminal(tmp_path):
     shown = term.transcript.decode(errors="replace")
     assert "waiting for the device's answer (1 s)" in shown and "\r\x1b[K" in shown, shown
     assert shown.rstrip().splitlines()[-1].split("\x1b[K")[-1].startswith("\x1b[31mtinyctrl:")
+
+
+def bash_complete(script, *words):
+    """What bash completes for `tinyctrl WORDS` (the last word the one being typed)."""
+    import subprocess
+
+    line = " ".join("'%s'" % w for w in ("tinyctrl",) + words)
+    program = script + '\nCOMP_WORDS=(%s); COMP_CWORD=%d; _tinyctrl; echo "${COMPREPLY[*]}"' % (
+        line, len(words))
+    return subprocess.run(["bash", "-c", program], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_bash_completion_from_the_parser():
+    script = run("completion", "bash").stdout
+    assert "complete -o default -F _tinyctrl tinyctrl" in script
+    assert sorted(bash_complete(script, "")) == sorted([
+        "config", "key", "send", "watch", "provision", "flash", "completion", "--help",
+        "--version"])
+    assert bash_complete(script, "k") == ["key"]
+    assert sorted(bash_complete(script, "key", "")) == sorted([
+        "new", "show", "list", "remove", "code", "--help"])
+    assert "--png" in bash_complete(script, "key", "new", "--pin", "18", "--")
+    assert bash_complete(script, "send", "-c", "x.json", "--j") == ["--json"]
