@@ -55,6 +55,14 @@ class AuthGate:
         self._last_ts = {}
         self._grant = None  # (pins, expires at ms)
         self._failures = {}  # pin, or None for bare codes -> Failures
+        self._floor = 0  # unix time: codes of its time step and time stamps up to it are refused
+
+    def raise_floor(self, now):
+        """The device may not have seen every message until `now` (a broker drops what it
+        cannot queue for a device behind it): a code or signed request it never saw must be
+        useless to whoever read it on the broker, as after a boot. Closes any open grant."""
+        self._floor = max(self._floor, now)
+        self._grant = None
 
     def protected(self, pins):
         return [p for p in pins if p in self.totp_pins or p in self.sign_pins]
@@ -96,8 +104,10 @@ class AuthGate:
             return []
         # Codes of the time step of the clock's first sync on this boot, and older ones, are
         # refused: used before a reset or power cut, or seen before the clock could check them,
-        # they left no trace in RAM (issue 9, finding 9).
+        # they left no trace in RAM. Likewise up to a raised floor.
         floor = totp.counter_at(synced_at)
+        if self._floor:  # what could have been valid then, a code from a clock ahead too
+            floor = max(floor, totp.counter_at(self._floor) + totp.FUTURE_CODES)
         keys = []
         for key in self._all_keys():
             c = totp.match(key, code, now, self.max_expired)
@@ -127,7 +137,7 @@ class AuthGate:
             if _same(expected, req.sig):
                 self._last_ts[key] = req.ts
                 if synced_at is not None and abs(now - req.ts) <= self.sign_window_s \
-                        and req.ts > synced_at:  # see _spend_code
+                        and req.ts > max(synced_at, self._floor):  # see _spend_code
                     signers.append(name)
         return signers
 

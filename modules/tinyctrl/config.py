@@ -318,6 +318,21 @@ def _relay_options(gpio, problems):
             seen[p] = i
 
 
+def _switch_groups(gpio, mfa_pins, sign_pins, problems):
+    """With interlock_mode "switch" a request for one pin of a group switches the others off:
+    each pin of a group must need what the others need, or an open pin moves a protected one."""
+    if gpio["interlock_mode"] != "switch":
+        return
+    for i, group in enumerate(gpio["interlock"]):
+        needs = [(sorted(mfa_pins.get(p, [])), sorted(sign_pins.get(p, []))) for p in group]
+        for p, need in zip(group[1:], needs[1:]):
+            if need != needs[0]:
+                problems.append("gpio.interlock[%d]: GP%d and GP%d must need the same mfa.pins "
+                                "and sign.pins keys with interlock_mode \"switch\" (a request "
+                                "for one switches the other off)" % (i, group[0], p))
+                break
+
+
 def _base32_key(key, where, problems):
     if not isinstance(key, str):
         problems.append("%s: key must be a string" % where)
@@ -439,6 +454,7 @@ def validate(raw):
         for n in names:
             if n not in cfg["sign"]["keys"]:
                 problems.append("sign.pins.%d: no key named '%s' in sign.keys" % (p, shown(n)))
+    _switch_groups(gpio, cfg["mfa"]["pins"], cfg["sign"]["pins"], problems)
     if _is_int(cfg["mfa"]["max_expired_codes"]) and cfg["mfa"]["max_expired_codes"] > 10:
         problems.append("mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)")
     guard = cfg["guard"]

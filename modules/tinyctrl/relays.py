@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # Moving relays: decide every requested pin first, then move them together (Action N), within
 # the burnout guard; a momentary relay is released by a task of its own after its wait.
-# Issue 13: power-on states, auto-off after gpio.max_on_s, and interlock groups whose relays
-# are never on together.
+# Power-on states, auto-off after gpio.max_on_s, and interlock groups whose relays are never
+# on together.
 import asyncio
 
 from .guard import BurnoutGuard
@@ -73,9 +73,8 @@ class Relays:
         if both:
             return self.outbox.error("Error: %s are interlocked, never on together; request "
                                      "refused" % " and ".join(self.name(p) for p in both))
-        for p in wanted:
-            for q in self.group.get(p, ()):  # the newest request wins over a delayed one
-                self._cancel_delayed(q)
+        for p in wanted:  # a pin's own newest request wins over its delayed on
+            self._cancel_delayed(p)
         moves = {}
         for v in (0, 1):  # offs first: an interlocked on sees the group after them
             for pin, want in wanted.items():
@@ -94,9 +93,13 @@ class Relays:
             return
         others = [q for q in self.group.get(pin, ()) if q != pin and v
                   and self.pins[q].value() and moves.get(q) != 0]
-        if others and not self.interlock_switch:
-            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is on"
-                                     % (self.name(pin), self.name(others[0])))
+        # Another pin's authorised on, waiting out the dead time: only a request that could
+        # move that pin itself may replace it (interlock_mode "switch": the same keys).
+        waiting = [q for q in self.group.get(pin, ()) if q != pin and v and q in self._delayed]
+        if (others or waiting) and not self.interlock_switch:
+            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is %s"
+                                     % (self.name(pin), self.name((others + waiting)[0]),
+                                        "on" if others else "switching on"))
         reason = self.burnout.refuse(pin, now, self.name(pin), v)
         if reason:
             return self.outbox.error(reason)
@@ -104,6 +107,8 @@ class Relays:
         if pin not in self.group or not v:
             moves[pin] = v
             return
+        for q in waiting:  # interlock_mode "switch": the newest request wins
+            self._cancel_delayed(q)
         for q in others:  # interlock_mode "switch": off first, whatever the guard says
             moves[q] = 0
         off = [q for q in self.group[pin] if moves.get(q) == 0]

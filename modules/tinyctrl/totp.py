@@ -94,6 +94,9 @@ def counter_at(unix_time):
     return int(unix_time) // STEP_S
 
 
+FUTURE_CODES = 1  # a phone's clock may be ahead of the device's by up to a step
+
+
 def match(key, code, unix_time, max_expired_codes):
     """The time-step counter at which `code` is valid for `key`, or -1.
 
@@ -101,4 +104,4 @@ def match(key, code, unix_time, max_expired_codes):
     between phone and device, as in the seed) and one future code."""
     if not is_code(code):
         return -1
-    return _match(key, code, counter_at(unix_time), max_expired_codes, 1)
+    return _match(key, code, counter_at(unix_time), max_expired_codes, FUTURE_CODES)
