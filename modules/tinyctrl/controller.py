@@ -19,8 +19,8 @@ from .mqtt import BACKLOG, TinyMQTTClient
 from .outbox import Outbox
 from .relays import Relays
 
-# Between failed first connects: each already waits out a join (issue 12: back within 10 s
-# of the network); max_retries and reset_delay_s bound how long before a reset.
+# Between failed first connects: each already waits out a join (back within 10 s of the
+# network); max_retries and reset_delay_s bound how long before a reset.
 FIRST_CONNECT_PAUSE_S = 1
 
 
@@ -31,21 +31,21 @@ class Controller:
         m = cfg["mqtt"]
         self.prefix = cfg["gpio"]["prefix"]
         self.topic = m["topic"]
-        self.device = cfg["name"]  # published in "FROM"; never the client id (issue 9, finding 2)
-        self.mono = clock.Monotonic()
+        self.device = cfg["name"]  # published in "FROM"; never the client id
+        self.mono_ms = clock.Monotonic()
         self.clock = clock.Clock()
         self.led = hw.StatusLed()
         self.boot = boot or {"cause": "power", "resets": 0, "outages": 0}
-        self.started = self.mono()
+        self.started = self.mono_ms()
         self.watchdog = None
-        self.client = TinyMQTTClient(self._mqtt_config())
-        self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono, self._stats_line)
+        self.client = TinyMQTTClient(self._mqtt_config(), hw)
+        self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono_ms, self._stats_line)
         self.memory = RelayMemory(hw, cfg)
-        self.relays = Relays(hw, cfg, self.outbox, self.mono, self.memory)
+        self.relays = Relays(hw, cfg, self.outbox, self.mono_ms, self.memory)
         self.contacts = Contacts(hw, cfg["gpio"]["contact"], self.outbox)
         self.auth = AuthGate(cfg, self.topic)
-        self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono)
-        self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono,
+        self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
+        self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms,
                                  self.boot)
         self.announcer = cfg["homeassistant"] and homeassistant.Announcer(
             cfg, hw, self.outbox, board_name(hw.unique_id()))
@@ -59,7 +59,7 @@ class Controller:
             out[p] = self.relays.value(p) if p in self.relays.pins else self.contacts.value(p)
         return out
 
-    def unix_time(self):
+    def unix_s(self):
         return self.clock.now(time.time())
 
     def _stats_line(self):
@@ -119,7 +119,7 @@ class Controller:
         once its queue is full, drops what the owner sends, unseen. A code or signed request
         in a dropped message must not work for whoever read it on the broker."""
         if self.clock.synced:
-            self.auth.raise_floor(self.unix_time())
+            self.auth.raise_floor(self.unix_s())
         if streak == BACKLOG:
             self.outbox.reply("Info: requests are arriving faster than the device reads them; "
                               "MFA codes and signed requests made before this ends are refused")
@@ -172,12 +172,12 @@ class Controller:
             return error("Error: retained requests are ignored; turn Retain off in the client")
         if req.cmd:
             return self.commands.run(req.cmd)
-        now, ms = self.unix_time(), self.mono()
+        unix_s, mono_ms = self.unix_s(), self.mono_ms()
         try:
             if not req.pins:
-                self.auth.offer_code(req.code, now, ms, self.clock.first_sync)
+                self.auth.offer_code(req.code, unix_s, mono_ms, self.clock.first_sync)
                 return self.outbox.reply("Info: MFA code accepted")
-            self.auth.authorize(req, now, ms, self.clock.first_sync)
+            self.auth.authorize(req, unix_s, mono_ms, self.clock.first_sync)
         except AuthError as e:
             self.outbox.state(req.pins)
             return error(str(e), "auth")
@@ -218,14 +218,14 @@ class Controller:
             except OSError as e:
                 failures += 1
                 log("connect failed (%d): %r" % (failures, e))
-            if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono() - self.started:
+            if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono_ms() - self.started:
                 log("no connection; resetting")
                 self.hw.reset()
             await asyncio.sleep(FIRST_CONNECT_PAUSE_S)
 
     async def run(self):
         self.led.show("connecting")
-        self.relays.power_on(self.boot["cause"])  # issue 13: gpio.power_on_state
+        self.relays.power_on(self.boot["cause"])  # gpio.power_on_state
         asyncio.create_task(self.memory.run(self.relays.states))
         wd = self.cfg["watchdog_s"]
         if wd > 0:

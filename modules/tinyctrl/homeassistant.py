@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Home Assistant MQTT discovery (issue 14): topics and payloads from the validated config, and
+# Home Assistant MQTT discovery: topics and payloads from the validated config, and
 # the task that announces them (its only I/O is the MQTT client it is given).
 #
 # One retained device-based discovery message, <prefix>/device/<board id>/config, with "dev", "o"

@@ -31,7 +31,7 @@ def load(path=None):
 
 
 def hold_relays_off(cfg):
-    """Drive every relay pin to its off level at once (issue 13, boot safety): until now the
+    """Drive every relay pin to its off level at once (boot safety): until now the
     pins are inputs with the RP2040's reset pull-down (datasheet 2.19.6.3), which an active-low
     board may read as "on". Before the controller's imports and the Wi-Fi chip's start-up, which
     take longer; pins that are not relays stay inputs."""

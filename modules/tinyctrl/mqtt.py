@@ -2,10 +2,8 @@
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
 import socket
-import sys
 from time import ticks_diff, ticks_ms
 
-import network
 from mqtt_as import MQTTClient
 
 MAX_INBOUND = 1024  # payloads above this are drained, never buffered
@@ -21,8 +19,6 @@ STABLE_S = 2  # the link must stay up this long after a join before MQTT is trie
 BACKLOG = 16
 BACKLOG_IDLE_MS = 20
 PUBACK_POLL_MS = 5  # mqtt_as polls every 100 ms; a PUBACK on a LAN comes in about 1 ms
-# CYW43 link states between connect() and an address: joining, joined without an address.
-_JOINING = (network.STAT_CONNECTING, 2)
 
 
 class TinyMQTTClient(MQTTClient):
@@ -30,8 +26,9 @@ class TinyMQTTClient(MQTTClient):
     size of this message's drained payload (0 if it was read), `streak` how many messages
     came just before it back to back (BACKLOG or more: the device is behind the broker)."""
 
-    def __init__(self, config):
+    def __init__(self, config, hw):
         super().__init__(config)
+        self.hw = hw  # the port: how its Wi-Fi starts and reports a join
         self.reads = 0
         self._oversize = 0  # size drained from the packet being read, 0 if none
         self._streak = 0
@@ -89,16 +86,14 @@ class TinyMQTTClient(MQTTClient):
         # comes back mid-attempt would cost a minute. The CYW43 driver ends a failed join with
         # a status outside _JOINING (STAT_NO_AP_FOUND after its scan, STAT_CONNECT_FAIL,
         # STAT_WRONG_PASSWORD, or STAT_IDLE after a de-auth), so any such status ends the
-        # attempt at once and _keep_connected tries again a second later (issue 12).
+        # attempt at once and _keep_connected tries again a second later.
         s = self._sta_if
-        s.active(True)
-        if sys.platform == "rp2":
-            s.config(pm=0xA11140)  # no power saving: Pico W guide 3.6.3, as mqtt_as does
+        self.hw.wifi_start(s)
         s.connect(self._ssid, self._wifi_pw)
         waited = 0
         while not s.isconnected():
             status = s.status()
-            if status not in _JOINING or waited >= JOIN_TIMEOUT_MS:
+            if status not in self.hw.WIFI_JOINING or waited >= JOIN_TIMEOUT_MS:
                 s.disconnect()
                 raise OSError("Wi-Fi join failed (status %d)" % status)
             await asyncio.sleep_ms(JOIN_POLL_MS)
@@ -118,7 +113,7 @@ class TinyMQTTClient(MQTTClient):
             raise OSError("TLS: " + "; ".join(line for line in str(e).split("\n") if line))
         # mqtt_as writes a publish in several small writes; with Nagle's algorithm the second
         # waits for the broker's delayed ACK (40 ms on Linux), so half the answers came 40 ms
-        # late (issue 10). A TLS socket has no setsockopt here and keeps Nagle.
+        # late. A TLS socket has no setsockopt here and keeps Nagle.
         if hasattr(self._sock, "setsockopt"):
             # The unix port has no constants: Linux's values. lwIP (rp2) has its own.
             level = getattr(socket, "IPPROTO_TCP", 6)

@@ -33,7 +33,7 @@ class Post:
 
 
 class Outbox:
-    def __init__(self, cfg, client, pin_states, now, stats):
+    def __init__(self, cfg, client, pin_states, mono_ms, stats):
         g, m, gd = cfg["gpio"], cfg["mqtt"], cfg["guard"]
         self.client = client
         self.topic = m["topic"]
@@ -42,7 +42,7 @@ class Outbox:
         self.all_pins = g["relay"] + sorted(g["momentary"]) + g["contact"]
         self.notify_pins = set(g["notify"])
         self.pin_states = pin_states  # pins -> {pin: value}
-        self.now = now  # monotonic milliseconds
+        self.mono_ms = mono_ms  # -> monotonic milliseconds
         self.render_stats = stats  # -> the stats line
         self.pacer = PublishGuard(gd["publish_max"], gd["publish_window_s"])
         self.error_budget = ErrorBudget(max(1, gd["publish_max"] // 4), gd["publish_window_s"])
@@ -102,7 +102,7 @@ class Outbox:
         queued = sum(1 for k, _ in self._errors if k == kind)
         if queued >= MAX_ERRORS:
             budget.drop(kind)
-        elif budget.allow(self.now(), kind):
+        elif budget.allow(self.mono_ms(), kind):
             n = budget.take_suppressed(kind)
             if n:
                 line += " (%d more errors suppressed)" % n
@@ -167,12 +167,12 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
                 continue  # at once: no waiting for company
-            wait = pacer.wait_ms(self.now())
+            wait = pacer.wait_ms(self.mono_ms())
             if wait:
                 await asyncio.sleep_ms(wait)  # what comes meanwhile joins the next message
                 continue
             msg = self.next_message()
-            if not pacer.sent(self.now()):
+            if not pacer.sent(self.mono_ms()):
                 break
             # and what comes meanwhile joins the next message, too
             if isinstance(msg, Post):

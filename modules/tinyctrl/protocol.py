@@ -89,7 +89,7 @@ class _Reader:
                 key = self.string()
                 self.take(":")
                 # IoT MQTT Panel's text input sends {"MFA": 012345} for a code with a leading
-                # zero (issue 9, finding 8): allowed there, and only there.
+                # zero: allowed there, and only there.
                 out[key] = self.value(depth, depth == 1 and key == self.code_key)
             else:
                 out.append(self.value(depth))
@@ -221,8 +221,8 @@ def _pin_values(obj, prefix):
     out = {}
     for key, v in obj.items():
         digits = key[len(prefix):]
-        if not key.startswith(prefix) or not digits.isdigit() or v not in (0, 1) \
-                or isinstance(v, bool):
+        if not key.startswith(prefix) or not digits.isdigit() or isinstance(v, bool) \
+                or not isinstance(v, int) or v not in (0, 1):
             return None
         out[int(digits)] = v
     return out

@@ -65,7 +65,7 @@ def _hotp_py(key, counter, digits=DIGITS):
 
 
 def _match_py(key, code, counter, back, forward):
-    # As the C module: only an int code of 0..10**DIGITS-1 can match (issue 9, finding 11).
+    # As the C module: only an int code of 0..10**DIGITS-1 can match.
     if not is_code(code):
         return -1
     for c in range(counter - back, counter + forward + 1):

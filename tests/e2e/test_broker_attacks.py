@@ -50,12 +50,10 @@ def attack_config(services, **changes):
 
 def retained(port, topic, timeout=2.0):
     """The retained message on `topic`, or None: what a client subscribing now is handed."""
-    got = []
     c = sh.Client(port, topic=topic, client_id="retained-reader")
-    c.mqtt.on_message = lambda client, userdata, msg: got.append(msg) if msg.retain else None
     time.sleep(timeout)
     c.close()
-    return got[0].payload if got else None
+    return c.retained[0] if c.retained else None
 
 
 def started(cfg, client):

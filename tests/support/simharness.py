@@ -167,6 +167,7 @@ class Client:
 
         self.topic = topic
         self.messages = []
+        self.retained = []  # payloads the broker handed over as retained
         CLIENTS.append(self)
         self._cond = threading.Condition()
         self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
@@ -182,6 +183,8 @@ class Client:
     def _on_message(self, client, userdata, msg):
         with self._cond:
             self.messages.append((time.monotonic(), msg.payload))
+            if msg.retain:
+                self.retained.append(msg.payload)
             self._cond.notify_all()
 
     def send(self, payload, qos=1):
