@@ -95,11 +95,6 @@ def save(path, raw):
 def defaults():
     """Every optional key with the device's default, section by section: the example part of a
     new config.json. Taken from the validator's own schema, so the two cannot drift."""
-    out = {}
-    for name, schema in device_config._schema().items():
-        out[name] = dict((k, d) for k, (d, _) in schema.items()
-                         if d is not device_config.REQUIRED and d is not None)
-    for k, (d, _) in device_config._top().items():
-        out[k] = d
+    out = device_config.defaults()
     out["mqtt"].pop("tls_insecure")  # only ever written when the user asks for it
     return out

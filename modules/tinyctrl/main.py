@@ -13,7 +13,7 @@ def load(path=None):
     """The validated config, or None after printing every problem."""
     path = path or port.CONFIG_PATH
     try:
-        cfg = config.load(path)
+        cfg = config.load(path, board_name(port.unique_id()))
     except config.ConfigError as e:
         print("tinyctrl: %s is not valid, the controller is stopped:" % path)
         for problem in e.problems:
@@ -22,11 +22,6 @@ def load(path=None):
         port.StatusLed().show("config_error")
         return None
     hold_relays_off(cfg)
-    ca = cfg["mqtt"]["ca_file"]
-    if ca and not ca.startswith("/") and "/" in path:
-        cfg["mqtt"]["ca_file"] = path.rsplit("/", 1)[0] + "/" + ca  # beside config.json
-    if not cfg["mqtt"]["client_id"]:
-        cfg["mqtt"]["client_id"] = board_name(port.unique_id())
     return cfg
 
 

@@ -174,3 +174,52 @@ def test_the_device_name_is_published_not_the_client_id():
     assert cfg["name"] == "tinyctrl" and cfg["mqtt"]["client_id"] == ""
     p = problems(minimal(name="pico", mqtt={"server": "b", "topic": "t", "client_id": "pico"}))
     assert p == ["name: must differ from mqtt.client_id (whoever knows the client id can take the device's place)"]
+
+
+# ---- a cross-field rule never reads a field whose own check failed
+
+WRONG = (None, "x", "", 5, -1, 1.5, True, [], [1], {}, {"16": 1}, "16")
+
+
+def full():
+    """A config that uses every section, Home Assistant's too."""
+    return {"wifi": {"ssid": "home"}, "mqtt": {"server": "broker", "topic": "home/pico"},
+            "gpio": {"relay": [16, 20, 21], "momentary": {"18": 2}, "contact": [0],
+                     "interlock": [[20, 21]], "interlock_mode": "switch"},
+            "mfa": {"pins": {"16": [KEY]}}, "sign": {"keys": {"cron": "a-random-signing-key-0123"},
+                                                     "pins": {"18": ["cron"]}},
+            "homeassistant": {"names": {"16": "Lamp"}}, "name": "dev"}
+
+
+def test_any_field_wrong_or_missing_is_a_config_error_never_a_crash():
+    config.validate(full())
+    cases = 0
+    for section, values in config.defaults().items():
+        keys = list(values) if isinstance(values, dict) else [None]
+        if section == "mqtt":
+            keys += ["server", "topic"]
+        if section == "wifi":
+            keys += ["ssid"]
+        for key in keys:
+            for wrong in WRONG + ("missing",):
+                cfg = full()
+                node = cfg if key is None else cfg.setdefault(section, {})
+                name = section if key is None else key
+                if wrong == "missing":
+                    node.pop(name, None)
+                else:
+                    node[name] = wrong
+                try:
+                    config.validate(cfg)
+                except config.ConfigError:
+                    pass
+                cases += 1
+    assert cases > 500, cases
+
+
+def test_a_pin_listed_twice_is_refused_in_every_list_and_map():
+    assert problems(minimal(gpio={"relay": [16, 16]})) == ["gpio.relay: GP16 is listed twice"]
+    assert problems(minimal(gpio={"relay": [16], "power_on_state": {"16": "on", "016": "off"}})) \
+        == ["gpio.power_on_state: GP16 is listed twice"]
+    assert problems(minimal(gpio={"relay": [16], "max_on_s": {"16": 60, "016": 600}})) \
+        == ["gpio.max_on_s: GP16 is listed twice"]
