@@ -14,6 +14,7 @@ import time
 
 import deps
 import sim as sim_tool
+from tinyctrl import protocol
 
 TOPIC = "home/pico"
 DEVICE = "pico-test"  # the simulator's MQTT client id: never published (issue 9, finding 2)
@@ -225,11 +226,14 @@ class Client:
             return out
 
     def published_pins(self, since):
-        """Each pin's last value in what the device published since `since`."""
+        """Each pin's last value in the states the device published since `since`."""
         view = {}
-        for obj in self.device_json(since):
-            if "NOTIFY" not in obj:
-                view.update((int(k[2:]), v) for k, v in obj.items() if k.startswith("GP"))
+        with self._cond:
+            payloads = [p for _, p in self.messages[since:]]
+        for p in payloads:
+            said = protocol.read_output(p, "GP")
+            if said and said[0] == "state":
+                view.update(said[1])
         return view
 
     def close(self):
@@ -247,12 +251,11 @@ def wait_until(predicate, timeout, what):
 
 def state(key, value):
     """A matcher for a device state message with key == value, e.g. state("GP16", 1)."""
+    pin = int(key[2:])
 
     def match(payload):
-        if b'"FROM"' not in payload:
-            return False
-        obj = json.loads(payload)
-        return obj.get(key) == value
+        said = protocol.read_output(payload, "GP")
+        return bool(said) and said[0] == "state" and said[1].get(pin) == value
 
     return match
 
