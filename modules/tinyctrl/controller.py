@@ -40,9 +40,9 @@ class Controller:
         self.watchdog = None
         self.client = TinyMQTTClient(self._mqtt_config(), hw)
         self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono_ms, self._stats_line)
-        self.memory = RelayMemory(hw, cfg)
-        self.relays = Relays(hw, cfg, self.outbox, self.mono_ms, self.memory)
-        self.contacts = Contacts(hw, cfg["gpio"]["contact"], self.outbox)
+        self.memory = RelayMemory(cfg, hw)
+        self.relays = Relays(cfg, hw, self.outbox, self.mono_ms, self.memory)
+        self.contacts = Contacts(cfg["gpio"]["contact"], hw, self.outbox)
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms,

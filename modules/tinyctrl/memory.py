@@ -11,7 +11,7 @@ FLASH_EVERY_S = 10
 
 
 class RelayMemory:
-    def __init__(self, hw, cfg):
+    def __init__(self, cfg, hw):
         g = cfg["gpio"]
         self.hw = hw
         self.use_flash = g["restore_after_power_cut"] == "flash"

@@ -9,7 +9,7 @@ from .guard import BurnoutGuard
 
 
 class Relays:
-    def __init__(self, hw, cfg, outbox, mono_ms, memory=None):
+    def __init__(self, cfg, hw, outbox, mono_ms, memory=None):
         g, gd = cfg["gpio"], cfg["guard"]
         self.prefix = g["prefix"]
         self.outbox = outbox

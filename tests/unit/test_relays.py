@@ -70,8 +70,8 @@ def make(port=None, **gpio):
                            "guard": {"cooldown_s": 0, "max_changes": 100}})
     port = port or Port()
     out = Outbox()
-    memory = RelayMemory(port, cfg)
-    return Relays(port, cfg, out, Clock(), memory), port, out
+    memory = RelayMemory(cfg, port)
+    return Relays(cfg, port, out, Clock(), memory), port, out
 
 
 def test_two_of_a_group_asked_on_together_is_refused_whole():
