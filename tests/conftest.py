@@ -9,6 +9,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "soak: long variant, runs only with --soak")
+    config.addinivalue_line("markers", "slow: left out of the quick tier (./build.sh test --quick)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: MIT
-"""./build.sh test [--soak] [pytest args]: install what the tests need, then run them all.
+"""./build.sh test [--quick | --soak] [pytest args]: install what the tests need, then run them.
 
 build.sh runs this from the project's virtual environment (.venv), with requirements.txt in it.
 
-Unit tests run under CPython and the MicroPython unix port; end-to-end tests run the simulator
-against a loopback mosquitto; emulator tests boot build/PICO_W_TINYCTRL/firmware.uf2. Tests whose
-pinned sources or firmware are absent skip with the reason.
+Tiers (README, "Development"):
+  --quick  unit tests (CPython and the MicroPython unix port), lint, the simulator end to end
+           against a loopback mosquitto and the host tool: a few minutes, before every commit
+  (none)   all of it: also the firmware on the emulated Pico W, a real Home Assistant and the
+           phone panel in Chromium
+  --soak   all of it with the long reliability variants (CI)
+Tests whose pinned sources or firmware are absent skip with the reason. Every run ends with
+its slowest tests, so the time budget stays visible.
 """
 import importlib.util
 import os
@@ -14,6 +19,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["tests/unit", "tests/test_lint.py", "tests/e2e", "tests/host", "-m", "not slow"]
+SLOWEST = "--durations=15"
 APT_COMMANDS = {"mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients", "openssl": "openssl",
                 "unshare": "util-linux", "ip": "iproute2", "chromium": "chromium", "node": "nodejs",
                 "npm": "npm"}
@@ -37,6 +44,10 @@ def main(argv):
     ensure_apt_packages()
     if importlib.util.find_spec("pytest") is None:
         sys.exit("run_tests: pytest is not installed here; run the tests with ./build.sh test")
+    if "--quick" in argv:
+        argv = [a for a in argv if a != "--quick"] + QUICK
+    if not any(a.startswith("--durations") for a in argv):
+        argv = argv + [SLOWEST]
     args = [sys.executable, "-m", "pytest", "-ra"] + argv  # pyproject.toml: testpaths
     return subprocess.call(args, cwd=ROOT)
 

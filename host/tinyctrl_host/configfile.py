@@ -137,9 +137,9 @@ def save(path, raw):
 
 def value_problem(section, key, value):
     """The device's message for `value` as section.key on its own, or None."""
-    kind = device_config._schema()[section][key][1]
+    row = device_config._schema()[section][key]  # (default, checker, its bounds...)
     problems = []
-    device_config._check(kind, value, "%s.%s" % (section, key), problems)
+    row[1](value, "%s.%s" % (section, key), problems, *row[2:])
     return problems[0] if problems else None
 
 
@@ -156,11 +156,6 @@ def gpio_problems(gpio):
 def defaults():
     """Every optional key with the device's default, section by section: the example part of a
     new config.json. Taken from the validator's own schema, so the two cannot drift."""
-    out = {}
-    for name, schema in device_config._schema().items():
-        out[name] = dict((k, d) for k, (d, _) in schema.items()
-                         if d is not device_config.REQUIRED and d is not None)
-    for k, (d, _) in device_config._top().items():
-        out[k] = d
+    out = device_config.defaults()
     out["mqtt"].pop("tls_insecure")  # only ever written when the user asks for it
     return out

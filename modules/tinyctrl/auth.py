@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 # Who may move a protected pin: TOTP codes (used once), short grants, signed commands
 # for programs, and a growing lockout against guessing.
-# Two clocks: `now` is whole unix seconds (clock.py) for what the client stamps (TOTP steps,
-# TS); `ms` is the controller's monotonic milliseconds for what the device times itself
-# (lockouts, grants), which an NTP step must not shorten or stretch (issue 9, finding 10).
+# Two clocks: `unix_s` is whole unix seconds (clock.py) for what the client stamps (TOTP steps,
+# TS); `mono_ms` is the controller's monotonic milliseconds for what the device times itself
+# (lockouts, grants), which an NTP step must not shorten or stretch.
 from . import totp
 from .guard import ceil_s
 from .protocol import canonical
@@ -53,21 +53,29 @@ class AuthGate:
         # the last TS per signing key (not per name: one key under two names is one key).
         self._last_counter = {}
         self._last_ts = {}
-        self._grant = None  # (pins, expires at ms)
+        self._grant = None  # (pins, expires at, monotonic ms)
         self._failures = {}  # pin, or None for bare codes -> Failures
+        self._floor = 0  # unix time: codes of its time step and time stamps up to it are refused
+
+    def raise_floor(self, unix_s):
+        """The device may not have seen every message until `unix_s` (a broker drops what it
+        cannot queue for a device behind it): a code or signed request it never saw must be
+        useless to whoever read it on the broker, as after a boot. Closes any open grant."""
+        self._floor = max(self._floor, unix_s)
+        self._grant = None
 
     def protected(self, pins):
         return [p for p in pins if p in self.totp_pins or p in self.sign_pins]
 
-    def _locked_for(self, keys, ms):
+    def _locked_for(self, keys, mono_ms):
         left = 0
         for k in keys:
             f = self._failures.get(k)
-            if f and f.locked_until > ms:
-                left = max(left, f.locked_until - ms)
+            if f and f.locked_until > mono_ms:
+                left = max(left, f.locked_until - mono_ms)
         return left
 
-    def _failure(self, keys, ms):
+    def _failure(self, keys, mono_ms):
         """Count a failure against `keys`; the AuthError for the caller to raise."""
         for k in keys:
             f = self._failures.get(k)
@@ -76,37 +84,40 @@ class AuthGate:
             f.count += 1
             if f.count >= self.max_failures:
                 f.count = 0
-                f.locked_until = ms + min(MAX_LOCKOUT_S * 1000, self.lockout_ms << f.lockouts)
+                f.locked_until = mono_ms + min(MAX_LOCKOUT_S * 1000,
+                                               self.lockout_ms << f.lockouts)
                 f.lockouts += 1  # each lockout doubles the next
-        return self._lock_error(keys, ms) or AuthError(DENIED)
+        return self._lock_error(keys, mono_ms) or AuthError(DENIED)
 
-    def _lock_error(self, keys, ms):
-        left = self._locked_for(keys, ms)
+    def _lock_error(self, keys, mono_ms):
+        left = self._locked_for(keys, mono_ms)
         if left:
             return AuthError(DENIED + " (locked for %ds after repeated failures)" % ceil_s(left))
         return None
 
     # ---- spending: every valid code or signature the device sees is used up, whatever
-    # becomes of the request it came with (issue 9, finding 1), so one seen on the topic
+    # becomes of the request it came with, so one seen on the topic
     # cannot be redirected to another pin or replayed after a lockout.
 
-    def _spend_code(self, code, now, synced_at):
+    def _spend_code(self, code, unix_s, first_sync):
         """The keys `code` is a fresh valid code for, now used up."""
-        if code is None or synced_at is None:
+        if code is None or first_sync is None:
             return []
         # Codes of the time step of the clock's first sync on this boot, and older ones, are
         # refused: used before a reset or power cut, or seen before the clock could check them,
-        # they left no trace in RAM (issue 9, finding 9).
-        floor = totp.counter_at(synced_at)
+        # they left no trace in RAM. Likewise up to a raised floor.
+        floor = totp.counter_at(first_sync)
+        if self._floor:  # what could have been valid then, a code from a clock ahead too
+            floor = max(floor, totp.counter_at(self._floor) + totp.FUTURE_CODES)
         keys = []
         for key in self._all_keys():
-            c = totp.match(key, code, now, self.max_expired)
+            c = totp.match(key, code, unix_s, self.max_expired)
             if c > floor and c > self._last_counter.get(key, -1):
                 self._last_counter[key] = c
                 keys.append(key)
         return keys
 
-    def _spend_signature(self, req, now, synced_at):
+    def _spend_signature(self, req, unix_s, first_sync):
         """The signing keys that signed `req` with a fresh TS inside the window, now used up.
         A valid signature is spent even before the clock is synced, when its TS cannot be
         checked yet."""
@@ -126,8 +137,8 @@ class AuthGate:
             expected = "".join("%02x" % b for b in totp.hmac_sha256(key, msg))
             if _same(expected, req.sig):
                 self._last_ts[key] = req.ts
-                if synced_at is not None and abs(now - req.ts) <= self.sign_window_s \
-                        and req.ts > synced_at:  # see _spend_code
+                if first_sync is not None and abs(unix_s - req.ts) <= self.sign_window_s \
+                        and req.ts > max(first_sync, self._floor):  # see _spend_code
                     signers.append(name)
         return signers
 
@@ -139,38 +150,38 @@ class AuthGate:
                     keys.append(k)
         return keys
 
-    def offer_code(self, code, now, ms, synced_at):
-        """A bare {"MFA": n}: opens a grant for the pins its key protects. `synced_at` is the
+    def offer_code(self, code, unix_s, mono_ms, first_sync):
+        """A bare {"MFA": n}: opens a grant for the pins its key protects. `first_sync` is the
         unix time the clock was first synced on this boot, None before."""
-        keys = self._spend_code(code, now, synced_at)
-        e = self._lock_error((None,), ms)
+        keys = self._spend_code(code, unix_s, first_sync)
+        e = self._lock_error((None,), mono_ms)
         if e:
             raise e
         if not keys:
-            raise self._failure((None,), ms)
+            raise self._failure((None,), mono_ms)
         pins = [p for p, ks in self.totp_pins.items() if any(k in ks for k in keys)]
-        self._grant = (pins, ms + self.grant_ms)
+        self._grant = (pins, mono_ms + self.grant_ms)
         self._failures.pop(None, None)
         return pins
 
-    def authorize(self, req, now, ms, synced_at):
+    def authorize(self, req, unix_s, mono_ms, first_sync):
         """Raises AuthError unless every protected pin in `req` is authorised. Spends what it
         sees (the inline code's time step, the signature's time stamp) and, if the request
         is carried out, the grant it used."""
-        inline = self._spend_code(req.code, now, synced_at)
-        signers = self._spend_signature(req, now, synced_at)
+        inline = self._spend_code(req.code, unix_s, first_sync)
+        signers = self._spend_signature(req, unix_s, first_sync)
         need = self.protected(req.pins)
         if not need:
             return
-        e = self._lock_error(need, ms)
+        e = self._lock_error(need, mono_ms)
         if e:
             raise e
-        if synced_at is None:
-            raise self._failure(need, ms)
+        if first_sync is None:
+            raise self._failure(need, mono_ms)
         opens = [p for p in need if any(k in self.totp_pins.get(p, ()) for k in inline)]
         if req.code is not None and not opens:
-            raise self._failure(need, ms)  # a wrong code fails even where a grant would do
-        grant = self._grant if self._grant and self._grant[1] > ms else None
+            raise self._failure(need, mono_ms)  # a wrong code fails even where a grant would do
+        grant = self._grant if self._grant and self._grant[1] > mono_ms else None
         used_grant = False
         for p in need:
             if p in opens:
@@ -180,7 +191,7 @@ class AuthGate:
             if grant and p in grant[0]:
                 used_grant = True
                 continue
-            raise self._failure(need, ms)
+            raise self._failure(need, mono_ms)
         if used_grant:
             self._grant = None
         for p in need:

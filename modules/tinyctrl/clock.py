@@ -87,18 +87,18 @@ class Clock:
 
     def __init__(self):
         self.offset = 0
-        self.synced_at = None  # platform time of the last sync
+        self.last_sync = None  # platform time of the last sync
         self.first_sync = None  # unix time of the first sync since boot (auth.py's floor)
 
     def sync(self, ntp_time, platform_time):
         self.offset = int(ntp_time) - int(platform_time)
-        self.synced_at = platform_time
+        self.last_sync = platform_time
         if self.first_sync is None:
             self.first_sync = int(ntp_time)
 
     @property
     def synced(self):
-        return self.synced_at is not None
+        return self.last_sync is not None
 
     def now(self, platform_time):
         return int(platform_time) + self.offset

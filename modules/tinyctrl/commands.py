@@ -9,13 +9,13 @@ from .guard import RateLimit
 
 
 class Commands:
-    def __init__(self, cfg, hw, wall, outbox, ntp_sync, now, boot):
+    def __init__(self, cfg, hw, clock, outbox, ntp_sync, mono_ms, boot):
         self.cfg = cfg
         self.hw = hw
-        self.wall = wall  # clock.Clock
+        self.clock = clock  # clock.Clock: the wall clock
         self.outbox = outbox
         self.ntp_sync = ntp_sync
-        self.now = now  # monotonic milliseconds since start (clock.Monotonic)
+        self.mono_ms = mono_ms  # -> monotonic milliseconds since start (clock.Monotonic)
         self.boot = boot  # {"cause", "resets", "outages"}, kept up to date by the controller
         self._ip_task = None
         self._getip_limit = RateLimit(cfg["getip_wait_s"])
@@ -27,8 +27,8 @@ class Commands:
             self.outbox.stats()  # rendered when sent, so it is fresh
         elif cmd == "getip":
             if self._ip_task is None:
-                # Each lookup is a DNS query and a TLS handshake on a Pico W (issue 9).
-                refusal = self._getip_limit.refuse(self.now(), "getip was asked")
+                # Each lookup is a DNS query and a TLS handshake on a Pico W.
+                refusal = self._getip_limit.refuse(self.mono_ms(), "getip was asked")
                 if refusal:
                     return self.outbox.error(refusal)
                 self._ip_task = asyncio.create_task(self._lookup_ip())
@@ -39,16 +39,16 @@ class Commands:
         gc.collect()
         free, used = gc.mem_free(), gc.mem_alloc()
         parts = [
-            "Uptime=" + clock.format_uptime(self.now() // 1000),
+            "Uptime=" + clock.format_uptime(self.mono_ms() // 1000),
             "Outages=%d" % self.boot["outages"],
             "Mem=%.1f%%" % (100 * used / (used + free)),
         ]
         t = self.hw.temperature_c()
         if t is not None:
             parts.append("Temp=%.1fC/%.1fF" % (t, t * 9 / 5 + 32))
-        if self.wall.synced:
-            now = self.wall.now(time.time())
-            parts.append("Rtc=" + clock.format_local(self.cfg["timezone"], now))
+        if self.clock.synced:
+            unix_s = self.clock.now(time.time())
+            parts.append("Rtc=" + clock.format_local(self.cfg["timezone"], unix_s))
         else:
             parts.append("Rtc=not synced")
         rssi = self.hw.wifi_rssi()

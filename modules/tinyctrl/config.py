@@ -1,6 +1,11 @@
 # SPDX-License-Identifier: MIT
 # config.json: loading, defaults and the one validator, for the device and for a PC.
 # Every problem is reported with the key it concerns; nothing here touches hardware.
+#
+# The validator reads as a spec: each section is a table of rows, key -> (default, checker,
+# bounds...), each checker a small function that appends what is wrong and returns the value
+# normalised; then each section's cross-field rules, which never read a field whose own check
+# failed; then one normalising pass.
 import json
 import os
 
@@ -11,6 +16,23 @@ from .totp import base32_decode
 # GPIOs a user can wire on the Pico W (23, 24, 25 and 29 belong to the Wi-Fi chip).
 PICO_W_PINS = tuple(range(0, 23)) + (26, 27, 28)
 MAX_PAYLOAD = 64 * 1024
+REQUIRED = object()
+SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant")
+# Bounds on what protects a pin: beyond them a protection is gone in all but name. README.md
+# ("Limits") and SECURITY.md say why.
+GRANT_S = (1, 300)  # mfa.grant_s, sign.window_s: a captured grant or request lives this long
+AUTH_FAILURES = (1, 10)  # guesses before a lockout
+AUTH_LOCKOUT_S = (1, 3600)  # 0 would mean no lockout at all
+MAX_EXPIRED_CODES = 10  # each accepted code makes guessing easier
+MIN_KEY_SYMBOLS = 5  # distinct characters in a key: AAAAAAAAAAAAAAAA is no secret
+# Keys printed in README.md's example: published, so no secret.
+EXAMPLE_KEYS = ("SECRETKEYA234567", "SECRETKEYB234567", "a long random string")
+COUNT = (0, 10**6)
+PERIOD = (-1, 10**8)  # seconds; -1 turns it off
+POWER_ON_MODES = ("off", "on", "restore")
+MAX_ON_S = (1, 7 * 86400)
+DEAD_MS = (0, 10000)
+MIN_PUBLISH_MAX = 4  # state, notify, replies and errors share it
 
 
 class ConfigError(Exception):
@@ -19,309 +41,191 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-# Each section: key -> (default, check). A default of REQUIRED must be given.
-# Built on demand: the tables are garbage once config.json is validated, not heap for life.
-REQUIRED = object()
-SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant")
-
-
-def _schema():
-    return {
-        "wifi": {
-            "ssid": (REQUIRED, "text"),
-            "password": ("", "secret"),
-            "max_retries": (30, "count"),
-            "reset_delay_s": (600, "period"),
-        },
-        "mqtt": {
-            "server": (REQUIRED, "text"),
-            "port": (None, "port"),
-            "ssl": (False, "bool"),
-            "ca_file": ("", "str"),
-            "tls_insecure": (False, "bool"),
-            "user": ("", "str"),
-            "password": ("", "secret"),
-            "client_id": ("", "client_id"),
-            "topic": (REQUIRED, "topic"),
-            "keepalive": (120, "keepalive"),
-        },
-        "gpio": {
-            "prefix": ("GP", "prefix"),
-            "relay": ([], "pins"),
-            "momentary": ({}, "momentary"),
-            "contact": ([], "pins"),
-            "notify": ([], "pins"),
-            "active_low": (True, "bool"),
-            # Issue 13: what relays do when nobody sends commands (see _relay_options).
-            "power_on_state": ({}, "power_on_state"),
-            "restore_after_power_cut": ("off", "power_cut"),
-            "max_on_s": ({}, "max_on_s"),
-            "interlock": ([], "interlock"),
-            "interlock_mode": ("refuse", "interlock_mode"),
-            "interlock_dead_ms": (0, "dead_ms"),
-        },
-        "mfa": {
-            "keyname": ("MFA", "keyname"),
-            "max_expired_codes": (5, "count"),
-            "grant_s": (30, "grant"),
-            "pins": ({}, "mfa_pins"),
-        },
-        "sign": {
-            "keys": ({}, "sign_keys"),
-            "pins": ({}, "sign_pins"),
-            "window_s": (60, "grant"),
-        },
-        "guard": {
-            "cooldown_s": (2, "number"),
-            "max_changes": (5, "count"),
-            "window_s": (60, "count"),
-            "max_violations": (3, "count"),
-            "publish_max": (20, "count"),
-            "publish_window_s": (10, "count"),
-            "auth_failures": (3, "auth_failures"),
-            "auth_lockout_s": (30, "auth_lockout"),
-        },
-        "ntp": {
-            "host": ("pool.ntp.org", "text"),
-            "port": (123, "port"),
-            "interval_s": (86400, "period"),
-            "force_wait_s": (180, "count"),
-        },
-        "homeassistant": {
-            "discovery": (False, "bool"),
-            "prefix": ("homeassistant", "topic"),
-            "name": ("", "str"),
-            "names": ({}, "pin_texts"),
-            "device_class": ({}, "pin_texts"),
-        },
-    }
-
-
-def _top():
-    return {
-        "publish_interval_s": (7200, "period"),
-        "ip_provider": ("https://jsonip.com", "str"),
-        "timezone": ("EST", "timezone"),
-        "watchdog_s": (30, "period"),
-        "name": ("tinyctrl", "client_id"),  # published in "FROM"; the client id never is
-        "getip_wait_s": (60, "count"),
-    }
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-# Bounds on what protects a pin (issue 9, finding 3): beyond them a protection is gone in
-# all but name. README.md ("Limits") and SECURITY.md say why.
-BOUNDS = {
-    "grant": (1, 300),  # mfa.grant_s, sign.window_s: a captured grant or request lives this long
-    "auth_failures": (1, 10),  # guesses before a lockout
-    "auth_lockout": (1, 3600),  # 0 would mean no lockout at all
-}
-MIN_KEY_SYMBOLS = 5  # distinct characters in a key: AAAAAAAAAAAAAAAA is no secret
-# Keys printed in README.md's example: published, so no secret.
-EXAMPLE_KEYS = ("SECRETKEYA234567", "SECRETKEYB234567", "a long random string")
-
-
 def shown(text):
     """`text` for an error message if it looks like a name, else a placeholder: it may be a
-    secret put in the wrong place, and error messages go to the console (issue 9, finding 4)."""
+    secret put in the wrong place, and error messages go to the console."""
     text = str(text)
     if len(text) < 16 and all(c.isalpha() or c.isdigit() or c in "_-." for c in text):
         return text
     return "<not shown>"
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# ---- checkers: (value, where, problems, *bounds) -> the value, normalised
+
+
+def _str(v, where, problems):
+    if not isinstance(v, str):
+        problems.append("%s: must be a string" % where)
+    return v
+
+
+def _text(v, where, problems):
+    if isinstance(_str(v, where, problems), str) and not v:
+        problems.append("%s: must not be empty" % where)
+    return v
+
+
+def _letters(v, where, problems, most):
+    if isinstance(_str(v, where, problems), str) and not (v.isalpha() and 0 < len(v) <= most):
+        problems.append("%s: must be 1-%d letters" % (where, most))
+    return v
+
+
+def _topic(v, where, problems):
+    if isinstance(_str(v, where, problems), str) and (not v or "+" in v or "#" in v
+                                                      or len(v) > 200):
+        problems.append("%s: must be a topic name without wildcards" % where)
+    return v
+
+
+def _client_id(v, where, problems):
+    if isinstance(_str(v, where, problems), str) and (
+            len(v) > 64 or any(not (c.isalpha() or c.isdigit() or c in "_-.") for c in v)):
+        problems.append("%s: use at most 64 letters, digits, '_', '-', '.'" % where)
+    return v
+
+
+def _timezone(v, where, problems):
+    if isinstance(_str(v, where, problems), str) and v not in TIMEZONES \
+            and utc_offset_s(v) is None:
+        problems.append("%s: %r is not one of %s or an offset like +05:30"
+                        % (where, v, ", ".join(TIMEZONES)))
+    return v
+
+
+def _bool(v, where, problems):
+    if not isinstance(v, bool):
+        problems.append("%s: must be true or false" % where)
+    return v
+
+
+def _whole(v, where, problems, lo, hi):
+    if not _is_int(v) or not lo <= v <= hi:
+        extra = " (-1 turns it off)" if lo == -1 else ""
+        problems.append("%s: must be a whole number from %d to %d%s" % (where, lo, hi, extra))
+    return v
+
+
+def _at_least_one(v, where, problems):
+    if _whole(v, where, problems, *COUNT) == 0:
+        problems.append("%s: must be at least 1" % where)
+    return v
+
+
+def _keepalive(v, where, problems):
+    if _whole(v, where, problems, 0, 65535) == 0:
+        problems.append("%s: must be at least 1 so outages are detected" % where)
+    return v
+
+
+def _expired_codes(v, where, problems):
+    if _is_int(_whole(v, where, problems, *COUNT)) and v > MAX_EXPIRED_CODES:
+        problems.append("%s: at most 10 (each accepted code makes guessing easier)" % where)
+    return v
+
+
+def _publish_max(v, where, problems):
+    if _is_int(_whole(v, where, problems, *COUNT)) and v < MIN_PUBLISH_MAX:
+        problems.append("%s: must be at least 4 (state, notify, replies and errors share it)"
+                        % where)
+    return v
+
+
+def _number(v, where, problems):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        problems.append("%s: must be a number >= 0" % where)
+    return v
+
+
+def _choice(v, where, problems, choices):
+    if v not in choices:
+        problems.append("%s: %r is not one of %s" % (where, v, ", ".join(choices)))
+    return v
+
+
 def _pin(v, where, problems):
-    """A pin number from 16, "16" or "GP16"-less digits; None (and a problem) if invalid."""
+    """A pin number from 16 or "16"; None (and a problem) if invalid."""
     if isinstance(v, str) and v.isdigit():
         v = int(v)
     if not _is_int(v):
         problems.append("%s: '%s' is not a pin number" % (where, shown(v)))
         return None
     if v not in PICO_W_PINS:
-        problems.append("%s: GP%d does not exist on the Pico W (GP0-GP22, GP26-GP28)" % (where, v))
+        problems.append("%s: GP%d does not exist on the Pico W (GP0-GP22, GP26-GP28)"
+                        % (where, v))
         return None
     return v
 
 
-def _check(kind, v, where, problems):
-    """Returns the normalised value, appending to problems if it is invalid."""
-    if kind in RELAY_OPTION_KINDS:
-        return _relay_option(kind, v, where, problems)
-    if kind in ("text", "str", "secret", "prefix", "keyname", "topic", "client_id", "timezone"):
-        if not isinstance(v, str):
-            problems.append("%s: must be a string" % where)
-            return v
-        if kind == "text" and not v:
-            problems.append("%s: must not be empty" % where)
-        elif kind == "prefix" and not (v.isalpha() and 0 < len(v) <= 8):
-            problems.append("%s: must be 1-8 letters" % where)
-        elif kind == "keyname" and not (0 < len(v) <= 16 and v.isalpha()):
-            problems.append("%s: must be 1-16 letters" % where)
-        elif kind == "topic" and (not v or "+" in v or "#" in v or len(v) > 200):
-            problems.append("%s: must be a topic name without wildcards" % where)
-        elif kind == "client_id" and (len(v) > 64 or any(not (c.isalpha() or c.isdigit() or c in "_-.") for c in v)):
-            problems.append("%s: use at most 64 letters, digits, '_', '-', '.'" % where)
-        elif kind == "timezone" and v not in TIMEZONES and utc_offset_s(v) is None:
-            problems.append("%s: %r is not one of %s or an offset like +05:30" % (where, v, ", ".join(TIMEZONES)))
-        return v
-    if kind == "bool":
-        if not isinstance(v, bool):
-            problems.append("%s: must be true or false" % where)
-        return v
-    if kind in ("count", "port", "keepalive", "period") or kind in BOUNDS:
-        lo, hi = BOUNDS.get(kind) or {"count": (0, 10**6), "port": (1, 65535), "keepalive": (0, 65535),
-                                      "period": (-1, 10**8)}[kind]
-        if not _is_int(v) or not lo <= v <= hi:
-            extra = " (-1 turns it off)" if kind == "period" else ""
-            problems.append("%s: must be a whole number from %d to %d%s" % (where, lo, hi, extra))
-        return v
-    if kind == "number":
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            problems.append("%s: must be a number >= 0" % where)
-        return v
-    if kind == "pins":
-        if not isinstance(v, list):
-            problems.append("%s: must be a list of pin numbers" % where)
-            return []
-        pins = [_pin(p, where, problems) for p in v]
-        out = sorted(set(p for p in pins if p is not None))
-        for p in out:
-            if pins.count(p) > 1:
-                problems.append("%s: GP%d is listed twice" % (where, p))
-        return out
-    if kind == "momentary":
-        if isinstance(v, list):  # seed style: pins only, 2 s each
-            v = dict((str(p), 2) for p in v)
-        if not isinstance(v, dict):
-            problems.append("%s: must map pin to seconds, e.g. {\"18\": 2}" % where)
-            return {}
-        out = {}
-        for k, secs in v.items():
-            p = _pin(k, where, problems)
-            if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
-                problems.append("%s.%s: wait must be a number of seconds from 0 to 3600" % (where, shown(k)))
-            elif p in out:
-                problems.append("%s: GP%d is listed twice" % (where, p))
-            elif p is not None:
-                out[p] = secs
-        return out
-    if kind == "pin_texts":
-        if not isinstance(v, dict):
-            problems.append("%s: must map pin numbers to text, e.g. {\"16\": \"Light\"}" % where)
-            return {}
-        out = {}
-        for k, text in v.items():
-            p = _pin(k, where, problems)
-            if not isinstance(text, str) or not 0 < len(text) <= 64:
-                problems.append("%s.%s: must be text of 1-64 characters" % (where, k))
-            elif p is not None:
-                out[p] = text
-        return out
-    if kind == "mfa_pins":
-        return _pin_map(v, where, problems, _base32_key)
-    if kind == "sign_pins":
-        return _pin_map(v, where, problems, _key_name)
-    if kind == "sign_keys":
-        if not isinstance(v, dict):
-            problems.append("%s: must map a client name to its key" % where)
-            return {}
-        seen = {}
-        for name, key in v.items():
-            at = "%s.%s" % (where, shown(name))
-            if not isinstance(key, str) or len(key) < 16:
-                problems.append("%s: key must be a string of at least 16 characters" % at)
-            elif _weak(key, key):
-                problems.append("%s: %s" % (at, _weak(key, key)))
-            elif key in seen:  # one key, two names: each request could be replayed once per name
-                problems.append("%s: same key as %s.%s; give each client its own"
-                                % (at, where, shown(seen[key])))
-            else:
-                seen[key] = name
-        return v
-    raise ValueError(kind)
+def _pins(v, where, problems):
+    if not isinstance(v, list):
+        problems.append("%s: must be a list of pin numbers" % where)
+        return []
+    pins = [_pin(p, where, problems) for p in v]
+    out = []
+    for p in pins:
+        if p in out:
+            problems.append("%s: GP%d is listed twice" % (where, p))
+        elif p is not None:
+            out.append(p)
+    return sorted(out)
 
 
-# ---- issue 13: power-on state, auto-off and interlocks (Tasmota's PowerOnState, PulseTime and
-# Interlock; ESPHome's restore_mode and interlock)
-POWER_ON_MODES = ("off", "on", "restore")
-RELAY_OPTION_KINDS = ("power_on_state", "power_cut", "max_on_s", "interlock", "interlock_mode",
-                      "dead_ms")
-MAX_ON_S_LIMIT = 7 * 86400
-MAX_DEAD_MS = 10000
-
-
-def _relay_option(kind, v, where, problems):
-    """The syntax of one issue 13 key; how the keys fit the pins is _relay_options' job."""
-    choices = {"power_cut": ("off", "flash"), "interlock_mode": ("refuse", "switch")}.get(kind)
-    if choices:
-        if v not in choices:
-            problems.append("%s: %r is not one of %s" % (where, v, ", ".join(choices)))
-        return v
-    if kind == "dead_ms":
-        if not _is_int(v) or not 0 <= v <= MAX_DEAD_MS:
-            problems.append("%s: must be a whole number of ms from 0 to %d" % (where, MAX_DEAD_MS))
-        return v
-    if kind == "interlock":
-        if not isinstance(v, list) or any(not isinstance(g, list) for g in v):
-            problems.append("%s: must be a list of pin lists, e.g. [[20, 21]]" % where)
-            return []
-        groups = []
-        for i, group in enumerate(v):
-            pins = [_pin(p, "%s[%d]" % (where, i), problems) for p in group]
-            pins = sorted(set(p for p in pins if p is not None))
-            if len(pins) < 2:
-                problems.append("%s[%d]: a group needs at least two pins" % (where, i))
-            groups.append(pins)
-        return groups
+def _pin_map(v, where, problems, item, example):
+    """A map pin -> item(value, where, problems), as {pin: value} without the invalid items.
+    "18" and "018" are one pin: listed twice, which value would count?"""
     if not isinstance(v, dict):
-        example = '{"16": "restore"}' if kind == "power_on_state" else '{"16": 600}'
-        problems.append("%s: must map pin to a value, e.g. %s" % (where, example))
+        problems.append("%s: must map %s" % (where, example))
         return {}
     out = {}
-    for k, item in v.items():
+    for k, value in v.items():
         p = _pin(k, where, problems)
-        if kind == "power_on_state" and item not in POWER_ON_MODES:
-            problems.append("%s.%s: %r is not one of %s" % (where, k, item, ", ".join(POWER_ON_MODES)))
-        elif kind == "max_on_s" and (not _is_int(item) or not 1 <= item <= MAX_ON_S_LIMIT):
-            problems.append("%s.%s: must be a whole number of seconds from 1 to %d"
-                            % (where, k, MAX_ON_S_LIMIT))
-        elif p is not None:
-            out[p] = item
+        got = item(value, "%s.%s" % (where, shown(k)), problems)
+        if p is None or got is None:
+            continue
+        if p in out:
+            problems.append("%s: GP%d is listed twice" % (where, p))
+        else:
+            out[p] = got
     return out
 
 
-def _relay_options(gpio, problems):
-    """The issue 13 keys against the configured pins."""
-    momentary = gpio["momentary"]
-    outputs = set(gpio["relay"]) | set(momentary)
-    for p, mode in gpio["power_on_state"].items():
-        if p not in outputs:
-            problems.append("gpio.power_on_state: GP%d is not a relay" % p)
-        elif p in momentary and mode != "off":
-            problems.append("gpio.power_on_state.%d: a momentary relay always starts off" % p)
-    for p in gpio["max_on_s"]:
-        if p in momentary:
-            problems.append("gpio.max_on_s.%d: a momentary relay already has its wait in "
-                            "gpio.momentary" % p)
-        elif p not in outputs:
-            problems.append("gpio.max_on_s: GP%d is not a relay" % p)
-    seen = {}
-    for i, group in enumerate(gpio["interlock"]):
-        ons = [p for p in group if gpio["power_on_state"].get(p) == "on"]
-        if len(ons) > 1:
-            problems.append("gpio.interlock[%d]: GP%d and GP%d are both on at power-on "
-                            "(gpio.power_on_state)" % (i, ons[0], ons[1]))
-        for p in group:
-            if p in seen:
-                problems.append("gpio.interlock: GP%d is in two groups" % p)
-            elif p in gpio["contact"]:
-                problems.append("gpio.interlock[%d]: GP%d is a contact, not a relay" % (i, p))
-            elif p not in outputs:
-                problems.append("gpio.interlock[%d]: GP%d is not a relay" % (i, p))
-            seen[p] = i
+def _seconds_held(secs, where, problems):
+    if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
+        problems.append("%s: wait must be a number of seconds from 0 to 3600" % where)
+        return None
+    return secs
+
+
+def _momentary(v, where, problems):
+    if isinstance(v, list):  # seed style: pins only, 2 s each
+        v = dict((str(p), 2) for p in v)
+    return _pin_map(v, where, problems, _seconds_held, "pin to seconds, e.g. {\"18\": 2}")
+
+
+def _pin_text(text, where, problems):
+    if not isinstance(text, str) or not 0 < len(text) <= 64:
+        problems.append("%s: must be text of 1-64 characters" % where)
+        return None
+    return text
+
+
+def _pin_texts(v, where, problems):
+    return _pin_map(v, where, problems, _pin_text, "pin numbers to text, e.g. {\"16\": \"Light\"}")
+
+
+def _key_list(item):
+    def check(keys, where, problems):
+        if not isinstance(keys, list) or not keys:
+            problems.append("%s: must be a non-empty list" % where)
+            return None
+        got = [item(x, where, problems) for x in keys]
+        return [x for x in got if x is not None]
+    return check
 
 
 def _base32_key(key, where, problems):
@@ -360,131 +264,295 @@ def _key_name(name, where, problems):
     return name
 
 
-def _pin_map(v, where, problems, item):
+def _mfa_pins(v, where, problems):
+    return _pin_map(v, where, problems, _key_list(_base32_key), "pin numbers to lists")
+
+
+def _sign_pins(v, where, problems):
+    return _pin_map(v, where, problems, _key_list(_key_name), "pin numbers to lists")
+
+
+def _sign_keys(v, where, problems):
     if not isinstance(v, dict):
-        problems.append("%s: must map pin numbers to lists" % where)
+        problems.append("%s: must map a client name to its key" % where)
         return {}
+    seen = {}
+    for name, key in v.items():
+        at = "%s.%s" % (where, shown(name))
+        if not isinstance(key, str) or len(key) < 16:
+            problems.append("%s: key must be a string of at least 16 characters" % at)
+        elif _weak(key, key):
+            problems.append("%s: %s" % (at, _weak(key, key)))
+        elif key in seen:  # one key, two names: each request could be replayed once per name
+            problems.append("%s: same key as %s.%s; give each client its own"
+                            % (at, where, shown(seen[key])))
+        else:
+            seen[key] = name
+    return v
+
+
+# Power-on state, auto-off and interlocks (Tasmota's PowerOnState, PulseTime and Interlock;
+# ESPHome's restore_mode and interlock): their syntax here, how they fit the pins in
+# _gpio_rules.
+
+
+def _power_on_mode(mode, where, problems):
+    if mode not in POWER_ON_MODES:
+        return _choice(mode, where, problems, POWER_ON_MODES) and None
+    return mode
+
+
+def _power_on_state(v, where, problems):
+    return _pin_map(v, where, problems, _power_on_mode,
+                    "pin to a value, e.g. {\"16\": \"restore\"}")
+
+
+def _on_seconds(secs, where, problems):
+    lo, hi = MAX_ON_S
+    if not _is_int(secs) or not lo <= secs <= hi:
+        problems.append("%s: must be a whole number of seconds from %d to %d" % (where, lo, hi))
+        return None
+    return secs
+
+
+def _max_on_s(v, where, problems):
+    return _pin_map(v, where, problems, _on_seconds, "pin to a value, e.g. {\"16\": 600}")
+
+
+def _dead_ms(v, where, problems):
+    if not _is_int(v) or not DEAD_MS[0] <= v <= DEAD_MS[1]:
+        problems.append("%s: must be a whole number of ms from 0 to %d" % (where, DEAD_MS[1]))
+    return v
+
+
+def _interlock(v, where, problems):
+    if not isinstance(v, list) or any(not isinstance(g, list) for g in v):
+        problems.append("%s: must be a list of pin lists, e.g. [[20, 21]]" % where)
+        return []
+    groups = []
+    for i, group in enumerate(v):
+        pins = [_pin(p, "%s[%d]" % (where, i), problems) for p in group]
+        pins = sorted(set(p for p in pins if p is not None))
+        if len(pins) < 2:
+            problems.append("%s[%d]: a group needs at least two pins" % (where, i))
+        groups.append(pins)
+    return groups
+
+
+# ---- the schema: section -> key -> (default, checker, bounds...). Built on demand: the
+# tables are garbage once config.json is validated, not heap for life.
+
+
+def _schema():
+    return {
+        "": {
+            "publish_interval_s": (7200, _whole) + PERIOD,
+            "ip_provider": ("https://jsonip.com", _str),
+            "timezone": ("EST", _timezone),
+            "watchdog_s": (30, _whole) + PERIOD,
+            "name": ("tinyctrl", _client_id),  # published in "FROM"; the client id never is
+            "getip_wait_s": (60, _whole) + COUNT,
+        },
+        "wifi": {
+            "ssid": (REQUIRED, _text),
+            "password": ("", _str),
+            "max_retries": (30, _whole) + COUNT,
+            "reset_delay_s": (600, _whole) + PERIOD,
+        },
+        "mqtt": {
+            "server": (REQUIRED, _text),
+            "port": (None, _whole, 1, 65535),  # None: 8883 with ssl, else 1883
+            "ssl": (False, _bool),
+            "ca_file": ("", _str),
+            "tls_insecure": (False, _bool),
+            "user": ("", _str),
+            "password": ("", _str),
+            "client_id": ("", _client_id),  # "": tinyctrl-<board id>
+            "topic": (REQUIRED, _topic),
+            "keepalive": (120, _keepalive),
+        },
+        "gpio": {
+            "prefix": ("GP", _letters, 8),
+            "relay": ([], _pins),
+            "momentary": ({}, _momentary),
+            "contact": ([], _pins),
+            "notify": ([], _pins),
+            "active_low": (True, _bool),
+            "power_on_state": ({}, _power_on_state),
+            "restore_after_power_cut": ("off", _choice, ("off", "flash")),
+            "max_on_s": ({}, _max_on_s),
+            "interlock": ([], _interlock),
+            "interlock_mode": ("refuse", _choice, ("refuse", "switch")),
+            "interlock_dead_ms": (0, _dead_ms),
+        },
+        "mfa": {
+            "keyname": ("MFA", _letters, 16),
+            "max_expired_codes": (5, _expired_codes),
+            "grant_s": (30, _whole) + GRANT_S,
+            "pins": ({}, _mfa_pins),
+        },
+        "sign": {
+            "keys": ({}, _sign_keys),
+            "pins": ({}, _sign_pins),
+            "window_s": (60, _whole) + GRANT_S,
+        },
+        "guard": {
+            "cooldown_s": (2, _number),
+            "max_changes": (5, _at_least_one),
+            "window_s": (60, _at_least_one),
+            "max_violations": (3, _at_least_one),
+            "publish_max": (20, _publish_max),
+            "publish_window_s": (10, _at_least_one),
+            "auth_failures": (3, _whole) + AUTH_FAILURES,
+            "auth_lockout_s": (30, _whole) + AUTH_LOCKOUT_S,
+        },
+        "ntp": {
+            "host": ("pool.ntp.org", _text),
+            "port": (123, _whole, 1, 65535),
+            "interval_s": (86400, _whole) + PERIOD,
+            "force_wait_s": (180, _whole) + COUNT,
+        },
+        "homeassistant": {
+            "discovery": (False, _bool),
+            "prefix": ("homeassistant", _topic),
+            "name": ("", _str),
+            "names": ({}, _pin_texts),
+            "device_class": ({}, _pin_texts),
+        },
+    }
+
+
+def defaults():
+    """Every optional key with its default, section by section (top-level keys at the top),
+    as config.json would give them."""
     out = {}
-    for k, keys in v.items():
-        p = _pin(k, where, problems)
-        at = "%s.%s" % (where, shown(k))
-        if not isinstance(keys, list) or not keys:
-            problems.append("%s: must be a non-empty list" % at)
-            continue
-        got = [item(x, at, problems) for x in keys]
-        if p in out:  # "18" and "018": which list would protect GP18?
-            problems.append("%s: GP%d is listed twice" % (where, p))
-        elif p is not None:
-            out[p] = [x for x in got if x is not None]
+    for name, rows in _schema().items():
+        section = dict((k, row[0]) for k, row in rows.items()
+                       if row[0] is not REQUIRED and row[0] is not None)
+        if name:
+            out[name] = section
+        else:
+            out.update(section)
     return out
 
 
-def _section(raw, schema, where, problems, failed):
-    """The section's values, checked one by one; the name of each one that fails its own check
-    (or is missing) goes into `failed`, which the cross-field rules consult first."""
+def _section(raw, rows, where, problems, bad):
+    """The section with defaults filled in; `bad` collects "where.key" of every field that is
+    missing or failed its own check, so no cross-field rule reads it."""
     if not isinstance(raw, dict):
         problems.append("%s: must be an object" % where)
         raw = {}
     out = {}
     for key in raw:
-        if key not in schema:
-            problems.append("%s: unknown key '%s'" % (where, shown(key)) if where else "unknown key '%s'" % shown(key))
-    for key, (default, kind) in schema.items():
+        if key not in rows:
+            problems.append("%s: unknown key '%s'" % (where, shown(key)) if where
+                            else "unknown key '%s'" % shown(key))
+    for key, row in rows.items():
         name = where + "." + key if where else key
         if key in raw:
             before = len(problems)
-            out[key] = _check(kind, raw[key], name, problems)
+            out[key] = row[1](raw[key], name, problems, *row[2:])
             if len(problems) > before:
-                failed.add(name)
-        elif default is REQUIRED:
+                bad.add(name)
+        elif row[0] is REQUIRED:
             problems.append("%s: required" % name)
-            failed.add(name)
+            bad.add(name)
         else:
-            out[key] = default
+            out[key] = row[0]
     return out
 
 
-def validate(raw):
-    """Returns the normalised config (pins as ints, keys decoded) or raises ConfigError."""
-    problems = []
-    failed = set()  # "mqtt.topic" etc.: no cross-field rule may read these
-    if not isinstance(raw, dict):
-        raise ConfigError(["config.json: must be a JSON object"])
-    top = dict((k, v) for k, v in raw.items() if k not in SECTIONS)
-    cfg = _section(top, _top(), "", problems, failed)
-    schemas = _schema()
-    for name in SECTIONS:  # in this order: MicroPython's dicts keep none
-        schema = schemas[name]
-        if name in ("wifi", "mqtt") and name not in raw:
-            problems.append("%s: required" % name)
-            # Defaults only; its keys are implied, the required ones count as failed.
-            cfg[name] = _section({}, schema, name, [], failed)
-        else:
-            cfg[name] = _section(raw.get(name, {}), schema, name, problems, failed)
+# ---- cross-field rules, per section. Each reads only fields not in `bad`.
 
+
+def _mqtt_rules(cfg, bad, problems):
     mqtt = cfg["mqtt"]
-    if mqtt.get("port") is None:
-        mqtt["port"] = 8883 if mqtt["ssl"] is True else 1883
-    no_ca = mqtt["ssl"] is True and not mqtt["ca_file"] and mqtt["tls_insecure"] is not True
-    if no_ca and _valid(failed, "mqtt.ssl", "mqtt.ca_file", "mqtt.tls_insecure"):
-        problems.append("mqtt.ca_file: required when mqtt.ssl is true (or set mqtt.tls_insecure: true to skip certificate checks)")
-    if _valid(failed, "mqtt.keepalive") and mqtt["keepalive"] == 0:
-        problems.append("mqtt.keepalive: must be at least 1 so outages are detected")
+    if mqtt["ssl"] is True and not mqtt["ca_file"] and mqtt["tls_insecure"] is not True:
+        problems.append("mqtt.ca_file: required when mqtt.ssl is true (or set mqtt.tls_insecure: "
+                        "true to skip certificate checks)")
 
+
+def _gpio_rules(cfg, bad, problems):
     gpio = cfg["gpio"]
-    groups = (("relay", gpio["relay"]), ("momentary", list(gpio["momentary"])), ("contact", gpio["contact"]))
+    momentary = gpio["momentary"]
     seen = {}
-    for group, pins in groups:
+    for group, pins in (("relay", gpio["relay"]), ("momentary", sorted(momentary)),
+                        ("contact", gpio["contact"])):
         for p in pins:
             if p in seen:
                 problems.append("gpio: GP%d is in both %s and %s" % (p, seen[p], group))
             seen[p] = group
     if not seen:
         problems.append("gpio: configure at least one pin in relay, momentary or contact")
-    _relay_options(gpio, problems)
+    outputs = set(gpio["relay"]) | set(momentary)
+    for p, mode in gpio["power_on_state"].items():
+        if p not in outputs:
+            problems.append("gpio.power_on_state: GP%d is not a relay" % p)
+        elif p in momentary and mode != "off":
+            problems.append("gpio.power_on_state.%d: a momentary relay always starts off" % p)
+    for p in gpio["max_on_s"]:
+        if p in momentary:
+            problems.append("gpio.max_on_s.%d: a momentary relay already has its wait in "
+                            "gpio.momentary" % p)
+        elif p not in outputs:
+            problems.append("gpio.max_on_s: GP%d is not a relay" % p)
+    grouped = {}
+    for i, group in enumerate(gpio["interlock"]):
+        ons = [p for p in group if gpio["power_on_state"].get(p) == "on"]
+        if len(ons) > 1:
+            problems.append("gpio.interlock[%d]: GP%d and GP%d are both on at power-on "
+                            "(gpio.power_on_state)" % (i, ons[0], ons[1]))
+        for p in group:
+            if p in grouped:
+                problems.append("gpio.interlock: GP%d is in two groups" % p)
+            elif p in gpio["contact"]:
+                problems.append("gpio.interlock[%d]: GP%d is a contact, not a relay" % (i, p))
+            elif p not in outputs:
+                problems.append("gpio.interlock[%d]: GP%d is not a relay" % (i, p))
+            grouped[p] = i
     for p in gpio["notify"]:
         if p not in seen:
             problems.append("gpio.notify: GP%d is not a configured pin" % p)
+
+
+def _auth_rules(cfg, bad, problems):
+    gpio, mfa, sign = cfg["gpio"], cfg["mfa"], cfg["sign"]
     outputs = set(gpio["relay"]) | set(gpio["momentary"])
     for section, key in (("mfa", "pins"), ("sign", "pins")):
         for p in cfg[section][key]:
             if p not in outputs:
                 problems.append("%s.%s: GP%d is not a relay" % (section, key, p))
-    for p, names in cfg["sign"]["pins"].items():
+    for p, names in sign["pins"].items():
         for n in names:
-            if n not in cfg["sign"]["keys"]:
+            if n not in sign["keys"]:
                 problems.append("sign.pins.%d: no key named '%s' in sign.keys" % (p, shown(n)))
-    if _is_int(cfg["mfa"]["max_expired_codes"]) and cfg["mfa"]["max_expired_codes"] > 10:
-        problems.append("mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)")
-    guard = cfg["guard"]
-    for key in ("max_changes", "window_s", "publish_window_s", "max_violations"):
-        if _valid(failed, "guard." + key) and guard[key] == 0:
-            problems.append("guard.%s: must be at least 1" % key)
-    if _is_int(guard["publish_max"]) and guard["publish_max"] < 4:
-        problems.append("guard.publish_max: must be at least 4 (state, notify, replies and errors share it)")
-    if _valid(failed, "name") and cfg["name"] == "":
+    # With interlock_mode "switch" an on for one pin of a group switches the others off: each
+    # pin must need what the others need, or an open pin moves a protected one.
+    if gpio["interlock_mode"] != "switch" or "gpio.interlock_mode" in bad:
+        return
+    for i, group in enumerate(gpio["interlock"]):
+        needs = [(sorted(mfa["pins"].get(p, [])), sorted(sign["pins"].get(p, [])))
+                 for p in group]
+        for p, need in zip(group[1:], needs[1:]):
+            if need != needs[0]:
+                problems.append("gpio.interlock[%d]: GP%d and GP%d must need the same mfa.pins "
+                                "and sign.pins keys with interlock_mode \"switch\" (a request "
+                                "for one switches the other off)" % (i, group[0], p))
+                break
+
+
+def _top_rules(cfg, bad, problems):
+    if "name" in bad:
+        return
+    if cfg["name"] == "":
         problems.append("name: must not be empty")
-    same = cfg["name"] and cfg["name"] == mqtt["client_id"]
-    if same and _valid(failed, "name", "mqtt.client_id"):
+    elif "mqtt.client_id" not in bad and cfg["name"] == cfg["mqtt"]["client_id"]:
         problems.append("name: must differ from mqtt.client_id "
                         "(whoever knows the client id can take the device's place)")
-    _check_homeassistant(cfg, "homeassistant" in raw, problems, failed)
-    if problems:
-        raise ConfigError(problems)
-    return cfg
 
 
-def _valid(failed, *names):
-    return not any(n in failed for n in names)
-
-
-def _check_homeassistant(cfg, given, problems, failed):
-    """Without the section the device publishes nothing for Home Assistant (cfg value None)."""
-    ha = cfg["homeassistant"]
-    if not given:
-        cfg["homeassistant"] = None
-        return
-    gpio = cfg["gpio"]
+def _homeassistant_rules(cfg, bad, problems):
+    ha, gpio = cfg["homeassistant"], cfg["gpio"]
     contacts, relays = gpio["contact"], gpio["relay"]
     for p in ha["names"]:
         if p not in contacts and p not in relays and p not in gpio["momentary"]:
@@ -496,26 +564,72 @@ def _check_homeassistant(cfg, given, problems, failed):
                                 "class (e.g. door, garage_door, window)" % (p, cls))
         elif p in relays:
             if cls not in RELAY_CLASSES:
-                problems.append("homeassistant.device_class.%d: a relay is 'outlet' or 'switch'" % p)
+                problems.append("homeassistant.device_class.%d: a relay is 'outlet' or 'switch'"
+                                % p)
         else:
             problems.append("homeassistant.device_class: GP%d is not a relay or contact" % p)
-    if not _valid(failed, "homeassistant.prefix", "mqtt.topic"):
+    if "homeassistant.prefix" in bad or "mqtt.topic" in bad:
         return
     if (cfg["mqtt"]["topic"] + "/").startswith(ha["prefix"] + "/"):
         problems.append("homeassistant.prefix: must not contain mqtt.topic (Home Assistant "
                         "reads everything under it)")
 
 
-def parse(text):
+RULES = (_mqtt_rules, _gpio_rules, _auth_rules, _top_rules)
+
+
+def _normalise(cfg, folder, board_id):
+    """The one place a validated config gets what is implied: the broker port from mqtt.ssl,
+    the CA file beside config.json, the default client id, no Home Assistant section (None)."""
+    mqtt = cfg["mqtt"]
+    if mqtt["port"] is None:
+        mqtt["port"] = 8883 if mqtt["ssl"] else 1883
+    ca = mqtt["ca_file"]
+    if ca and folder is not None and not ca.startswith("/"):
+        mqtt["ca_file"] = folder + "/" + ca  # "" is the board's root
+    if not mqtt["client_id"] and board_id:
+        mqtt["client_id"] = board_id
+
+
+def validate(raw, folder=None, board_id=None):
+    """Returns the normalised config (pins as ints, keys decoded) or raises ConfigError.
+    `folder` is where config.json lies, without the last "/" (mqtt.ca_file is beside it),
+    `board_id` the default mqtt.client_id (tinyctrl-<board id>)."""
+    problems = []
+    if not isinstance(raw, dict):
+        raise ConfigError(["config.json: must be a JSON object"])
+    rows = _schema()
+    bad = set()
+    top = dict((k, v) for k, v in raw.items() if k not in SECTIONS)
+    cfg = _section(top, rows[""], "", problems, bad)
+    for name in SECTIONS:  # in this order: MicroPython's dicts keep none
+        if name in ("wifi", "mqtt") and name not in raw:
+            problems.append("%s: required" % name)
+            cfg[name] = _section({}, rows[name], name, [], bad)  # its keys are implied
+        else:
+            cfg[name] = _section(raw.get(name, {}), rows[name], name, problems, bad)
+    for rule in RULES:
+        rule(cfg, bad, problems)
+    if "homeassistant" in raw:
+        _homeassistant_rules(cfg, bad, problems)
+    else:
+        cfg["homeassistant"] = None  # the device publishes nothing for Home Assistant
+    if problems:
+        raise ConfigError(problems)
+    _normalise(cfg, folder, board_id)
+    return cfg
+
+
+def parse(text, folder=None, board_id=None):
     """Validate config.json text; ConfigError also covers JSON syntax errors."""
     try:
         raw = json.loads(text)
     except Exception as e:  # MicroPython and CPython raise different types
         raise ConfigError(["config.json: invalid JSON (%s)" % e])
-    return validate(raw)
+    return validate(raw, folder, board_id)
 
 
-def load(path):
+def load(path, board_id=None):
     # The size first: MicroPython's read(n) allocates n bytes at once, and 64 KB in one piece
     # is more than a Pico W's heap may have free once the controller has run.
     try:
@@ -525,4 +639,4 @@ def load(path):
             text = f.read()
     except OSError:
         raise ConfigError(["%s: not found; copy config.json onto the device" % path])
-    return parse(text)
+    return parse(text, path.rsplit("/", 1)[0] if "/" in path else None, board_id)

@@ -10,7 +10,7 @@ CONTACT_POLL_S = 5
 
 
 class Contacts:
-    def __init__(self, hw, pins, outbox):
+    def __init__(self, pins, hw, outbox):
         self.outbox = outbox
         self._edge = hw.EdgeFlag()
         self.pins = {}

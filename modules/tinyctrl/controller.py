@@ -15,12 +15,12 @@ from .auth import AuthError, AuthGate
 from .commands import Commands
 from .contacts import Contacts
 from .memory import RelayMemory
-from .mqtt import TinyMQTTClient
+from .mqtt import BACKLOG, TinyMQTTClient
 from .outbox import Outbox
 from .relays import Relays
 
-# Between failed first connects: each already waits out a join (issue 12: back within 10 s
-# of the network); max_retries and reset_delay_s bound how long before a reset.
+# Between failed first connects: each already waits out a join (back within 10 s of the
+# network); max_retries and reset_delay_s bound how long before a reset.
 FIRST_CONNECT_PAUSE_S = 1
 
 
@@ -31,26 +31,27 @@ class Controller:
         m = cfg["mqtt"]
         self.prefix = cfg["gpio"]["prefix"]
         self.topic = m["topic"]
-        self.device = cfg["name"]  # published in "FROM"; never the client id (issue 9, finding 2)
-        self.mono = clock.Monotonic()
+        self.device = cfg["name"]  # published in "FROM"; never the client id
+        self.mono_ms = clock.Monotonic()
         self.clock = clock.Clock()
         self.led = hw.StatusLed()
         self.boot = boot or {"cause": "power", "resets": 0, "outages": 0}
-        self.started = self.mono()
-        self.connected = False
+        self.started = self.mono_ms()
         self.watchdog = None
-        self.client = TinyMQTTClient(self._mqtt_config())
-        self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono)
-        self.memory = RelayMemory(hw, cfg)
-        self.relays = Relays(hw, cfg, self.outbox, self.mono, self.memory)
-        self.contacts = Contacts(hw, cfg["gpio"]["contact"], self.outbox)
+        self.client = TinyMQTTClient(self._mqtt_config(), hw)
+        self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono_ms, self._stats_line)
+        self.memory = RelayMemory(cfg, hw)
+        self.relays = Relays(cfg, hw, self.outbox, self.mono_ms, self.memory)
+        self.contacts = Contacts(cfg["gpio"]["contact"], hw, self.outbox)
         self.auth = AuthGate(cfg, self.topic)
-        self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono)
-        self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono,
+        self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
+        self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms,
                                  self.boot)
-        self.outbox.render_stats = self.commands.stats
         self.announcer = cfg["homeassistant"] and homeassistant.Announcer(
-            cfg, hw, self.client, self.outbox, self.commands, board_name(hw.unique_id()))
+            cfg, hw, self.outbox, board_name(hw.unique_id()))
+        # Where the device says `online` for Home Assistant; watched for forgeries.
+        self.status_topic = cfg["homeassistant"] and homeassistant.status_topic(self.topic)
+        self._status = self.status_topic and self.status_topic.encode()
 
     def pin_states(self, pins):
         out = {}
@@ -58,8 +59,11 @@ class Controller:
             out[p] = self.relays.value(p) if p in self.relays.pins else self.contacts.value(p)
         return out
 
-    def unix_time(self):
+    def unix_s(self):
         return self.clock.now(time.time())
+
+    def _stats_line(self):
+        return self.commands.stats()
 
     # ---- MQTT wiring
 
@@ -79,7 +83,6 @@ class Controller:
         return c
 
     async def _on_link(self, up):
-        self.connected = up
         if up:
             self.led.show("operational" if not self.outbox.halted else "halted")
         else:
@@ -91,43 +94,90 @@ class Controller:
     async def _on_connect(self, client):
         await client.subscribe(self.topic, 1)
         if self.announcer:
+            await client.subscribe(self.status_topic, 1)
             await self.announcer.connected(client)
         self.outbox.full()  # full list on first connect and after every reconnect (Action F)
         log("subscribed to", self.topic)
 
     # ---- requests in
 
-    def _on_message(self, topic, msg, retained):
-        if self.announcer and self.announcer.message(topic, msg):
-            return
+    def _on_message(self, topic, msg, retained, oversize, streak):
         try:
-            self._handle(msg, retained)
+            if streak >= BACKLOG:
+                self._behind(streak)
+            if self.announcer and self.announcer.message(topic, msg, oversize):
+                return
+            if topic == self._status:
+                return self._status_message(msg, retained)
+            self._handle(msg, retained, oversize)
         except Exception as e:  # a bug here must not kill the MQTT reader
             log("request failed:", repr(e))
             self.outbox.error("Error: internal error handling request")
 
-    def _handle(self, msg, retained):
+    def _behind(self, streak):
+        """Messages keep arriving back to back: the broker holds a backlog for the device and,
+        once its queue is full, drops what the owner sends, unseen. A code or signed request
+        in a dropped message must not work for whoever read it on the broker."""
+        if self.clock.synced:
+            self.auth.raise_floor(self.unix_s())
+        if streak == BACKLOG:
+            self.outbox.reply("Info: requests are arriving faster than the device reads them; "
+                              "MFA codes and signed requests made before this ends are refused")
+
+    def _status_message(self, msg, retained):
+        """<topic>/status is the device's own: a retained message there (which would stand
+        for the device when it is gone) is cleared, anything but `online` is answered."""
+        if retained and msg:
+            self.outbox.post(self.status_topic, b"", True)
+        if msg and (retained or msg != homeassistant.ONLINE):
+            self.outbox.post(self.status_topic, homeassistant.ONLINE)
+
+    def _check_claim(self, msg):
+        """A message in the device's name that the device did not send last: a state it
+        contradicts is answered with the truth, an `offline` with the device's state."""
+        if msg == self.outbox.last_sent or protocol.MARK not in msg:
+            return
+        said = protocol.read_output(msg, self.prefix)
+        if said is None or said[2] != self.device:
+            return
+        kind, value = said[0], said[1]
+        if kind == "state" or kind == "notify":
+            wrong = [p for p, v in value.items()
+                     if (p in self.relays.pins or p in self.contacts.pins)
+                     and self.pin_states((p,))[p] != v]
+            if wrong:
+                self.outbox.state(wrong)
+        elif kind == "status" and value != "online":
+            self.outbox.full()
+            if self.status_topic:
+                self.outbox.post(self.status_topic, homeassistant.ONLINE)
+
+    def _handle(self, msg, retained, oversize):
         error = self.outbox.error
-        if self.client.oversize:
-            n, self.client.oversize = self.client.oversize, 0
-            return error("Error: request too large (%d bytes, max %d)" % (n, protocol.MAX_REQUEST))
+        if retained and (msg or oversize):
+            # Nothing is retained on the device's topic by right: clear it, or it comes back
+            # at every connect (e.g. a request with Retain on, a forged state).
+            self.outbox.post(self.topic, b"", True)
+        if oversize:
+            return error("Error: request too large (%d bytes, max %d)"
+                         % (oversize, protocol.MAX_REQUEST))
         try:
             req = protocol.parse(msg, self.prefix, self.cfg["mfa"]["keyname"], self.relays.pins,
                                  self.contacts.pins)
         except protocol.RequestError as e:
             return error(str(e))
-        if req is None:  # our own output, or a forgery of it
-            return
+        if req is None:  # device output (ours, or a forgery of it), or empty
+            return self._check_claim(msg)
         if retained:
             return error("Error: retained requests are ignored; turn Retain off in the client")
         if req.cmd:
             return self.commands.run(req.cmd)
-        now, ms = self.unix_time(), self.mono()
+        unix_s, mono_ms = self.unix_s(), self.mono_ms()
         try:
             if not req.pins:
-                self.auth.offer_code(req.code, now, ms, self.clock.first_sync)
+                self.auth.offer_code(req.code, unix_s, mono_ms, self.clock.first_sync)
                 return self.outbox.reply("Info: MFA code accepted")
-            self.auth.authorize(req, now, ms, self.clock.first_sync)
+            self.auth.authorize(req, unix_s, mono_ms, self.clock.first_sync)
         except AuthError as e:
             self.outbox.state(req.pins)
             return error(str(e), "auth")
@@ -170,14 +220,14 @@ class Controller:
             except OSError as e:
                 failures += 1
                 log("connect failed (%d): %r" % (failures, e))
-            if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono() - self.started:
+            if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono_ms() - self.started:
                 log("no connection; resetting")
                 self.hw.reset()
             await asyncio.sleep(FIRST_CONNECT_PAUSE_S)
 
     async def run(self):
         self.led.show("connecting")
-        self.relays.power_on(self.boot["cause"])  # issue 13: gpio.power_on_state
+        self.relays.power_on(self.boot["cause"])  # gpio.power_on_state
         asyncio.create_task(self.memory.run(self.relays.states))
         wd = self.cfg["watchdog_s"]
         if wd > 0:

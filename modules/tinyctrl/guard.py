@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Burnout and flood guards, as in the seed. `now` is integer milliseconds from the caller's
+# Burnout and flood guards, as in the seed. `now_ms` is integer milliseconds from the caller's
 # monotonic clock: a Pico W float has 24 bits, too few for seconds of a long uptime.
 
 
@@ -16,7 +16,7 @@ class BurnoutGuard:
     - rate: more than `max_changes` in `window_s` is a violation; the pin pauses
       until the window has room again.
     - lock: after `max_violations` violations the pin refuses to switch on until reset.
-      Off is the safe direction and stays allowed (issue 9, finding 6): one change at most,
+      Off is the safe direction and stays allowed: one change at most,
       since the relay is then off.
     """
 
@@ -31,7 +31,7 @@ class BurnoutGuard:
     def locked(self, pin):
         return self._violations.get(pin, 0) >= self.max_violations
 
-    def refuse(self, pin, now, name, value=1):
+    def refuse(self, pin, now_ms, name, value=1):
         """None if `pin` may change to `value` now, else the reason (an error line)."""
         if self.locked(pin) and value == 0:
             return None
@@ -40,23 +40,23 @@ class BurnoutGuard:
         times = self._changes.get(pin)
         if not times:
             return None
-        while times and now - times[0] >= self.window_ms:
+        while times and now_ms - times[0] >= self.window_ms:
             times.pop(0)
-        if times and now - times[-1] < self.cooldown_ms:
-            return "Error: %s cooling down, try again in %ds" % (name, ceil_s(self.cooldown_ms - (now - times[-1])))
+        if times and now_ms - times[-1] < self.cooldown_ms:
+            return "Error: %s cooling down, try again in %ds" % (name, ceil_s(self.cooldown_ms - (now_ms - times[-1])))
         if len(times) >= self.max_changes:
             v = self._violations.get(pin, 0) + 1
             self._violations[pin] = v
             if v >= self.max_violations:
                 return "Error: %s locked after %d burnout violations until reset" % (name, v)
-            wait = ceil_s(self.window_ms - (now - times[0]))
+            wait = ceil_s(self.window_ms - (now_ms - times[0]))
             return "Error: %s changed %d times in %ds, paused for %ds (violation %d of %d)" % (
                 name, len(times), self.window_ms // 1000, wait, v, self.max_violations)
         return None
 
-    def record(self, pin, now):
+    def record(self, pin, now_ms):
         times = self._changes.setdefault(pin, [])
-        times.append(now)
+        times.append(now_ms)
         if len(times) > self.max_changes:
             times.pop(0)
 
@@ -79,20 +79,20 @@ class PublishGuard:
         self._sent = []
         self.halted = False
 
-    def wait_ms(self, now):
+    def wait_ms(self, now_ms):
         """Milliseconds to wait before the next publish may go."""
         if self._refilled is not None:
-            self.tokens = min(self.capacity, self.tokens + (now - self._refilled) * self.rate)
-        self._refilled = now
+            self.tokens = min(self.capacity, self.tokens + (now_ms - self._refilled) * self.rate)
+        self._refilled = now_ms
         return 0 if self.tokens >= 1 else int((1 - self.tokens) / self.rate) + 1
 
-    def sent(self, now):
+    def sent(self, now_ms):
         """Record a publish; returns False once the fuse has blown."""
         self.tokens -= 1
         sent = self._sent
-        while sent and now - sent[0] >= self.window_ms:
+        while sent and now_ms - sent[0] >= self.window_ms:
             sent.pop(0)
-        sent.append(now)
+        sent.append(now_ms)
         if len(sent) > self.max:
             self.halted = True
         return not self.halted
@@ -101,7 +101,7 @@ class PublishGuard:
 class ErrorBudget:
     """Error lines answer hostile or broken clients; at most `limit` per `window_s` of each
     kind, so a flood of garbage cannot flood the broker back, nor hide the failed
-    authentications among it (issue 9, finding 5). Dropped lines are counted per kind."""
+    authentications among it. Dropped lines are counted per kind."""
 
     def __init__(self, limit, window_s):
         self.limit = limit
@@ -109,14 +109,14 @@ class ErrorBudget:
         self._times = {}  # kind -> recent times
         self.suppressed = {}  # kind -> lines dropped since the last one published
 
-    def allow(self, now, kind="request"):
+    def allow(self, now_ms, kind="request"):
         times = self._times.setdefault(kind, [])
-        while times and now - times[0] >= self.window_ms:
+        while times and now_ms - times[0] >= self.window_ms:
             times.pop(0)
         if len(times) >= self.limit:
             self.drop(kind)
             return False
-        times.append(now)
+        times.append(now_ms)
         return True
 
     def drop(self, kind):
@@ -128,18 +128,18 @@ class ErrorBudget:
 
 class RateLimit:
     """A command that costs the device (NTP, getip: DNS and a TLS handshake on a Pico W)
-    runs at most once per `wait_s` (issue 9, finding 7)."""
+    runs at most once per `wait_s`."""
 
     def __init__(self, wait_s):
         self.wait_ms = wait_s * 1000
         self._last = None
 
-    def refuse(self, now, what):
+    def refuse(self, now_ms, what):
         """None if it may run now (and it counts as run), else the error line,
         e.g. what = "NTP sync was forced"."""
         last = self._last
-        if last is not None and now - last < self.wait_ms:
+        if last is not None and now_ms - last < self.wait_ms:
             return "Error: %s %ds ago; try again in %ds" % (
-                what, (now - last) // 1000, ceil_s(self.wait_ms - (now - last)))
-        self._last = now
+                what, (now_ms - last) // 1000, ceil_s(self.wait_ms - (now_ms - last)))
+        self._last = now_ms
         return None

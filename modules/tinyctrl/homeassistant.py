@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Home Assistant MQTT discovery (issue 14): topics and payloads from the validated config, and
+# Home Assistant MQTT discovery: topics and payloads from the validated config, and
 # the task that announces them (its only I/O is the MQTT client it is given).
 #
 # One retained device-based discovery message, <prefix>/device/<board id>/config, with "dev", "o"
@@ -210,61 +210,60 @@ def payload(cfg, device, board_id, diagnostics):
 
 class Announcer:
     """Announces the device after each connect and each Home Assistant birth: discovery (or its
-    removal), `online`, then the state and the stats line the entities read. Births coalesce,
-    and at most one announcement goes per publish window, so a flood of births cannot blow
-    the flood fuse."""
+    removal), `online`, then the state and the stats line the entities read, all through the
+    outbox. Births coalesce, and at most one announcement goes per publish window, so a flood
+    of births cannot blow the flood fuse. A discovery config the device did not publish (any
+    broker user can overwrite it) is answered with the device's own, in the same rhythm."""
 
-    def __init__(self, cfg, hw, client, outbox, commands, board_id):
+    def __init__(self, cfg, hw, outbox, board_id):
         self.cfg = cfg
         self.ha = cfg["homeassistant"]
         self.hw = hw
-        self.client = client
         self.outbox = outbox
-        self.commands = commands
         self.board_id = board_id
-        self.birth = birth_topic(self.ha).encode()
+        self.birth = birth_topic(self.ha)
+        self.discovery = discovery_topic(self.ha, board_id)
+        self._topics = (self.birth.encode(), self.discovery.encode())
+        self._echoes = []  # sizes of announcements published and not yet seen back
         self._wake = asyncio.Event()
 
     async def connected(self, client):
-        await client.subscribe(birth_topic(self.ha), 1)
+        await client.subscribe(self.birth, 1)
+        await client.subscribe(self.discovery, 1)
         self._wake.set()
 
-    def message(self, topic, msg):
-        """True if this was Home Assistant's birth topic, which is handled here."""
-        if topic != self.birth:
+    def message(self, topic, msg, oversize):
+        """True if this was Home Assistant's birth topic or the device's discovery topic, which
+        are handled here. `oversize` is the size of a payload too large to read."""
+        if topic not in self._topics:
             return False
-        if msg == BIRTH:  # Home Assistant (re)started: announce again
+        if topic == self._topics[0]:
+            if msg == BIRTH:  # Home Assistant (re)started: announce again
+                self._wake.set()
+        elif (oversize or len(msg)) in self._echoes:
+            self._echoes.remove(oversize or len(msg))
+        else:  # overwritten, removed, or a retained one from before this connection
             self._wake.set()
         return True
 
-    async def _paced(self):
-        """False once the flood fuse has blown; else a publish may go now."""
-        pacer, now = self.outbox.pacer, self.outbox.now
-        wait = pacer.wait_ms(now())
-        while wait:
-            await asyncio.sleep_ms(wait)
-            wait = pacer.wait_ms(now())
-        return pacer.sent(now())
+    def _payload(self):
+        diagnostics = ["uptime"]
+        if self.hw.temperature_c() is not None:
+            diagnostics.append("temperature")
+        if self.hw.wifi_rssi() is not None:
+            diagnostics.append("rssi")
+        msg = payload(self.cfg, self.cfg["name"], self.board_id, diagnostics)
+        self._echoes = self._echoes[-1:] + [len(msg)]
+        return msg
 
     async def run(self):
-        topic = self.cfg["mqtt"]["topic"]
-        while not self.outbox.halted:
+        outbox = self.outbox
+        while not outbox.halted:
             await self._wake.wait()
             self._wake.clear()
-            diagnostics = ["uptime"]
-            if self.hw.temperature_c() is not None:
-                diagnostics.append("temperature")
-            if self.hw.wifi_rssi() is not None:
-                diagnostics.append("rssi")
-            if not await self._paced():
-                return
-            msg = payload(self.cfg, self.cfg["name"], self.board_id, diagnostics)
-            await self.client.publish(discovery_topic(self.ha, self.board_id), msg, True, 1)
-            msg = None  # the announcement is large: let it go before the next one is built
-            if not await self._paced():
-                return
-            await self.client.publish(status_topic(topic), ONLINE, False, 1)
-            self.commands.run("refresh")
+            outbox.post(self.discovery, self._payload, True)  # built when it is sent
+            outbox.post(status_topic(self.cfg["mqtt"]["topic"]), ONLINE)
+            outbox.full()
             if self.ha["discovery"]:
-                self.commands.run("stats")
+                outbox.stats()
             await asyncio.sleep(self.cfg["guard"]["publish_window_s"])

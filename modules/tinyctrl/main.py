@@ -13,7 +13,7 @@ def load(path=None):
     """The validated config, or None after printing every problem."""
     path = path or port.CONFIG_PATH
     try:
-        cfg = config.load(path)
+        cfg = config.load(path, board_name(port.unique_id()))
     except config.ConfigError as e:
         print("tinyctrl: %s is not valid, the controller is stopped:" % path)
         for problem in e.problems:
@@ -22,16 +22,11 @@ def load(path=None):
         port.StatusLed().show("config_error")
         return None
     hold_relays_off(cfg)
-    ca = cfg["mqtt"]["ca_file"]
-    if ca and not ca.startswith("/") and "/" in path:
-        cfg["mqtt"]["ca_file"] = path.rsplit("/", 1)[0] + "/" + ca  # beside config.json
-    if not cfg["mqtt"]["client_id"]:
-        cfg["mqtt"]["client_id"] = board_name(port.unique_id())
     return cfg
 
 
 def hold_relays_off(cfg):
-    """Drive every relay pin to its off level at once (issue 13, boot safety): until now the
+    """Drive every relay pin to its off level at once (boot safety): until now the
     pins are inputs with the RP2040's reset pull-down (datasheet 2.19.6.3), which an active-low
     board may read as "on". Before the controller's imports and the Wi-Fi chip's start-up, which
     take longer; pins that are not relays stay inputs."""

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Relay states kept for gpio.power_on_state "restore" (issue 13): in memory that survives a
+# Relay states kept for gpio.power_on_state "restore": in memory that survives a
 # watchdog or soft reset (the port's scratch word), and, if gpio.restore_after_power_cut is
 # "flash", in a small file for after a power cut. The file is written only when a restored
 # relay really changed, at most once per FLASH_EVERY_S (coalesced), to bound flash wear.
@@ -11,7 +11,7 @@ FLASH_EVERY_S = 10
 
 
 class RelayMemory:
-    def __init__(self, hw, cfg):
+    def __init__(self, cfg, hw):
         g = cfg["gpio"]
         self.hw = hw
         self.use_flash = g["restore_after_power_cut"] == "flash"

@@ -2,9 +2,8 @@
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
 import socket
-import sys
+from time import ticks_diff, ticks_ms
 
-import network
 from mqtt_as import MQTTClient
 
 MAX_INBOUND = 1024  # payloads above this are drained, never buffered
@@ -12,20 +11,57 @@ _DRAIN_CHUNK = 256
 JOIN_TIMEOUT_MS = 20000  # a join the driver neither completes nor fails by then is abandoned
 JOIN_POLL_MS = 100
 STABLE_S = 2  # the link must stay up this long after a join before MQTT is tried
-# CYW43 link states between connect() and an address: joining, joined without an address.
-_JOINING = (network.STAT_CONNECTING, 2)
+# Messages read back to back before the device counts itself behind: below mosquitto's default
+# in-flight window (max_inflight_messages 20), past which a broker queues for the device and,
+# once its queue is full, drops messages the device never sees. Back to back: the device was
+# idle less than BACKLOG_IDLE_MS before each (a broker sending one at a time, after each
+# PUBACK, leaves it idle for a round trip).
+BACKLOG = 16
+BACKLOG_IDLE_MS = 20
+PUBACK_POLL_MS = 5  # mqtt_as polls every 100 ms; a PUBACK on a LAN comes in about 1 ms
 
 
 class TinyMQTTClient(MQTTClient):
-    def __init__(self, config):
+    """The callback is on_message(topic, msg, retained, oversize, streak): `oversize` is the
+    size of this message's drained payload (0 if it was read), `streak` how many messages
+    came just before it back to back (BACKLOG or more: the device is behind the broker)."""
+
+    def __init__(self, config, hw):
         super().__init__(config)
+        self.hw = hw  # the port: how its Wi-Fi starts and reports a join
         self.reads = 0
-        self.oversize = 0  # size of the last drained payload, 0 if none
+        self._oversize = 0  # size drained from the packet being read, 0 if none
+        self._streak = 0
+        self._idle_since = None  # ticks_ms of the first poll that found nothing waiting
+        self._on_message = self._cb
+        self._cb = self._deliver
+
+    def _deliver(self, topic, msg, retained, *_properties):
+        idle = self._idle_since
+        if idle is not None and ticks_diff(ticks_ms(), idle) >= BACKLOG_IDLE_MS:
+            self._streak = 0
+        self._idle_since = None
+        self._on_message(topic, msg, retained, self._oversize, self._streak)
+        self._streak += 1
+
+    async def wait_msg(self):
+        self._oversize = 0  # what a packet drained belongs to that packet only
+        await super().wait_msg()
+
+    async def _await_pid(self, pid):
+        # As upstream, polled every PUBACK_POLL_MS: the one publisher task waits here for
+        # each QoS 1 message, so upstream's 100 ms poll capped the device at ~10 a second.
+        t = ticks_ms()
+        while pid in self.rcv_pids:
+            if self._timeout(t) or not self.isconnected():
+                return False
+            await asyncio.sleep_ms(PUBACK_POLL_MS)
+        return True
 
     async def _as_read(self, n, sock=None):
         # mqtt_as grows its input buffer to the largest message ever seen; a hostile
         # 64 KB publish would cost 128 KB of heap on a Pico W. Drain it in small reads
-        # and hand the callback an empty payload with .oversize set instead.
+        # and hand the callback an empty payload and the size instead.
         if n <= MAX_INBOUND:
             self.reads += 1
             data = await super()._as_read(n, sock)
@@ -36,7 +72,7 @@ class TinyMQTTClient(MQTTClient):
                 # not 0"), so without this the device never reconnects; clear the bit.
                 data[0] &= 0xFE
             return data
-        self.oversize = n
+        self._oversize = n
         left = n
         while left:
             k = min(left, _DRAIN_CHUNK)
@@ -50,16 +86,14 @@ class TinyMQTTClient(MQTTClient):
         # comes back mid-attempt would cost a minute. The CYW43 driver ends a failed join with
         # a status outside _JOINING (STAT_NO_AP_FOUND after its scan, STAT_CONNECT_FAIL,
         # STAT_WRONG_PASSWORD, or STAT_IDLE after a de-auth), so any such status ends the
-        # attempt at once and _keep_connected tries again a second later (issue 12).
+        # attempt at once and _keep_connected tries again a second later.
         s = self._sta_if
-        s.active(True)
-        if sys.platform == "rp2":
-            s.config(pm=0xA11140)  # no power saving: Pico W guide 3.6.3, as mqtt_as does
+        self.hw.wifi_start(s)
         s.connect(self._ssid, self._wifi_pw)
         waited = 0
         while not s.isconnected():
             status = s.status()
-            if status not in _JOINING or waited >= JOIN_TIMEOUT_MS:
+            if status not in self.hw.WIFI_JOINING or waited >= JOIN_TIMEOUT_MS:
                 s.disconnect()
                 raise OSError("Wi-Fi join failed (status %d)" % status)
             await asyncio.sleep_ms(JOIN_POLL_MS)
@@ -79,7 +113,7 @@ class TinyMQTTClient(MQTTClient):
             raise OSError("TLS: " + "; ".join(line for line in str(e).split("\n") if line))
         # mqtt_as writes a publish in several small writes; with Nagle's algorithm the second
         # waits for the broker's delayed ACK (40 ms on Linux), so half the answers came 40 ms
-        # late (issue 10). A TLS socket has no setsockopt here and keeps Nagle.
+        # late. A TLS socket has no setsockopt here and keeps Nagle.
         if hasattr(self._sock, "setsockopt"):
             # The unix port has no constants: Linux's values. lwIP (rp2) has its own.
             level = getattr(socket, "IPPROTO_TCP", 6)
@@ -87,13 +121,17 @@ class TinyMQTTClient(MQTTClient):
 
     async def _handle_msg(self):
         # As upstream, but a backlog (e.g. released after an outage) is read without
-        # the 5 ms pause per message; the pause stays for an idle socket. Any failure,
-        # not only OSError (upstream asserts on a closed socket), leads to a reconnect.
+        # the 5 ms pause per message; the pause stays for an idle socket. Any failure, not
+        # only OSError (upstream asserts on a closed socket), leads to a reconnect.
+        self._streak = 0
+        self._idle_since = None
         try:
             while self.isconnected():
                 seen = self.reads
                 async with self.lock:
                     await self.wait_msg()
+                if self.reads == seen and self._idle_since is None:
+                    self._idle_since = ticks_ms()
                 await asyncio.sleep_ms(0 if self.reads != seen else 5)
         except Exception:
             pass

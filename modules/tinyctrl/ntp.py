@@ -46,21 +46,21 @@ async def query(host, port, timeout_s=3):
 
 
 class Sync:
-    """Keeps `wall` (a clock.Clock) and the board's clock in step with NTP: every
+    """Keeps `clock` (a clock.Clock) and the board's clock in step with NTP: every
     ntp.interval_s, and at once when asked (at most once per ntp.force_wait_s)."""
 
-    def __init__(self, cfg, hw, wall, outbox, now):
+    def __init__(self, cfg, hw, clock, outbox, mono_ms):
         self.cfg = cfg
         self.hw = hw
-        self.wall = wall
+        self.clock = clock
         self.outbox = outbox
-        self.now = now  # monotonic milliseconds
+        self.mono_ms = mono_ms  # -> monotonic milliseconds
         self._forced = asyncio.Event()
         self._force_limit = RateLimit(cfg["ntp"]["force_wait_s"])
 
     def force(self):
         """{"CMD":"ntp"}: sync now, unless one was forced within ntp.force_wait_s."""
-        refusal = self._force_limit.refuse(self.now(), "NTP sync was forced")
+        refusal = self._force_limit.refuse(self.mono_ms(), "NTP sync was forced")
         if refusal:
             return self.outbox.error(refusal)
         self._forced.set()
@@ -70,7 +70,7 @@ class Sync:
         n = self.cfg["ntp"]
         t = await query(n["host"], n["port"])
         self.hw.set_time(t)
-        self.wall.sync(t, time.time())
+        self.clock.sync(t, time.time())
         log("clock synced:", clock.format_local("UTC", t), "UTC")
         return t
 

@@ -2,10 +2,12 @@
 # The outbox: everything the device publishes goes through it, on one topic, from one task.
 #
 # It holds what is pending, not a queue of messages: the full state, the pins whose state
-# changed, NOTIFY values, replies and error lines. When nothing is being sent a change goes
-# out at once; what arrives while a publish is in flight or while the pacer holds messages
-# back joins the next message (issue 10). So a burst becomes few messages, and a flood in
-# never becomes a flood out (guard.PublishGuard: publish_max per publish_window_s).
+# changed, NOTIFY values, replies, error lines, and posts to the device's other topics (Home
+# Assistant's discovery and availability). When nothing is being sent a change goes out at
+# once; what arrives while a publish is in flight or while the pacer holds messages back joins
+# the next message. So a burst becomes few messages, and a flood in never becomes a flood out
+# (guard.PublishGuard: publish_max per publish_window_s). Each kind takes its turn: one that
+# keeps coming (a flood of stats requests) cannot hold back the others (a door's NOTIFY).
 import asyncio
 
 from . import log, protocol
@@ -13,11 +15,25 @@ from .guard import ErrorBudget, PublishGuard
 
 MAX_REPLIES = 4
 MAX_ERRORS = 4
+MAX_POSTS = 4
 _STATS = object()  # the stats reply, rendered when it is sent so that it is fresh
+# Kinds of message, in the order they go when several are pending together.
+POSTS, REPLIES, STATE, NOTIFY, ERRORS = range(5)
+# A pending kind passed over this often goes next (the longest passed over first).
+PASSED_OVER = 2
+
+
+class Post:
+    """A message for another topic; `payload` may be a callable, rendered when it is sent."""
+
+    def __init__(self, topic, payload, retain):
+        self.topic = topic
+        self.payload = payload
+        self.retain = retain
 
 
 class Outbox:
-    def __init__(self, cfg, client, pin_states, now, stats=None):
+    def __init__(self, cfg, client, pin_states, mono_ms, stats):
         g, m, gd = cfg["gpio"], cfg["mqtt"], cfg["guard"]
         self.client = client
         self.topic = m["topic"]
@@ -26,8 +42,8 @@ class Outbox:
         self.all_pins = g["relay"] + sorted(g["momentary"]) + g["contact"]
         self.notify_pins = set(g["notify"])
         self.pin_states = pin_states  # pins -> {pin: value}
-        self.now = now  # monotonic milliseconds
-        self.render_stats = stats
+        self.mono_ms = mono_ms  # -> monotonic milliseconds
+        self.render_stats = stats  # -> the stats line
         self.pacer = PublishGuard(gd["publish_max"], gd["publish_window_s"])
         self.error_budget = ErrorBudget(max(1, gd["publish_max"] // 4), gd["publish_window_s"])
         self._full = False
@@ -35,6 +51,9 @@ class Outbox:
         self._notify_pending = {}
         self._replies = []
         self._errors = []
+        self._posts = []
+        self.last_sent = b""  # the last message on the device's topic, as its echo comes back
+        self._passed = [0] * 5  # per kind: sends since it became pending
         self._wake = asyncio.Event()
 
     @property
@@ -69,15 +88,21 @@ class Outbox:
         if _STATS not in self._replies:
             self.reply(_STATS)
 
+    def post(self, topic, payload, retain=False):
+        """Publish `payload` on another topic, paced with the rest."""
+        if len(self._posts) < MAX_POSTS:
+            self._posts.append(Post(topic, payload, retain))
+            self._wake.set()
+
     def error(self, line, kind="request"):
         """Queue an error line. Kinds ("request", "auth") have a queue share and budget each,
-        so garbage cannot crowd out the report of a failed authentication (issue 9)."""
+        so garbage cannot crowd out the report of a failed authentication."""
         log(line)
         budget = self.error_budget
         queued = sum(1 for k, _ in self._errors if k == kind)
         if queued >= MAX_ERRORS:
             budget.drop(kind)
-        elif budget.allow(self.now(), kind):
+        elif budget.allow(self.mono_ms(), kind):
             n = budget.take_suppressed(kind)
             if n:
                 line += " (%d more errors suppressed)" % n
@@ -86,25 +111,51 @@ class Outbox:
 
     # ---- sending
 
+    def _pending_kinds(self):
+        return (self._posts, self._replies, self._full or self._changed, self._notify_pending,
+                self._errors)
+
     def pending(self):
-        return bool(self._replies or self._full or self._changed or self._notify_pending
-                    or self._errors)
+        return any(self._pending_kinds())
+
+    def _next_kind(self):
+        """The first pending kind in order, unless one was passed over PASSED_OVER times."""
+        passed = self._passed
+        pick = None
+        for kind, waiting in enumerate(self._pending_kinds()):
+            if not waiting:
+                passed[kind] = 0
+            elif pick is None or passed[kind] > passed[pick] and passed[kind] >= PASSED_OVER:
+                pick = kind
+        if pick is not None:
+            for kind, waiting in enumerate(self._pending_kinds()):
+                if waiting and kind != pick:
+                    passed[kind] += 1
+            passed[pick] = 0
+        return pick
 
     def next_message(self):
-        """The next message to publish (replies first, then state, NOTIFY, errors), or None."""
-        if self._replies:
+        """The next message to publish, or None: a Post for another topic, else the payload
+        for the device's topic."""
+        kind = self._next_kind()
+        if kind == POSTS:
+            post = self._posts.pop(0)
+            if callable(post.payload):
+                post.payload = post.payload()
+            return post
+        if kind == REPLIES:
             r = self._replies.pop(0)
             return self.render_stats() if r is _STATS else r
-        if self._full or self._changed:
+        if kind == STATE:
             pins = self.all_pins if self._full else list(self._changed)
             self._full = False
             self._changed.clear()
             return protocol.state_json(self.prefix, self.pin_states(pins), self.device)
-        if self._notify_pending:
+        if kind == NOTIFY:
             msg = protocol.notify_json(self.prefix, self._notify_pending, self.device)
             self._notify_pending = {}
             return msg
-        if self._errors:
+        if kind == ERRORS:
             return self._errors.pop(0)[1]
         return None
 
@@ -115,12 +166,18 @@ class Outbox:
             if not self.pending():
                 self._wake.clear()
                 await self._wake.wait()
-                continue  # at once: no waiting for company (issue 10)
-            wait = pacer.wait_ms(self.now())
+                continue  # at once: no waiting for company
+            wait = pacer.wait_ms(self.mono_ms())
             if wait:
                 await asyncio.sleep_ms(wait)  # what comes meanwhile joins the next message
                 continue
             msg = self.next_message()
-            if not pacer.sent(self.now()):
+            if not pacer.sent(self.mono_ms()):
                 break
-            await self.client.publish(self.topic, msg, qos=1)  # and what comes meanwhile, too
+            # and what comes meanwhile joins the next message, too
+            if isinstance(msg, Post):
+                await self.client.publish(msg.topic, msg.payload, msg.retain, 1)
+            else:
+                self.last_sent = msg = msg.encode()
+                await self.client.publish(self.topic, msg, qos=1)
+            msg = None  # a discovery announcement is large: let it go before the next

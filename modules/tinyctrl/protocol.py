@@ -89,7 +89,7 @@ class _Reader:
                 key = self.string()
                 self.take(":")
                 # IoT MQTT Panel's text input sends {"MFA": 012345} for a code with a leading
-                # zero (issue 9, finding 8): allowed there, and only there.
+                # zero: allowed there, and only there.
                 out[key] = self.value(depth, depth == 1 and key == self.code_key)
             else:
                 out.append(self.value(depth))
@@ -181,6 +181,53 @@ def is_device_output(payload):
     return MARK in payload or any(payload.startswith(p) for p in TEXT_PREFIXES)
 
 
+def read_output(payload, prefix):
+    """What a device's message says, the inverse of the formatters below: (kind, value,
+    sender) with kind "state" or "notify" ({pin: 0/1}), "status" or "ip" (text), or
+    (kind "text") an Error:/Info:/Uptime= line with sender None. None if it is no device
+    output or not well formed."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if any(payload.startswith(p) for p in TEXT_PREFIXES):
+        try:
+            return ("text", payload.decode(), None)
+        except UnicodeError:
+            return None
+    if MARK not in payload:
+        return None
+    try:
+        obj = strict_json(payload.decode())
+    except (ValueError, UnicodeError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("FROM"), str):
+        return None
+    sender = obj.pop("FROM")
+    for kind, key in (("notify", "NOTIFY"), ("status", "STATUS"), ("ip", "IP")):
+        if key in obj:
+            v = obj[key]
+            if kind == "notify":
+                v = _pin_values(v, prefix)
+            elif not isinstance(v, str):
+                v = None
+            return None if v is None else (kind, v, sender)
+    v = _pin_values(obj, prefix)
+    return None if v is None else ("state", v, sender)
+
+
+def _pin_values(obj, prefix):
+    """{"GP16": 1, ...} as {16: 1, ...}; None if anything else is in it."""
+    if not isinstance(obj, dict):
+        return None
+    out = {}
+    for key, v in obj.items():
+        digits = key[len(prefix):]
+        if not key.startswith(prefix) or not digits.isdigit() or isinstance(v, bool) \
+                or not isinstance(v, int) or v not in (0, 1):
+            return None
+        out[int(digits)] = v
+    return out
+
+
 def printable(text, limit=16):
     """A short, safe echo of client input for an error line."""
     out = "".join(c if " " <= c <= "~" else "?" for c in str(text)[:limit])
@@ -206,13 +253,14 @@ def _code(v):
 
 
 def parse(payload, prefix, keyname, relays, contacts):
-    """Parse one message. Returns a Request, or None for the device's own output.
+    """Parse one message. Returns a Request, or None for device output (the device's own, or
+    a forgery of it) and for an empty message.
 
     `relays` are settable pins (relays and momentaries), `contacts` read-only ones. Raises
     RequestError."""
     if len(payload) > MAX_REQUEST:
         raise RequestError("Error: request too large (%d bytes, max %d)" % (len(payload), MAX_REQUEST))
-    if is_device_output(payload):
+    if not payload or is_device_output(payload):  # empty: a retained message cleared
         return None
     try:
         text = payload.decode()

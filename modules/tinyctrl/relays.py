@@ -1,19 +1,19 @@
 # SPDX-License-Identifier: MIT
 # Moving relays: decide every requested pin first, then move them together (Action N), within
 # the burnout guard; a momentary relay is released by a task of its own after its wait.
-# Issue 13: power-on states, auto-off after gpio.max_on_s, and interlock groups whose relays
-# are never on together.
+# Power-on states, auto-off after gpio.max_on_s, and interlock groups whose relays are never
+# on together.
 import asyncio
 
 from .guard import BurnoutGuard
 
 
 class Relays:
-    def __init__(self, hw, cfg, outbox, now, memory=None):
+    def __init__(self, cfg, hw, outbox, mono_ms, memory=None):
         g, gd = cfg["gpio"], cfg["guard"]
         self.prefix = g["prefix"]
         self.outbox = outbox
-        self.now = now  # monotonic milliseconds
+        self.mono_ms = mono_ms  # -> monotonic milliseconds
         self.pins = {}
         for p in g["relay"] + sorted(g["momentary"]):
             self.pins[p] = hw.RelayPin(p, g["active_low"])
@@ -60,57 +60,62 @@ class Relays:
             if any(self.pins[q].value() for q in self.group.get(p, ()) if q != p):
                 continue  # restored from before an interlock was configured: first one wins
             self.pins[p].value(1)
-            self._moved(p, 1, self.now())
+            self._moved(p, 1, self.mono_ms())
             on.append("%s on (%s)" % (self.name(p), mode))
         if on:
             self.outbox.reply("Info: power-on after %s reset: %s" % (cause, ", ".join(on)))
 
     def apply(self, wanted):
         """Move the pins in `wanted` ({pin: value}); refusals go out as error lines."""
-        now = self.now()
+        now_ms = self.mono_ms()
         self.outbox.state(wanted)  # the requested pins' state, moved or not
         both = self._interlocked(wanted)
         if both:
             return self.outbox.error("Error: %s are interlocked, never on together; request "
                                      "refused" % " and ".join(self.name(p) for p in both))
-        for p in wanted:
-            for q in self.group.get(p, ()):  # the newest request wins over a delayed one
-                self._cancel_delayed(q)
+        for p in wanted:  # a pin's own newest request wins over its delayed on
+            self._cancel_delayed(p)
         moves = {}
         for v in (0, 1):  # offs first: an interlocked on sees the group after them
             for pin, want in wanted.items():
                 if want == v and self.pins[pin].value() != v:
-                    self._decide(pin, v, now, moves)
+                    self._decide(pin, v, now_ms, moves)
         for v in (0, 1):
             for pin, want in moves.items():
                 if want == v:
                     self.pins[pin].value(v)
         for pin, v in moves.items():
-            self._moved(pin, v, now)
+            self._moved(pin, v, now_ms)
 
-    def _decide(self, pin, v, now, moves):
+    def _decide(self, pin, v, now_ms, moves):
         if pin in self.momentary and v == 0:  # early release is always safe
             moves[pin] = 0
             return
         others = [q for q in self.group.get(pin, ()) if q != pin and v
                   and self.pins[q].value() and moves.get(q) != 0]
-        if others and not self.interlock_switch:
-            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is on"
-                                     % (self.name(pin), self.name(others[0])))
-        reason = self.burnout.refuse(pin, now, self.name(pin), v)
+        # Another pin's authorised on, waiting out the dead time: only a request that could
+        # move that pin itself may replace it (interlock_mode "switch": the same keys).
+        waiting = [q for q in self.group.get(pin, ()) if q != pin and v and q in self._delayed]
+        if (others or waiting) and not self.interlock_switch:
+            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is %s"
+                                     % (self.name(pin), self.name((others + waiting)[0]),
+                                        "on" if others else "switching on"))
+        reason = self.burnout.refuse(pin, now_ms, self.name(pin), v)
         if reason:
             return self.outbox.error(reason)
-        self.burnout.record(pin, now)
+        self.burnout.record(pin, now_ms)
         if pin not in self.group or not v:
             moves[pin] = v
             return
+        for q in waiting:  # interlock_mode "switch": the newest request wins
+            self._cancel_delayed(q)
         for q in others:  # interlock_mode "switch": off first, whatever the guard says
             moves[q] = 0
         off = [q for q in self.group[pin] if moves.get(q) == 0]
         wait = self.dead_ms if off else 0
         for q in self.group[pin]:
             if q != pin and q in self._off_at:
-                wait = max(wait, self.dead_ms - (now - self._off_at[q]))
+                wait = max(wait, self.dead_ms - (now_ms - self._off_at[q]))
         line = ""
         if others:
             line = "%s switched off first: interlocked with %s" % (
@@ -147,12 +152,12 @@ class Relays:
             return self.outbox.error("Error: %s not switched on: interlocked with %s, which is on"
                                      % (self.name(pin), self.name(others[0])))
         self.pins[pin].value(1)
-        self._moved(pin, 1, self.now())
+        self._moved(pin, 1, self.mono_ms())
 
-    def _moved(self, pin, v, now):
+    def _moved(self, pin, v, now_ms):
         """Book-keeping after `pin` moved to `v`: timers, memory, the outbox."""
         if not v and pin in self.group:
-            self._off_at[pin] = now
+            self._off_at[pin] = now_ms
         wait_s = self.momentary.get(pin) or self.max_on_s.get(pin)
         if wait_s:
             task = self._releases.pop(pin, None)
@@ -171,4 +176,4 @@ class Relays:
         if pin in self.max_on_s:  # the forgotten command, the lost client: say why
             self.outbox.reply("Info: %s switched off after %ds (gpio.max_on_s)"
                               % (self.name(pin), wait_s))
-        self._moved(pin, 0, self.now())
+        self._moved(pin, 0, self.mono_ms())

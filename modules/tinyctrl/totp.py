@@ -65,7 +65,7 @@ def _hotp_py(key, counter, digits=DIGITS):
 
 
 def _match_py(key, code, counter, back, forward):
-    # As the C module: only an int code of 0..10**DIGITS-1 can match (issue 9, finding 11).
+    # As the C module: only an int code of 0..10**DIGITS-1 can match.
     if not is_code(code):
         return -1
     for c in range(counter - back, counter + forward + 1):
@@ -94,6 +94,9 @@ def counter_at(unix_time):
     return int(unix_time) // STEP_S
 
 
+FUTURE_CODES = 1  # a phone's clock may be ahead of the device's by up to a step
+
+
 def match(key, code, unix_time, max_expired_codes):
     """The time-step counter at which `code` is valid for `key`, or -1.
 
@@ -101,4 +104,4 @@ def match(key, code, unix_time, max_expired_codes):
     between phone and device, as in the seed) and one future code."""
     if not is_code(code):
         return -1
-    return _match(key, code, counter_at(unix_time), max_expired_codes, 1)
+    return _match(key, code, counter_at(unix_time), max_expired_codes, FUTURE_CODES)

@@ -1,11 +1,48 @@
 // SPDX-License-Identifier: MIT
 // The device's one MQTT topic over WebSockets (MQTT.js): requests out, the device's output in.
-// Device output is recognised by its marks (protocol.py): JSON with a "FROM" key, whatever its
-// value, or a text line starting with Error:, Info: or Uptime=. Other messages on the topic are
-// requests from other clients, and are ignored.
+// Device output is recognised by its marks (protocol.py): JSON with a "FROM" key, or a text line
+// starting with Error:, Info: or Uptime=. Other messages on the topic are requests from other
+// clients, and are ignored.
 import mqtt from "mqtt";
 
 const TEXT_PREFIXES = ["Error:", "Info:", "Uptime="];
+
+// What a device message says, as protocol.py's read_output does (tests/panel keeps the two in
+// step over one corpus): {kind, value, sender}, kind "state" or "notify" (value {pin: 0/1}),
+// "status" or "ip" (text), "text" (an Error:/Info:/Uptime= line, sender null); null if the
+// message is no device output or not well formed.
+export function readOutput(text, prefix) {
+  if (TEXT_PREFIXES.some((p) => text.startsWith(p))) return { kind: "text", value: text, sender: null };
+  if (!text.includes('"FROM"')) return null;
+  let obj;
+  try {
+    obj = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!obj || typeof obj !== "object" || Array.isArray(obj) || typeof obj.FROM !== "string") return null;
+  const { FROM: sender, ...rest } = obj;
+  for (const [kind, key] of [["notify", "NOTIFY"], ["status", "STATUS"], ["ip", "IP"]]) {
+    if (key in rest) {
+      const v = rest[key];
+      const value = kind === "notify" ? pinValues(v, prefix) : typeof v === "string" ? v : null;
+      return value === null ? null : { kind, value, sender };
+    }
+  }
+  const value = pinValues(rest, prefix);
+  return value === null ? null : { kind: "state", value, sender };
+}
+
+function pinValues(obj, prefix) {
+  if (!obj || typeof obj !== "object" || Array.isArray(obj)) return null;
+  const out = {};
+  for (const [key, v] of Object.entries(obj)) {
+    const digits = key.slice(prefix.length);
+    if (!key.startsWith(prefix) || !/^\d+$/.test(digits) || (v !== 0 && v !== 1)) return null;
+    out[Number(digits)] = v;
+  }
+  return out;
+}
 
 export class Device extends EventTarget {
   constructor(layout) {
@@ -59,26 +96,12 @@ export class Device extends EventTarget {
   }
 
   receive(text) {
-    if (TEXT_PREFIXES.some((p) => text.startsWith(p))) return this.emit("text", text);
-    let obj;
-    try {
-      obj = JSON.parse(text);
-    } catch {
-      return; // not the device's: its output is always marked
-    }
-    if (!obj || typeof obj !== "object" || !("FROM" in obj)) return;
-    const { prefix } = this.layout;
-    const pins = (o) => {
-      const out = {};
-      for (const [k, v] of Object.entries(o || {})) {
-        if (k.startsWith(prefix) && /^\d+$/.test(k.slice(prefix.length))) out[Number(k.slice(prefix.length))] = v;
-      }
-      return out;
-    };
-    this.emit("online", obj.STATUS || "online");
-    if ("NOTIFY" in obj) return this.emit("notify", pins(obj.NOTIFY));
-    if ("IP" in obj) return this.emit("text", "IP=" + obj.IP);
-    if ("STATUS" in obj) return;
-    this.emit("state", pins(obj));
+    const out = readOutput(text, this.layout.prefix);
+    if (!out) return; // not the device's: its output is always marked
+    if (out.kind === "text") return this.emit("text", out.value);
+    this.emit("online", out.kind === "status" ? out.value : "online");
+    if (out.kind === "notify") return this.emit("notify", out.value);
+    if (out.kind === "ip") return this.emit("text", "IP=" + out.value);
+    if (out.kind === "state") this.emit("state", out.value);
   }
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The phone panel (issue 15): set-up from the device's config.json, unlock with a passphrase,
+// The phone panel: set-up from the device's config.json, unlock with a passphrase,
 // then live pins over MQTT. A protected pin's request carries its own proof: a fresh TOTP code
 // ({"MFA": 123456, "GP18": 1}) or a signature ({"GP20": 1, "TS": ..., "SIG": ...}); a bare
 // {"MFA": n}, which would open a grant any client could use, is never sent.
@@ -80,7 +80,7 @@ function onText(text) {
     let hint = "";
     if (text.includes("MFA validation failed")) {
       // The device takes each code once, and after a restart none from the 30 s step its clock
-      // first synced in (SECURITY.md, issue 9): the refused code's step counts as used, so the
+      // first synced in (SECURITY.md, "Replay"): the refused code's step counts as used, so the
       // next press waits for the next code.
       hint = app.clockSkewS !== null && Math.abs(app.clockSkewS) > CLOCK_TOLERANCE_S
         ? " This phone's clock is " + Math.round(app.clockSkewS) + " s off: set it automatically."

@@ -8,7 +8,7 @@ from machine import Pin
 import _tinyctrl
 
 CONFIG_PATH = "/config.json"
-STATE_PATH = "/relay_state"  # RelayMemory's file for after a power cut (issue 13)
+STATE_PATH = "/relay_state"  # RelayMemory's file for after a power cut
 
 
 class RelayPin:
@@ -85,6 +85,15 @@ def temperature_c():
     return celsius if -50 <= celsius <= 100 else None
 
 
+# CYW43 link states between connect() and an address: joining, joined without an address.
+WIFI_JOINING = (network.STAT_CONNECTING, 2)
+
+
+def wifi_start(sta):
+    sta.active(True)
+    sta.config(pm=0xA11140)  # no power saving: Pico W guide 3.6.3, as mqtt_as does
+
+
 def wifi_rssi():
     wlan = network.WLAN(network.STA_IF)
     # The driver reports junk for rssi while not associated.
@@ -105,7 +114,7 @@ class Watchdog:
 
 
 # Counters live in watchdog scratch registers 0..1 and relay states (a bit mask per GPIO,
-# issue 13) in 3; they survive a watchdog reset but not a power cycle. Register 2 is a check
+# gpio.power_on_state "restore") in 3; they survive a watchdog reset but not a power cycle. Register 2 is a check
 # word over all three (4..7 belong to pico-sdk). A mask of 0 leaves the check as before.
 _CHECK = 0x7C7C0DE5
 _CAUSES = {

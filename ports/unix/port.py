@@ -94,6 +94,14 @@ def temperature_c():
 _station = network.WLAN(network.STA_IF)
 
 
+# The simulated CYW43's link states between connect() and an address (network.py).
+WIFI_JOINING = (network.STAT_CONNECTING, network.STAT_NOIP)
+
+
+def wifi_start(sta):
+    sta.active(True)
+
+
 def wifi_rssi():
     return _station.status("rssi")
 

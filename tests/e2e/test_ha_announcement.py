@@ -16,9 +16,9 @@ class Watcher(sh.Client):
     def __init__(self, port, client_id):
         self.seen = []
         super().__init__(port, topic="#", client_id=client_id)
-        self.mqtt.on_message = self._record
 
-    def _record(self, client, userdata, msg):
+    def _on_message(self, client, userdata, msg):  # in place from the subscription on: a
+        # retained message comes at once
         with self._cond:
             self.seen.append((msg.topic, msg.payload, msg.retain))
             self.messages.append((time.monotonic(), msg.payload))

@@ -20,7 +20,8 @@ import leakcheck
 import pytest
 import sign
 from services import Mosquitto, NtpServer, free_port, wait_port
-from simharness import KEY_A, KEY_B, NAME, TOPIC, Client, Sim, base_config, state, text, totp_now
+from simharness import (KEY_A, KEY_B, NAME, TOPIC, Client, Codes, Sim, base_config, state, text,
+                        totp_now, wait_log)
 
 DENIED = b"Error: MFA validation failed, GPIO cannot be set"
 LOCKED = b" (locked for %ds after repeated failures)"
@@ -62,34 +63,6 @@ def secured_config(broker_port, ntp_port, ip_port):
     )
 
 
-class Codes:
-    """Hands out codes the device will take: it accepts each key's time step once and never one
-    older than the newest it accepted (RFC 6238 5.2), from 5 steps back (max_expired_codes),
-    and none of its clock's first sync's time step or older (issue 9, finding 9)."""
-
-    def __init__(self):
-        self.last_step = {}
-        self.synced_at = None
-
-    def synced(self, at=None):
-        """The device's clock was first synced at `at` (now, if None): after a start or reset.
-        Rounded as the device rounds an NTP time (ntp.parse): half a second past, it is the next."""
-        self.synced_at = round(time.time() if at is None else at)
-
-    def fresh(self, key):
-        floor = -1 if self.synced_at is None else self.synced_at // 30 + 1
-        while True:
-            now = time.time()
-            step = int(now // 30)
-            # 4 back, not 5: the device's clock may already be in the next step; one ahead
-            # once we are 2 s into the step, so its clock cannot lag behind by a step.
-            first = max(step - 4, self.last_step.get(key, -1) + 1, floor)
-            if first <= step + (now - step * 30 > 2):
-                self.last_step[key] = first
-                return totp_now(key, at=first * 30 + 1)
-            time.sleep(min(1, (step + 1) * 30 - now + 0.5))
-
-
 class Signer:
     """Signed requests with strictly increasing time stamps, as the device requires per key."""
 
@@ -118,14 +91,6 @@ def wrong_code(key):
     while guess in valid:
         guess = (guess + 1) % 1000000
     return guess
-
-
-def wait_log(sim, fragment, count=1, timeout=30, poll=0.1):
-    end = time.monotonic() + timeout
-    while sim.log().count(fragment) < count:
-        if time.monotonic() > end:
-            raise AssertionError("%r not logged %d times; log ends:\n%s" % (fragment, count, sim.log()[-1500:]))
-        time.sleep(poll)
 
 
 def moves_since(sim, since, pin):

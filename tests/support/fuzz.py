@@ -3,7 +3,7 @@
 
 Each `Case` holds a payload and the error line the device must answer it with, or None where
 it must stay silent (a forgery of its own output: it carries "FROM" or starts with "Error:",
-"Uptime=" or "Info:"). No case is a valid request, so none may move a pin. The expected lines
+"Uptime=" or "Info:"; or an empty message, which clears a retained one). No case is a valid request, so none may move a pin. The expected lines
 are the protocol's documented errors (modules/tinyctrl/protocol.py), derived here from how
 each payload was built, never by running the device's parser.
 
@@ -55,6 +55,11 @@ def printable(text, limit=16):
 
 def looks_forged(payload):
     return b'"FROM"' in payload or payload.startswith(tuple(p.encode() for p in FORGED_PREFIXES))
+
+
+def silent(payload):
+    """The device answers no error: a forgery of its output, or an empty message."""
+    return (looks_forged(payload) or not payload) and len(payload) <= MAX_REQUEST
 
 
 class Generator:
@@ -149,6 +154,8 @@ class Generator:
         text = self.rng.choice(templates)()
         if text.strip() in ("true", "false", "null") or text.lstrip()[:1] in ('"', "-") or text.strip().isdigit():
             text = "~" + text  # a letter-only template that happens to be a JSON value
+        if not text:  # how a retained message is cleared: no request, and no answer
+            return b"", None, True
         return text.encode(), 'Error: request is not valid JSON, e.g. {"%s16": 1}' % self.prefix, True
 
     def not_utf8(self):
@@ -348,9 +355,8 @@ def generate(seed, count, outputs, contacts, **device):
     for i in range(count):
         kind = rng.choices(kinds, weights)[0]
         payload, expect, exact = getattr(gen, kind)()
-        forged = looks_forged(payload) and len(payload) <= MAX_REQUEST
-        if forged != (expect is None):
-            raise AssertionError("generator bug: %s case %r is %sa forgery" % (kind, payload[:80], "" if forged else "not "))
+        if silent(payload) != (expect is None):
+            raise AssertionError("generator bug: %s case %r is %ssilent" % (kind, payload[:80], "" if expect else "not "))
         if expect is not None and not expect.startswith("Error: request too large") and len(payload) > MAX_REQUEST:
             raise AssertionError("generator bug: %s case is %d bytes" % (kind, len(payload)))
         cases.append(Case(i, kind, payload, expect, exact))

@@ -14,6 +14,7 @@ import time
 
 import deps
 import sim as sim_tool
+from tinyctrl import protocol
 
 TOPIC = "home/pico"
 DEVICE = "pico-test"  # the simulator's MQTT client id: never published (issue 9, finding 2)
@@ -167,6 +168,7 @@ class Client:
 
         self.topic = topic
         self.messages = []
+        self.retained = []  # payloads the broker handed over as retained
         CLIENTS.append(self)
         self._cond = threading.Condition()
         self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
@@ -182,6 +184,8 @@ class Client:
     def _on_message(self, client, userdata, msg):
         with self._cond:
             self.messages.append((time.monotonic(), msg.payload))
+            if msg.retain:
+                self.retained.append(msg.payload)
             self._cond.notify_all()
 
     def send(self, payload, qos=1):
@@ -222,11 +226,14 @@ class Client:
             return out
 
     def published_pins(self, since):
-        """Each pin's last value in what the device published since `since`."""
+        """Each pin's last value in the states the device published since `since`."""
         view = {}
-        for obj in self.device_json(since):
-            if "NOTIFY" not in obj:
-                view.update((int(k[2:]), v) for k, v in obj.items() if k.startswith("GP"))
+        with self._cond:
+            payloads = [p for _, p in self.messages[since:]]
+        for p in payloads:
+            said = protocol.read_output(p, "GP")
+            if said and said[0] == "state":
+                view.update(said[1])
         return view
 
     def close(self):
@@ -244,12 +251,11 @@ def wait_until(predicate, timeout, what):
 
 def state(key, value):
     """A matcher for a device state message with key == value, e.g. state("GP16", 1)."""
+    pin = int(key[2:])
 
     def match(payload):
-        if b'"FROM"' not in payload:
-            return False
-        obj = json.loads(payload)
-        return obj.get(key) == value
+        said = protocol.read_output(payload, "GP")
+        return bool(said) and said[0] == "state" and said[1].get(pin) == value
 
     return match
 
@@ -277,3 +283,39 @@ def with_config(cfg, **sections):
     for k, v in sections.items():
         out[k].update(v) if isinstance(v, dict) else out.__setitem__(k, v)
     return out
+
+
+class Codes:
+    """Hands out codes the device will take: it accepts each key's time step once and never one
+    older than the newest it accepted (RFC 6238 5.2), from 5 steps back (max_expired_codes),
+    and none of its clock's first sync's time step or older."""
+
+    def __init__(self):
+        self.last_step = {}
+        self.synced_at = None
+
+    def synced(self, at=None):
+        """The device's clock was first synced at `at` (now, if None): after a start or reset.
+        Rounded as the device rounds an NTP time (ntp.parse): half a second past, it is the next."""
+        self.synced_at = round(time.time() if at is None else at)
+
+    def fresh(self, key):
+        floor = -1 if self.synced_at is None else self.synced_at // 30 + 1
+        while True:
+            now = time.time()
+            step = int(now // 30)
+            # 4 back, not 5: the device's clock may already be in the next step; one ahead
+            # once we are 2 s into the step, so its clock cannot lag behind by a step.
+            first = max(step - 4, self.last_step.get(key, -1) + 1, floor)
+            if first <= step + (now - step * 30 > 2):
+                self.last_step[key] = first
+                return totp_now(key, at=first * 30 + 1)
+            time.sleep(min(1, (step + 1) * 30 - now + 0.5))
+
+
+def wait_log(sim, fragment, count=1, timeout=30, poll=0.1):
+    end = time.monotonic() + timeout
+    while sim.log().count(fragment) < count:
+        if time.monotonic() > end:
+            raise AssertionError("%r not logged %d times; log ends:\n%s" % (fragment, count, sim.log()[-1500:]))
+        time.sleep(poll)

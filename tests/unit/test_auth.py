@@ -361,3 +361,22 @@ def test_every_refusal_reads_the_same():
         str(raises(AuthError, gate().offer_code, wrong_code(KEY_A), T0, ms(T0), synced_at(True))),
     ]
     assert messages == [DENIED] * len(messages), messages
+
+
+# ---- a raised floor: what the device may not have seen is useless
+
+
+def test_a_raised_floor_refuses_codes_and_time_stamps_up_to_it_and_closes_the_grant():
+    g = gate()
+    assert sorted(g.offer_code(code(KEY_A), T0, ms(T0), synced_at(True))) == [LIGHT, GARAGE]
+    unseen = code(KEY_B)  # sent in this step, dropped by the broker: the device never saw it
+    ts = T0 - 1
+    g.raise_floor(T0 + 1)
+    refused(g, {"GP17": 1}, T0 + 2)  # the grant is gone
+    refused(g, {"GP17": 1, "MFA": unseen}, T0 + 2)
+    refused(g, signed({SPRINKLER: 1}, ts), T0 + 2)
+    refused(g, signed({SPRINKLER: 1}, T0 + 1), T0 + 2)
+    allowed(g, signed({SPRINKLER: 1}, T0 + 2), T0 + 2)
+    ahead = code(KEY_B, steps=1)  # from a phone a step ahead: the device took it at T0 too
+    refused(g, {"GP20": 1, "MFA": ahead}, T0 + 30)
+    allowed(g, {"GP20": 1, "MFA": code(KEY_B, steps=2)}, T0 + 60)

@@ -59,7 +59,7 @@ class Outbox:
 
 def make():
     hw, outbox = Hardware(), Outbox()
-    return hw, outbox, Contacts(hw, [0, 1], outbox)
+    return hw, outbox, Contacts([0, 1], hw, outbox)
 
 
 def test_scan_reports_only_changes():

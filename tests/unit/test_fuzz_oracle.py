@@ -44,6 +44,12 @@ def test_forged_prefixes_and_mark():
     assert fuzz.looks_forged(b"{" + protocol.MARK + b': "x"}')
 
 
+def test_silent_payloads():
+    for payload in (b"", b'{"GP16": 1, "FROM": "x"}', b"Info: x"):
+        assert fuzz.silent(payload)
+        assert protocol.parse(payload, "GP", "MFA", (16,), ()) is None
+
+
 def test_pins():
     assert fuzz.PICO_W_PINS == config.PICO_W_PINS
 

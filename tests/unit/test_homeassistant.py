@@ -130,3 +130,37 @@ def test_payload_is_built_once_to_its_exact_size():
     pieces = []
     homeassistant.announcement(pieces.append, cfg, "pico", BOARD, ("uptime",))
     assert isinstance(raw, bytearray) and bytes(raw) == "".join(pieces).encode()
+
+
+class Hardware:
+    def temperature_c(self):
+        return None
+
+    def wifi_rssi(self):
+        return None
+
+
+class Posts:
+    halted = False
+
+    def __init__(self):
+        self.posts = []
+
+    def post(self, topic, payload, retain=False):
+        self.posts.append((topic, payload, retain))
+
+
+def test_a_discovery_config_the_device_did_not_publish_is_answered():
+    """Any broker user can overwrite the retained config; the device's own echo is let be."""
+    cfg = configured()
+    box = Posts()
+    ann = homeassistant.Announcer(cfg, Hardware(), box, BOARD)
+    topic = homeassistant.discovery_topic(cfg["homeassistant"], BOARD).encode()
+    size = len(ann._payload())  # what the outbox renders when the post goes
+    assert ann.message(topic, b"", size) and not ann._wake.is_set()  # its echo
+    assert ann.message(topic, b"", size) and ann._wake.is_set()  # once only: this one is not
+    ann._wake.clear()
+    assert ann.message(topic, b"", 0) and ann._wake.is_set()  # removed by someone
+    ann._wake.clear()
+    assert ann.message(b"homeassistant/status", b"online", 0) and ann._wake.is_set()
+    assert not ann.message(b"home/pico", b'{"GP16": 1}', 0)

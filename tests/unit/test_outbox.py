@@ -30,9 +30,9 @@ class Broker:
         self.hold = hold
         self._release = asyncio.Event()
 
-    async def publish(self, topic, msg, qos):
-        assert topic == "home/pico" and qos == 1
-        self.sent.append(msg)
+    async def publish(self, topic, msg, retain=False, qos=0):
+        assert topic == "home/pico" and qos == 1 and not retain
+        self.sent.append(msg.decode())
         if self.hold:
             await self._release.wait()
             self._release.clear()
@@ -214,3 +214,39 @@ def test_the_fuse_halts_publishing():
         await box.run()  # returns at once: halted
 
     run_async(main)
+
+
+def test_every_kind_takes_its_turn_under_a_flood_of_one():
+    """A flood of stats and refresh requests holds back no NOTIFY, error or post for long:
+    a kind passed over twice goes next."""
+    box = make()
+    sent = []
+    for i in range(12):
+        box.stats()
+        box.full()
+        if i == 1:
+            box.changed(0, 1)
+            box.error("Error: MFA validation failed, GPIO cannot be set", "auth")
+            box.post("home/pico/status", b"online")
+        msg = box.next_message()
+        sent.append("post" if hasattr(msg, "topic") else
+                    "notify" if "NOTIFY" in msg else msg.split("=")[0].split(":")[0][:6])
+    assert sent[0] == "Uptime"
+    for kind in ("post", "notify", "Error"):  # queued for the second message, all within 5
+        assert kind in sent[1:6], sent
+    assert sent.count("Uptime") >= 4 and sent.count('{"GP0"') >= 3  # the rest, shared
+
+
+def test_a_post_goes_to_its_topic_rendered_when_sent():
+    calls = []
+
+    def render():
+        calls.append(1)
+        return b"payload"
+
+    box = make()
+    box.post("homeassistant/device/x/config", render, True)
+    assert calls == []
+    post = box.next_message()
+    assert (post.topic, post.payload, post.retain, calls) == (
+        "homeassistant/device/x/config", b"payload", True, [1])

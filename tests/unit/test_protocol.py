@@ -90,10 +90,17 @@ def test_strict_json_accepts_what_rfc8259_allows():
 
 def test_strict_json_refuses_what_micropython_json_lets_through():
     for bad in ('{"GP16" 1}', '{"GP17": 1, "GP16":}', '{"GP16": 0]', '{"GP16": 1,}', "{'GP16': 1}",
-                '{"GP16": 01}', '{"GP16": -01}', '{"GP16": 1.}', '{"GP16": 1e}', '{"GP16": 1.e5}', '{"GP16": -}', '{"GP16": 1} x', '{"GP16": .5}', '{"a": "\\x"}', '{"a": tru}', ""):
+                '{"GP16": 01}', '{"GP16": -01}', '{"GP16": 1.}', '{"GP16": 1e}', '{"GP16": 1.e5}', '{"GP16": -}', '{"GP16": 1} x', '{"GP16": .5}', '{"a": "\\x"}', '{"a": tru}'):
         raises(ValueError, protocol.strict_json, bad)
         assert error(bad.encode()).startswith("Error: request is not valid JSON"), bad
+    raises(ValueError, protocol.strict_json, "")
     raises(protocol.TooDeep, protocol.strict_json, "[" * 9 + "]" * 9)
+
+
+def test_an_empty_message_is_no_request():
+    """An empty retained publish is how MQTT clears a retained message (MQTT 3.1.1, 3.3.1.3);
+    the device sends one itself, so answering it would answer its own."""
+    assert parse(b"") is None
 
 
 def test_an_mfa_code_with_leading_zeros_as_iot_mqtt_panel_sends_it():
@@ -103,3 +110,17 @@ def test_an_mfa_code_with_leading_zeros_as_iot_mqtt_panel_sends_it():
     assert error(b'{"MFA": 0012345}') == "Error: MFA code must be 6 digits"
     for bad in (b'{"GP16": 01}', b'{"TS": 0123}', b'{"MFA": -012345}', b'{"MFA": 012.5}', b'{"x": {"MFA": 012345}}'):
         assert error(bad).startswith("Error: request is not valid JSON"), bad
+
+
+def test_read_output_is_the_inverse_of_the_formatters():
+    read = lambda m: protocol.read_output(m, "GP")  # noqa: E731
+    assert read(protocol.state_json("GP", {16: 1, 0: 0}, "dev")) == ("state", {16: 1, 0: 0}, "dev")
+    assert read(protocol.notify_json("GP", {1: 1}, "dev")) == ("notify", {1: 1}, "dev")
+    assert read(protocol.status_json("offline", "dev")) == ("status", "offline", "dev")
+    assert read(protocol.ip_json("203.0.113.7", "dev")) == ("ip", "203.0.113.7", "dev")
+    assert read(b"Error: GP16 is not configured") == ("text", "Error: GP16 is not configured", None)
+    assert read(b"Uptime=0 days 0 hrs 1 min") == ("text", "Uptime=0 days 0 hrs 1 min", None)
+    for other in (b'{"GP16": 1}', b'{"GP16": 2, "FROM": "dev"}', b'{"GP16": 1, "FROM": 7}',
+                  b'{"x": 1, "FROM": "dev"}', b'{"GP16": 1, "FROM": "dev"', b"\xff FROM",
+                  b'{"GP16": true, "FROM": "dev"}', b'{"NOTIFY": 1, "FROM": "dev"}'):
+        assert read(other) is None, other

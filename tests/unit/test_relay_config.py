@@ -79,3 +79,19 @@ def test_dead_time_is_bounded():
     for bad in (-1, 10001, 0.5, False):
         assert problems(interlock_dead_ms=bad) == [
             "gpio.interlock_dead_ms: must be a whole number of ms from 0 to 10000"], bad
+
+
+def test_switch_mode_groups_need_the_same_keys_on_every_pin():
+    """A request for one pin of a group switches the others off: an open pin must not move
+    a protected one."""
+    key = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    cfg = cfg_with(interlock=[[20, 21]], interlock_mode="switch")
+    cfg["mfa"] = {"pins": {"20": [key]}}
+    assert raises(config.ConfigError, config.validate, cfg).problems == [
+        'gpio.interlock[0]: GP20 and GP21 must need the same mfa.pins and sign.pins keys with '
+        'interlock_mode "switch" (a request for one switches the other off)']
+    cfg["mfa"]["pins"]["21"] = [key]
+    config.validate(cfg)
+    cfg["gpio"]["interlock_mode"] = "refuse"  # refused, not switched: mixing is safe
+    del cfg["mfa"]["pins"]["21"]
+    config.validate(cfg)

@@ -70,8 +70,8 @@ def make(port=None, **gpio):
                            "guard": {"cooldown_s": 0, "max_changes": 100}})
     port = port or Port()
     out = Outbox()
-    memory = RelayMemory(port, cfg)
-    return Relays(port, cfg, out, Clock(), memory), port, out
+    memory = RelayMemory(cfg, port)
+    return Relays(cfg, port, out, Clock(), memory), port, out
 
 
 def test_two_of_a_group_asked_on_together_is_refused_whole():
@@ -196,3 +196,21 @@ def test_flash_is_written_on_real_change_only_and_coalesced():
             os.remove(Port.STATE_PATH)
         except OSError:
             pass
+
+
+def test_a_delayed_on_is_replaced_only_by_a_request_that_could_move_it():
+    """Refuse mode: another pin's on is refused while one waits out the dead time, and a
+    request that moves nothing (an off for a pin already off) cancels nothing."""
+    async def main():
+        r, port, out = make(interlock=[[20, 21]], interlock_dead_ms=100)
+        r.apply({20: 1})
+        r.apply({20: 0})
+        r.apply({21: 1})  # 20 went off just now: 21 waits
+        r.apply({20: 0})  # already off: moves nothing
+        r.apply({20: 1})
+        await asyncio.sleep_ms(400)
+        assert (port.levels[20], port.levels[21]) == (0, 1)
+        assert out.lines[-1] == "Error: GP20 not switched on: interlocked with GP21, which is " \
+                                "switching on"
+
+    run_async(main)

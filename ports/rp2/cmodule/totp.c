@@ -52,7 +52,7 @@ static mp_obj_t tinyctrl_totp_match(size_t n_args, const mp_obj_t *args) {
     mp_int_t forward = get_non_negative(args[4]);
     uint32_t digits = n_args > 5 ? get_digits(args[5]) : 6;
     // As totp.is_code: only a small int of 0..10**digits-1 can match. Floats, bools and big
-    // ints (2**32 and more would be truncated to uint32_t) match nothing (issue 9, finding 11).
+    // ints (2**32 and more would be truncated to uint32_t) match nothing.
     if (!mp_obj_is_small_int(args[1])) {
         return MP_OBJ_NEW_SMALL_INT(-1);
     }
