@@ -146,6 +146,16 @@ def _pin(v, where, problems):
     return v
 
 
+def _pin_key(k, out, where, problems):
+    """The pin a key of a pin-keyed map names, or None: the one rule for every such map. "16"
+    and "016" both name GP16, and which of their values would count is anyone's guess."""
+    p = _pin(k, where, problems)
+    if p is not None and p in out:
+        problems.append("%s: GP%d is listed twice" % (where, p))
+        return None
+    return p
+
+
 def _check(kind, v, where, problems):
     """Returns the normalised value, appending to problems if it is invalid."""
     if kind in RELAY_OPTION_KINDS:
@@ -196,7 +206,7 @@ def _check(kind, v, where, problems):
             return {}
         out = {}
         for k, secs in v.items():
-            p = _pin(k, where, problems)
+            p = _pin_key(k, out, where, problems)
             if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 3600:
                 problems.append("%s.%s: wait must be a number of seconds from 0 to 3600" % (where, shown(k)))
             elif p is not None:
@@ -208,7 +218,7 @@ def _check(kind, v, where, problems):
             return {}
         out = {}
         for k, text in v.items():
-            p = _pin(k, where, problems)
+            p = _pin_key(k, out, where, problems)
             if not isinstance(text, str) or not 0 < len(text) <= 64:
                 problems.append("%s.%s: must be text of 1-64 characters" % (where, k))
             elif p is not None:
@@ -276,7 +286,7 @@ def _relay_option(kind, v, where, problems):
         return {}
     out = {}
     for k, item in v.items():
-        p = _pin(k, where, problems)
+        p = _pin_key(k, out, where, problems)
         if kind == "power_on_state" and item not in POWER_ON_MODES:
             problems.append("%s.%s: %r is not one of %s" % (where, k, item, ", ".join(POWER_ON_MODES)))
         elif kind == "max_on_s" and (not _is_int(item) or not 1 <= item <= MAX_ON_S_LIMIT):
@@ -375,15 +385,13 @@ def _pin_map(v, where, problems, item):
         return {}
     out = {}
     for k, keys in v.items():
-        p = _pin(k, where, problems)
+        p = _pin_key(k, out, where, problems)
         at = "%s.%s" % (where, shown(k))
         if not isinstance(keys, list) or not keys:
             problems.append("%s: must be a non-empty list" % at)
             continue
         got = [item(x, at, problems) for x in keys]
-        if p in out:  # "18" and "018": which list would protect GP18?
-            problems.append("%s: GP%d is listed twice" % (where, p))
-        elif p is not None:
+        if p is not None:
             out[p] = [x for x in got if x is not None]
     return out
 

@@ -191,6 +191,11 @@ CASES = [
      "gpio.interlock_mode: 'both' is not one of refuse, switch"),
     ("interlock_dead_ms", changed(gpio__interlock_dead_ms=20000),
      "gpio.interlock_dead_ms: must be a whole number of ms from 0 to 10000"),
+    # One rule for every pin-keyed map: "16" and "016" are one pin.
+    ("power_on_listed_twice", changed(gpio__power_on_state={"16": "on", "016": "off"}),
+     "gpio.power_on_state: GP16 is listed twice"),
+    ("max_on_s_listed_twice", changed(gpio__max_on_s={"16": 60, "016": 600}),
+     "gpio.max_on_s: GP16 is listed twice"),
 ]
 
 
