@@ -130,11 +130,18 @@ def _scratch_valid():
 
 
 def boot_record():
+    """Called once per boot (main.build): a watchdog or soft reset is counted here."""
     resets = outages = 0
-    if _scratch_valid():
+    cause = _CAUSES[_tinyctrl.reset_cause()]
+    valid = _scratch_valid()
+    if valid:
         resets = _tinyctrl.scratch_get(0)
         outages = _tinyctrl.scratch_get(1)
-    return {"cause": _CAUSES[_tinyctrl.reset_cause()], "resets": resets, "outages": outages}
+    if cause != "power":
+        resets += 1
+        if valid:  # else nothing was saved since power-on: no relay mask to keep valid
+            _save(resets, outages, _tinyctrl.scratch_get(3))
+    return {"cause": cause, "resets": resets, "outages": outages}
 
 
 def _save(resets, outages, relays):

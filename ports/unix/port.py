@@ -8,6 +8,14 @@ import network
 
 CONFIG_PATH = "config.json"
 STATE_PATH = "relay_state"  # beside config.json: RelayMemory's file for after a power cut
+
+
+def use_config(path):
+    """The simulator's board keeps its files where its config.json is, as a board keeps both
+    on its one filesystem: two simulated boards never share a relay_state."""
+    global CONFIG_PATH, STATE_PATH
+    CONFIG_PATH = path
+    STATE_PATH = path.rsplit("/", 1)[0] + "/relay_state" if "/" in path else "relay_state"
 on_output = None  # the simulator's hook: on_output(gpio, logical_value)
 contacts = {}  # gpio -> ContactPin, for the simulator to drive
 
@@ -142,6 +150,14 @@ class Reset(Exception):
 def reset():
     _counters["resets"] += 1
     _counters["cause"] = "soft"
+    raise Reset()
+
+
+def watchdog_reset():
+    """The simulator's RESET: the watchdog fired (RAM lost; counters and the scratch word kept,
+    the reset counted and reported as "watchdog", as ports/rp2/port.py's boot_record does)."""
+    _counters["resets"] += 1
+    _counters["cause"] = "watchdog"
     raise Reset()
 
 

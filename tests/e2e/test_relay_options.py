@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Issue 13 end to end: power-on states across a watchdog-style reset and a power cut, auto-off,
 interlocks, and their interplay with the burnout guard, MFA and momentary relays."""
+import json
 import os
+import tempfile
 import time
 
 import pytest
@@ -79,7 +81,7 @@ def test_restore_after_a_watchdog_reset_is_no_change_for_the_guard(rig):
     sim.wait_pin(16, 1)
     sim.wait_pin(20, 1)
     m, seen = restart(sim, client, "RESET")
-    client.wait_for(text("Info: power-on after soft reset: GP16 on (restore), GP17 on (on), "
+    client.wait_for(text("Info: power-on after watchdog reset: GP16 on (restore), GP17 on (on), "
                          "GP20 on (restore)"), since=m)
     # Every relay went off at the reset; the restored ones came back.
     assert changes(sim, 16, seen) == ["GP16=0", "GP16=1"]
@@ -146,4 +148,38 @@ def test_power_on_states_with_wifi_down(services):
         assert "subscribed" not in sim.log()
         sim.assert_alive()
     finally:
+        sim.stop()
+
+
+def test_simulated_boards_keep_their_files_beside_their_config(services):
+    """relay_state goes beside the config the simulator was started with, not into the
+    current folder; RESET reads config.json again and reports a watchdog reset, as a board."""
+    broker, ntp, ip = services
+    gpio = {"relay": [16, 17], "momentary": {}, "contact": [0], "notify": [],
+            "power_on_state": {"16": "restore"}, "restore_after_power_cut": "flash"}
+    elsewhere = tempfile.mkdtemp(prefix="tinyctrl-cwd-")
+    client = Client(broker.port, client_id="tester-files")
+    m = client.mark()
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=gpio), cwd=elsewhere)
+    try:
+        client.wait_for(state("GP0", 0), since=m, timeout=40)
+        client.send({"GP16": 1})
+        sim.wait_pin(16, 1)
+        state_file = os.path.join(sim.dir, "relay_state")
+        wait_until(lambda: os.path.exists(state_file) and open(state_file).read() == str(1 << 16),
+                   15, "relay_state is written beside config.json")
+        assert os.listdir(elsewhere) == []
+        # A changed config.json counts from the next reset on, as on a board.
+        cfg = json.load(open(sim.config_path))
+        cfg["gpio"]["power_on_state"] = {"16": "restore", "17": "on"}
+        with open(sim.config_path, "w") as f:
+            json.dump(cfg, f)
+        m, _ = restart(sim, client, "RESET")
+        client.wait_for(text("Info: power-on after watchdog reset: GP16 on (restore), GP17 on "
+                             "(on)"), since=m)
+        client.send({"CMD": "stats"})
+        assert b"Resets=1 (last: watchdog)" in client.wait_for(text("Uptime="), since=m)
+        sim.assert_alive()
+    finally:
+        client.close()
         sim.stop()
