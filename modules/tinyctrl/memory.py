@@ -32,6 +32,11 @@ class RelayMemory:
             self._written = self._read_file() or 0
         return (saved or 0) & self.restored
 
+    def before(self, cause):
+        """Every relay's state (bit mask) just before a watchdog or soft reset; None after a
+        power cut, when nobody knows (the flash file keeps restored relays only)."""
+        return self.hw.saved_relays() if cause != "power" else None
+
     def save(self, mask):
         self.hw.save_relays(mask)
         if self.use_flash and (mask & self.restored) != self._written:

@@ -50,20 +50,45 @@ class Relays:
 
     def power_on(self, cause):
         """Apply gpio.power_on_state after a reset of `cause` ("power", "watchdog", "soft").
-        Not a change for the burnout guard; momentary relays always start off."""
+        Not a change for the burnout guard; momentary relays always start off. Restored relays
+        go first: one that was running keeps its interlock group. gpio.interlock_dead_ms holds
+        across the reset: a relay of a group whose other relay ran until the reset (or, after a
+        power cut, may have) waits it out."""
         saved = self.memory.recall(cause) if self.memory else 0
-        on = []
-        for p in sorted(self.pins):
-            mode = self.power_on_state.get(p, "off")
-            if p in self.momentary or not (mode == "on" or (mode == "restore" and saved >> p & 1)):
-                continue
-            if any(self.pins[q].value() for q in self.group.get(p, ()) if q != p):
-                continue  # restored from before an interlock was configured: first one wins
-            self.pins[p].value(1)
-            self._moved(p, 1, self.mono_ms())
-            on.append("%s on (%s)" % (self.name(p), mode))
-        if on:
-            self.outbox.reply("Info: power-on after %s reset: %s" % (cause, ", ".join(on)))
+        before = self.memory.before(cause) if self.memory else None  # every relay; None: unknown
+        now_ms = self.mono_ms()
+        if before is not None:
+            for q in self.group:
+                if before >> q & 1:  # it went off at the reset: the dead time counts from now
+                    self._off_at[q] = now_ms
+        lines = []
+        for want in ("restore", "on"):
+            for p in sorted(self.pins):
+                mode = self.power_on_state.get(p, "off")
+                if mode != want or p in self.momentary or (mode == "restore"
+                                                           and not saved >> p & 1):
+                    continue
+                grp = self.group.get(p, ())
+                running = [q for q in grp if q != p and (self.pins[q].value() or q in self._delayed)]
+                if running:
+                    lines.append((p, "%s off (%s; interlocked with %s, which is on)"
+                                  % (self.name(p), mode, self.name(running[0]))))
+                    continue
+                wait = 0
+                if grp and (before is None or any(before >> q & 1 for q in grp if q != p)):
+                    wait = self.dead_ms
+                if wait:
+                    self._delayed[p] = asyncio.create_task(self._on_after(p, wait))
+                    lines.append((p, "%s on in %d ms (%s; gpio.interlock_dead_ms)"
+                                  % (self.name(p), wait, mode)))
+                    continue
+                self.pins[p].value(1)
+                self._moved(p, 1, now_ms)
+                lines.append((p, "%s on (%s)" % (self.name(p), mode)))
+        if lines:  # in pin order, whatever went first
+            lines.sort()
+            self.outbox.reply("Info: power-on after %s reset: %s"
+                              % (cause, ", ".join(line for _, line in lines)))
 
     def apply(self, wanted):
         """Move the pins in `wanted` ({pin: value}); refusals go out as error lines."""
@@ -165,7 +190,7 @@ class Relays:
                 task.cancel()
             if v:
                 self._releases[pin] = asyncio.create_task(self._release(pin, wait_s))
-        if self.memory and pin not in self.momentary:
+        if self.memory:  # momentary too: the interlock dead time after a reset needs them
             self.memory.save(self.states())
         self.outbox.changed(pin, v)
 

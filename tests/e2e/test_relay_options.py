@@ -158,9 +158,10 @@ def test_simulated_boards_keep_their_files_beside_their_config(services):
     gpio = {"relay": [16, 17], "momentary": {}, "contact": [0], "notify": [],
             "power_on_state": {"16": "restore"}, "restore_after_power_cut": "flash"}
     elsewhere = tempfile.mkdtemp(prefix="tinyctrl-cwd-")
-    client = Client(broker.port, client_id="tester-files")
+    client = Client(broker.port, topic="home/files", client_id="tester-files")
     m = client.mark()
-    sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=gpio), cwd=elsewhere)
+    mqtt = {"topic": "home/files", "client_id": "pico-files"}  # beside the module's rig
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=gpio, mqtt=mqtt), cwd=elsewhere)
     try:
         client.wait_for(state("GP0", 0), since=m, timeout=40)
         client.send({"GP16": 1})
@@ -179,6 +180,47 @@ def test_simulated_boards_keep_their_files_beside_their_config(services):
                              "(on)"), since=m)
         client.send({"CMD": "stats"})
         assert b"Resets=1 (last: watchdog)" in client.wait_for(text("Uptime="), since=m)
+        sim.assert_alive()
+    finally:
+        client.close()
+        sim.stop()
+
+
+def test_interlock_dead_time_and_the_running_relay_hold_across_a_reset(services):
+    """GP21 (restore) runs at a watchdog reset, GP20's power-on state is on: GP21 keeps
+    running and GP20 stays off. With GP21 not restored, GP20 waits out the dead time after the
+    reset: the motor stops before it reverses, reset or not."""
+    broker, ntp, ip = services
+    gpio = {"relay": [16, 17, 20, 21], "momentary": {}, "contact": [0], "notify": [],
+            "interlock": [[20, 21]], "interlock_dead_ms": 2000,
+            "power_on_state": {"20": "on", "21": "restore"}}
+    client = Client(broker.port, topic="home/dead", client_id="tester-dead-time")
+    m = client.mark()
+    mqtt = {"topic": "home/dead", "client_id": "pico-dead"}  # beside the module's rig
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=gpio, mqtt=mqtt))
+    try:
+        client.wait_for(state("GP0", 0), since=m, timeout=40)
+        sim.wait_pin(20, 1, timeout=5)  # power-on: GP20 on, nothing ran before
+        client.send({"GP20": 0})
+        sim.wait_pin(20, 0)
+        time.sleep(2.2)  # the dead time after GP20
+        client.send({"GP21": 1})
+        sim.wait_pin(21, 1)
+        m, seen = restart(sim, client, "RESET")
+        client.wait_for(text("Info: power-on after watchdog reset: GP20 off (on; interlocked "
+                             "with GP21, which is on), GP21 on (restore)"), since=m)
+        assert changes(sim, 21, seen) == ["GP21=0", "GP21=1"] and changes(sim, 20, seen) == []
+        cfg = dict(sim.cfg)
+        cfg["gpio"] = dict(gpio, power_on_state={"20": "on"})
+        with open(sim.config_path, "w") as f:
+            json.dump(cfg, f)
+        m, seen = restart(sim, client, "RESET")
+        client.wait_for(text("Info: power-on after watchdog reset: GP20 on in 2000 ms (on; "
+                             "gpio.interlock_dead_ms)"), since=m)
+        sim.wait_pin(20, 1, timeout=10)
+        lines = [(t, line) for t, line in sim.outputs[seen:] if line[:4] in ("GP20", "GP21")]
+        assert [line for _, line in lines] == ["GP21=0", "GP20=1"]
+        assert lines[1][0] - lines[0][0] >= 1.9
         sim.assert_alive()
     finally:
         client.close()

@@ -214,3 +214,36 @@ def test_a_delayed_on_is_replaced_only_by_a_request_that_could_move_it():
                                 "switching on"
 
     run_async(main)
+
+
+def test_the_dead_time_and_the_running_relay_hold_across_a_reset():
+    """GP21 (restore) was on at a watchdog reset; GP20's power-on state is on. The restore
+    keeps the one that was running; without it, GP20 waits out the dead time after the reset."""
+    async def main():
+        group = {"interlock": [[20, 21]], "interlock_dead_ms": 100}
+        modes = {"20": "on", "21": "restore"}
+        r, port, out = make(Port(1 << 21), power_on_state=modes, **group)
+        r.power_on("watchdog")
+        await asyncio.sleep_ms(300)
+        assert (port.levels[20], port.levels[21]) == (0, 1)
+        assert out.lines == ["Info: power-on after watchdog reset: GP20 off (on; interlocked "
+                             "with GP21, which is on), GP21 on (restore)"]
+        r, port, out = make(Port(1 << 21), power_on_state={"20": "on"}, **group)
+        r.power_on("watchdog")
+        assert (port.levels[20], port.levels[21]) == (0, 0)  # the motor stops first
+        assert out.lines == ["Info: power-on after watchdog reset: GP20 on in 100 ms (on; "
+                             "gpio.interlock_dead_ms)"]
+        await asyncio.sleep_ms(300)
+        assert port.levels[20] == 1
+        r, port, out = make(Port(1 << 21), **group)
+        r.power_on("watchdog")
+        r.apply({20: 1})  # a request right after the reset waits too
+        assert port.levels[20] == 0
+        assert out.lines[-1].startswith("Info: GP20 on in ")
+        await asyncio.sleep_ms(300)
+        assert port.levels[20] == 1
+        r, port, out = make(Port(1 << 16), power_on_state={"20": "on"}, **group)
+        r.power_on("watchdog")  # nothing of the group ran: at once
+        assert port.levels[20] == 1
+
+    run_async(main)
