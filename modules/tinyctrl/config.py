@@ -254,6 +254,7 @@ POWER_ON_MODES = ("off", "on", "restore")
 RELAY_OPTION_KINDS = ("power_on_state", "power_cut", "max_on_s", "interlock", "interlock_mode",
                       "dead_ms")
 MAX_ON_S_LIMIT = 7 * 86400
+TIMED_RELAYS = 8  # max_on_s relays on after a reset: 4 bits each of one scratch word (relays.py)
 MAX_DEAD_MS = 10000
 
 
@@ -312,6 +313,11 @@ def _relay_options(gpio, problems):
                             "gpio.momentary" % p)
         elif p not in outputs:
             problems.append("gpio.max_on_s: GP%d is not a relay" % p)
+    timed = [p for p in gpio["max_on_s"] if gpio["power_on_state"].get(p, "off") != "off"]
+    if len(timed) > TIMED_RELAYS:
+        problems.append("gpio.max_on_s: at most %d relays with a power_on_state \"on\" or "
+                        "\"restore\" (the time each has been on is kept across a reset)"
+                        % TIMED_RELAYS)
     seen = {}
     for i, group in enumerate(gpio["interlock"]):
         ons = [p for p in group if gpio["power_on_state"].get(p) == "on"]

@@ -138,6 +138,17 @@ def save_relays(mask):
     _relays[0] = mask
 
 
+_relay_time = [None]  # a second scratch word: how long max_on_s relays have been on
+
+
+def saved_relay_time():
+    return _relay_time[0]
+
+
+def save_relay_time(word):
+    _relay_time[0] = word
+
+
 def unique_id():
     """The board id: fixed bytes for the simulator (see machine.py)."""
     return machine.unique_id()
@@ -164,5 +175,5 @@ def watchdog_reset():
 def power_cut():
     """The simulator's POWERCYCLE: RAM and scratch words lost, only files (flash) kept."""
     _counters.update(cause="power", resets=0, outages=0)
-    _relays[0] = None
+    _relays[0] = _relay_time[0] = None
     raise Reset()

@@ -191,6 +191,11 @@ CASES = [
      "gpio.interlock_mode: 'both' is not one of refuse, switch"),
     ("interlock_dead_ms", changed(gpio__interlock_dead_ms=20000),
      "gpio.interlock_dead_ms: must be a whole number of ms from 0 to 10000"),
+    ("max_on_s_too_many_timed",
+     changed(gpio__relay=[4, 5, 6, 7, 8, 9, 10, 11, 12],
+             gpio__power_on_state=dict((str(p), "on") for p in range(4, 13)),
+             gpio__max_on_s=dict((str(p), 60) for p in range(4, 13))),
+     'gpio.max_on_s: at most 8 relays with a power_on_state "on" or "restore"'),
     # One rule for every pin-keyed map: "16" and "016" are one pin.
     ("power_on_listed_twice", changed(gpio__power_on_state={"16": "on", "016": "off"}),
      "gpio.power_on_state: GP16 is listed twice"),

@@ -225,3 +225,32 @@ def test_interlock_dead_time_and_the_running_relay_hold_across_a_reset(services)
     finally:
         client.close()
         sim.stop()
+
+
+def test_max_on_s_counts_the_time_on_before_a_reset(services):
+    """A restored heater on for 4 of its 6 s at a watchdog reset goes off about 2 s after it:
+    the reset does not give it its max_on_s again (a board resetting in a loop would keep it
+    on for ever)."""
+    broker, ntp, ip = services
+    gpio = {"relay": [16, 17], "momentary": {}, "contact": [0], "notify": [],
+            "power_on_state": {"16": "restore"}, "max_on_s": {"16": 6}}
+    client = Client(broker.port, topic="home/timed", client_id="tester-timed")
+    m = client.mark()
+    mqtt = {"topic": "home/timed", "client_id": "pico-timed"}  # beside the module's rig
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=gpio, mqtt=mqtt))
+    try:
+        client.wait_for(state("GP0", 0), since=m, timeout=40)
+        client.send({"GP16": 1})
+        sim.wait_pin(16, 1)
+        on_at = sim.outputs[-1][0]
+        time.sleep(4)
+        m, seen = restart(sim, client, "RESET")
+        client.wait_for(text("Info: power-on after watchdog reset: GP16 on (restore; "), since=m)
+        client.wait_for(text("Info: GP16 switched off after 6s (gpio.max_on_s)"), since=m)
+        off_at = [t for t, line in sim.outputs[seen:] if line == "GP16=0"][-1]
+        assert changes(sim, 16, seen) == ["GP16=0", "GP16=1", "GP16=0"]
+        assert off_at - on_at <= 6.5, "on %.1f s in all" % (off_at - on_at)
+        sim.assert_alive()
+    finally:
+        client.close()
+        sim.stop()

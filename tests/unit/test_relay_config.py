@@ -107,3 +107,12 @@ def test_every_pin_keyed_map_refuses_a_pin_listed_twice():
     raw["homeassistant"] = {"names": {"16": "Light", "016": "Lamp"}}
     assert raises(config.ConfigError, config.validate, raw).problems == [
         "homeassistant.names: GP16 is listed twice"]
+
+
+def test_at_most_eight_max_on_s_relays_may_be_on_after_a_reset():
+    pins = list(range(4, 13))
+    raw = cfg_with(relay=pins, power_on_state=dict((str(p), "on") for p in pins),
+                   max_on_s=dict((str(p), 60) for p in pins))
+    assert raises(config.ConfigError, config.validate, raw).problems == [
+        'gpio.max_on_s: at most 8 relays with a power_on_state "on" or "restore" (the time '
+        'each has been on is kept across a reset)']
