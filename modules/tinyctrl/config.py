@@ -22,7 +22,7 @@ class ConfigError(Exception):
 # Each section: key -> (default, check). A default of REQUIRED must be given.
 # Built on demand: the tables are garbage once config.json is validated, not heap for life.
 REQUIRED = object()
-SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant")
+SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant", "local")
 
 
 def _schema():
@@ -94,6 +94,15 @@ def _schema():
             "names": ({}, "pin_texts"),
             "device_class": ({}, "pin_texts"),
         },
+        # What the board does by itself: wall switches and buttons, and the broker gone
+        # (see _local_option and _check_local).
+        "local": {
+            "inputs": ({}, "local_inputs"),
+            "debounce_ms": (50, "debounce_ms"),
+            "long_press_ms": (800, "long_press_ms"),
+            "disabled": ([], "pins"),
+            "failsafe": ({}, "failsafe"),
+        },
     }
 
 
@@ -160,6 +169,8 @@ def _check(kind, v, where, problems):
     """Returns the normalised value, appending to problems if it is invalid."""
     if kind in RELAY_OPTION_KINDS:
         return _relay_option(kind, v, where, problems)
+    if kind in LOCAL_KINDS:
+        return _local_option(kind, v, where, problems)
     if kind in ("text", "str", "secret", "prefix", "keyname", "topic", "client_id", "timezone"):
         if not isinstance(v, str):
             problems.append("%s: must be a string" % where)
@@ -334,6 +345,89 @@ def _relay_options(gpio, problems):
             seen[p] = i
 
 
+# ---- local control: inputs that move relays without the broker (Tasmota's SwitchMode,
+# ESPHome's binary_sensor automations), and what a relay does when the broker is gone
+INPUT_MODES = ("toggle", "follow", "press")
+LONG_ACTIONS = ("off", "on", "off_group", "all_off")
+FAILSAFE_STATES = ("off", "on")
+LOCAL_KINDS = ("local_inputs", "debounce_ms", "long_press_ms", "failsafe")
+LOCAL_MS = {"debounce_ms": (0, 1000), "long_press_ms": (200, 10000)}
+
+
+def _local_option(kind, v, where, problems):
+    """The syntax of the local section's keys; how they fit the pins is _check_local's job."""
+    if kind in LOCAL_MS:
+        lo, hi = LOCAL_MS[kind]
+        if not _is_int(v) or not lo <= v <= hi:
+            problems.append("%s: must be a whole number of ms from %d to %d" % (where, lo, hi))
+        return v
+    example = ('{"4": {"relay": 16, "mode": "toggle"}}' if kind == "local_inputs"
+               else '{"19": {"after_s": 300, "state": "off"}}')
+    if not isinstance(v, dict):
+        problems.append("%s: must map pins to objects, e.g. %s" % (where, example))
+        return {}
+    keys = {"local_inputs": ("relay", "mode", "invert", "long"),
+            "failsafe": ("after_s", "state")}[kind]
+    out = {}
+    for k, item in v.items():
+        p = _pin_key(k, out, where, problems)
+        at = "%s.%s" % (where, shown(k))
+        if not isinstance(item, dict):
+            problems.append("%s: must be an object, e.g. %s" % (at, example))
+            continue
+        bad = [x for x in item if x not in keys]
+        if bad:
+            problems.append("%s: unknown key '%s'" % (at, shown(bad[0])))
+        if kind == "failsafe":
+            secs, state = item.get("after_s"), item.get("state", "off")
+            if not _is_int(secs) or not 1 <= secs <= MAX_ON_S_LIMIT:
+                problems.append("%s.after_s: must be a whole number of seconds from 1 to %d"
+                                % (at, MAX_ON_S_LIMIT))
+            elif state not in FAILSAFE_STATES:
+                problems.append("%s.state: %r is not one of %s" % (at, state, ", ".join(
+                    FAILSAFE_STATES)))
+            elif p is not None:
+                out[p] = {"after_s": secs, "state": state}
+            continue
+        relay = None
+        if "relay" not in item:
+            problems.append("%s.relay: required" % at)
+        else:
+            relay = _pin(item["relay"], at + ".relay", problems)
+        mode, long = item.get("mode", "toggle"), item.get("long")
+        invert = _check("bool", item.get("invert", False), at + ".invert", problems)
+        if mode not in INPUT_MODES:
+            problems.append("%s.mode: %r is not one of %s" % (at, mode, ", ".join(INPUT_MODES)))
+        elif long is not None and long not in LONG_ACTIONS:
+            problems.append("%s.long: %r is not one of %s" % (at, long, ", ".join(LONG_ACTIONS)))
+        elif long is not None and mode != "press":
+            problems.append("%s.long: only a push button (mode \"press\") has a long press" % at)
+        elif p is not None and relay is not None and invert in (True, False):
+            out[p] = {"relay": relay, "mode": mode, "invert": invert, "long": long}
+    return out
+
+
+def _check_local(cfg, problems):
+    """The local section against the configured pins."""
+    local, gpio = cfg["local"], cfg["gpio"]
+    momentary = gpio["momentary"]
+    outputs = set(gpio["relay"]) | set(momentary)
+    kinds = (("relay", gpio["relay"]), ("momentary relay", momentary),
+             ("contact", gpio["contact"]))
+    for p, spec in local["inputs"].items():
+        taken = [name for name, pins in kinds if p in pins]
+        if taken:
+            problems.append("local.inputs: GP%d is already a %s in gpio" % (p, taken[0]))
+        if spec["relay"] not in outputs:
+            problems.append("local.inputs.%d.relay: GP%d is not a relay" % (p, spec["relay"]))
+    for key in ("disabled", "failsafe"):
+        for p in local[key]:
+            if p not in outputs:
+                problems.append("local.%s: GP%d is not a relay" % (key, p))
+            elif key == "failsafe" and p in momentary:
+                problems.append("local.failsafe.%d: a momentary relay releases itself" % p)
+
+
 def _switch_groups(gpio, mfa_pins, sign_pins, problems):
     """With interlock_mode "switch" a request for one pin of a group switches the others off:
     each pin of a group must need what the others need, or an open pin moves a protected one."""
@@ -483,6 +577,7 @@ def validate(raw):
         problems.append("name: must differ from mqtt.client_id "
                         "(whoever knows the client id can take the device's place)")
     _check_homeassistant(cfg, "homeassistant" in raw, problems)
+    _check_local(cfg, problems)
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -112,7 +112,8 @@ class Relays:
                               % (cause, ", ".join(line for _, line in lines)))
 
     def apply(self, wanted):
-        """Move the pins in `wanted` ({pin: value}); refusals go out as error lines."""
+        """Move the pins in `wanted` ({pin: value}); refusals go out as error lines. Returns
+        the pins that moved now ({pin: value}); a delayed on is not among them."""
         now_ms = self.mono_ms()
         self.outbox.state(wanted)  # the requested pins' state, moved or not
         both = self._interlocked(wanted)
@@ -132,6 +133,7 @@ class Relays:
                     self.pins[pin].value(v)
         for pin, v in moves.items():
             self._moved(pin, v, now_ms)
+        return moves
 
     def _decide(self, pin, v, now_ms, moves):
         if pin in self.momentary and v == 0:  # early release is always safe
