@@ -17,7 +17,7 @@ from .totp import base32_decode
 PICO_W_PINS = tuple(range(0, 23)) + (26, 27, 28)
 MAX_PAYLOAD = 64 * 1024
 REQUIRED = object()
-SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant")
+SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant", "local")
 # Bounds on what protects a pin: beyond them a protection is gone in all but name. README.md
 # ("Limits") and SECURITY.md say why.
 GRANT_S = (1, 300)  # mfa.grant_s, sign.window_s: a captured grant or request lives this long
@@ -32,6 +32,7 @@ PERIOD = (-1, 10**8)  # seconds; -1 turns it off
 POWER_ON_MODES = ("off", "on", "restore")
 MAX_ON_S = (1, 7 * 86400)
 DEAD_MS = (0, 10000)
+TIMED_RELAYS = 8  # max_on_s relays on after a reset: 4 bits each of one scratch word (relays.py)
 MIN_PUBLISH_MAX = 4  # state, notify, replies and errors share it
 
 
@@ -339,6 +340,77 @@ def _interlock(v, where, problems):
     return groups
 
 
+# Local control: inputs that move relays without the broker (Tasmota's SwitchMode, ESPHome's
+# binary_sensor automations), and what a relay does when the broker is gone; their syntax
+# here, how they fit the pins in _local_rules.
+INPUT_MODES = ("toggle", "follow", "press")
+LONG_ACTIONS = ("off", "on", "off_group", "all_off")
+FAILSAFE_STATES = ("off", "on")
+INPUT_EXAMPLE = '{"4": {"relay": 16, "mode": "toggle"}}'
+FAILSAFE_EXAMPLE = '{"19": {"after_s": 300, "state": "off"}}'
+
+
+def _ms(v, where, problems, lo, hi):
+    if not _is_int(v) or not lo <= v <= hi:
+        problems.append("%s: must be a whole number of ms from %d to %d" % (where, lo, hi))
+    return v
+
+
+def _object(item, where, problems, keys, example):
+    """`item` if it is an object of only `keys`, else None (and a problem)."""
+    if not isinstance(item, dict):
+        problems.append("%s: must be an object, e.g. %s" % (where, example))
+        return None
+    unknown = [x for x in item if x not in keys]
+    if unknown:
+        problems.append("%s: unknown key '%s'" % (where, shown(unknown[0])))
+    return item
+
+
+def _input(item, where, problems):
+    if _object(item, where, problems, ("relay", "mode", "invert", "long"), INPUT_EXAMPLE) is None:
+        return None
+    relay = None
+    if "relay" not in item:
+        problems.append("%s.relay: required" % where)
+    else:
+        relay = _pin(item["relay"], where + ".relay", problems)
+    mode, long = item.get("mode", "toggle"), item.get("long")
+    invert = _bool(item.get("invert", False), where + ".invert", problems)
+    if mode not in INPUT_MODES:
+        problems.append("%s.mode: %r is not one of %s" % (where, mode, ", ".join(INPUT_MODES)))
+    elif long is not None and long not in LONG_ACTIONS:
+        problems.append("%s.long: %r is not one of %s" % (where, long, ", ".join(LONG_ACTIONS)))
+    elif long is not None and mode != "press":
+        problems.append("%s.long: only a push button (mode \"press\") has a long press" % where)
+    elif relay is not None and invert in (True, False):
+        return {"relay": relay, "mode": mode, "invert": invert, "long": long}
+    return None
+
+
+def _local_inputs(v, where, problems):
+    return _pin_map(v, where, problems, _input, "pins to objects, e.g. " + INPUT_EXAMPLE)
+
+
+def _failsafe_item(item, where, problems):
+    if _object(item, where, problems, ("after_s", "state"), FAILSAFE_EXAMPLE) is None:
+        return None
+    secs, state = item.get("after_s"), item.get("state", "off")
+    if not _is_int(secs) or not MAX_ON_S[0] <= secs <= MAX_ON_S[1]:
+        problems.append("%s.after_s: must be a whole number of seconds from 1 to %d"
+                        % (where, MAX_ON_S[1]))
+    elif state not in FAILSAFE_STATES:
+        problems.append("%s.state: %r is not one of %s" % (where, state,
+                                                          ", ".join(FAILSAFE_STATES)))
+    else:
+        return {"after_s": secs, "state": state}
+    return None
+
+
+def _failsafe(v, where, problems):
+    return _pin_map(v, where, problems, _failsafe_item, "pins to objects, e.g. " + FAILSAFE_EXAMPLE)
+
+
 # ---- the schema: section -> key -> (default, checker, bounds...). Built on demand: the
 # tables are garbage once config.json is validated, not heap for life.
 
@@ -419,6 +491,13 @@ def _schema():
             "names": ({}, _pin_texts),
             "device_class": ({}, _pin_texts),
         },
+        "local": {  # what the board does by itself: wall switches, buttons, the broker gone
+            "inputs": ({}, _local_inputs),
+            "debounce_ms": (50, _ms, 0, 1000),
+            "long_press_ms": (800, _ms, 200, 10000),
+            "disabled": ([], _pins),
+            "failsafe": ({}, _failsafe),
+        },
     }
 
 
@@ -496,6 +575,11 @@ def _gpio_rules(cfg, bad, problems):
                             "gpio.momentary" % p)
         elif p not in outputs:
             problems.append("gpio.max_on_s: GP%d is not a relay" % p)
+    timed = [p for p in gpio["max_on_s"] if gpio["power_on_state"].get(p, "off") != "off"]
+    if len(timed) > TIMED_RELAYS:
+        problems.append("gpio.max_on_s: at most %d relays with a power_on_state \"on\" or "
+                        "\"restore\" (the time each has been on is kept across a reset)"
+                        % TIMED_RELAYS)
     grouped = {}
     for i, group in enumerate(gpio["interlock"]):
         ons = [p for p in group if gpio["power_on_state"].get(p) == "on"]
@@ -575,7 +659,27 @@ def _homeassistant_rules(cfg, bad, problems):
                         "reads everything under it)")
 
 
-RULES = (_mqtt_rules, _gpio_rules, _auth_rules, _top_rules)
+def _local_rules(cfg, bad, problems):
+    local, gpio = cfg["local"], cfg["gpio"]
+    momentary = gpio["momentary"]
+    outputs = set(gpio["relay"]) | set(momentary)
+    kinds = (("relay", gpio["relay"]), ("momentary relay", momentary),
+             ("contact", gpio["contact"]))
+    for p, spec in local["inputs"].items():
+        taken = [name for name, pins in kinds if p in pins]
+        if taken:
+            problems.append("local.inputs: GP%d is already a %s in gpio" % (p, taken[0]))
+        if spec["relay"] not in outputs:
+            problems.append("local.inputs.%d.relay: GP%d is not a relay" % (p, spec["relay"]))
+    for key in ("disabled", "failsafe"):
+        for p in local[key]:
+            if p not in outputs:
+                problems.append("local.%s: GP%d is not a relay" % (key, p))
+            elif key == "failsafe" and p in momentary:
+                problems.append("local.failsafe.%d: a momentary relay releases itself" % p)
+
+
+RULES = (_mqtt_rules, _gpio_rules, _auth_rules, _top_rules, _local_rules)
 
 
 def _normalise(cfg, folder, board_id):

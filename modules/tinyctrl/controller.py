@@ -14,6 +14,8 @@ from . import board_name, clock, homeassistant, log, net, ntp, protocol
 from .auth import AuthError, AuthGate
 from .commands import Commands
 from .contacts import Contacts
+from .failsafe import Failsafe
+from .inputs import Inputs
 from .memory import RelayMemory
 from .mqtt import BACKLOG, TinyMQTTClient
 from .outbox import Outbox
@@ -43,6 +45,10 @@ class Controller:
         self.memory = RelayMemory(cfg, hw)
         self.relays = Relays(cfg, hw, self.outbox, self.mono_ms, self.memory)
         self.contacts = Contacts(cfg["gpio"]["contact"], hw, self.outbox)
+        local = cfg["local"]
+        self.inputs = local["inputs"] and Inputs(cfg, hw, self.relays, self.outbox, self.mono_ms)
+        self.failsafe = local["failsafe"] and Failsafe(cfg, self.relays, self.outbox,
+                                                       self.mono_ms)
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms,
@@ -83,6 +89,8 @@ class Controller:
         return c
 
     async def _on_link(self, up):
+        if self.failsafe:
+            self.failsafe.link(up)
         if up:
             self.led.show("operational" if not self.outbox.halted else "halted")
         else:
@@ -235,6 +243,10 @@ class Controller:
             self.watchdog.start(wd * 1000)
             asyncio.create_task(self._feed_watchdog(self.watchdog))
         asyncio.create_task(self.contacts.run())
+        if self.inputs:  # local.inputs: relays move with or without the broker
+            asyncio.create_task(self.inputs.run())
+        if self.failsafe:
+            asyncio.create_task(self.failsafe.run())
         publisher = asyncio.create_task(self.outbox.run())
         if self.announcer:
             asyncio.create_task(self.announcer.run())

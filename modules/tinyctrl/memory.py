@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-# Relay states kept for gpio.power_on_state "restore": in memory that survives a
-# watchdog or soft reset (the port's scratch word), and, if gpio.restore_after_power_cut is
-# "flash", in a small file for after a power cut. The file is written only when a restored
+# Relay states kept for gpio.power_on_state "restore" (and how long gpio.max_on_s relays have
+# been on): in memory that survives a watchdog or soft reset (the port's scratch words), and,
+# if gpio.restore_after_power_cut is "flash", in a small file for after a power cut. The file is written only when a restored
 # relay really changed, at most once per FLASH_EVERY_S (coalesced), to bound flash wear.
 import asyncio
 
@@ -31,6 +31,19 @@ class RelayMemory:
         if self.use_flash:
             self._written = self._read_file() or 0
         return (saved or 0) & self.restored
+
+    def before(self, cause):
+        """Every relay's state (bit mask) just before a watchdog or soft reset; None after a
+        power cut, when nobody knows (the flash file keeps restored relays only)."""
+        return self.hw.saved_relays() if cause != "power" else None
+
+    def time_before(self, cause):
+        """The word of how long max_on_s relays had been on (relays.TIME_STEPS) before a
+        watchdog or soft reset; None after a power cut."""
+        return self.hw.saved_relay_time() if cause != "power" else None
+
+    def save_time(self, word):
+        self.hw.save_relay_time(word)
 
     def save(self, mask):
         self.hw.save_relays(mask)

@@ -5,7 +5,13 @@
 # on together.
 import asyncio
 
+from .config import TIMED_RELAYS
 from .guard import BurnoutGuard
+
+# How long a max_on_s relay has been on, kept across a watchdog or soft reset: per relay 4 bits
+# of one scratch word, in fifteenths of its max_on_s, counted ahead (a reset finds the step it
+# fell in used up: the relay goes off early, never late).
+TIME_STEPS = 15
 
 
 class Relays:
@@ -24,6 +30,10 @@ class Relays:
         self.power_on_state = g["power_on_state"]
         self.max_on_s = g["max_on_s"]
         self.memory = memory  # memory.RelayMemory, for "restore"
+        # max_on_s relays that may be on after a reset: their slot in the time word.
+        self.timed = sorted(p for p in self.max_on_s
+                            if self.power_on_state.get(p, "off") != "off")[:TIMED_RELAYS]
+        self._time_word = 0
         self.groups = g["interlock"]
         self.group = {}  # interlocked pin -> its group
         for grp in self.groups:
@@ -50,23 +60,60 @@ class Relays:
 
     def power_on(self, cause):
         """Apply gpio.power_on_state after a reset of `cause` ("power", "watchdog", "soft").
-        Not a change for the burnout guard; momentary relays always start off."""
+        Not a change for the burnout guard; momentary relays always start off. Restored relays
+        go first: one that was running keeps its interlock group. gpio.interlock_dead_ms holds
+        across the reset: a relay of a group whose other relay ran until the reset (or, after a
+        power cut, may have) waits it out."""
         saved = self.memory.recall(cause) if self.memory else 0
-        on = []
-        for p in sorted(self.pins):
-            mode = self.power_on_state.get(p, "off")
-            if p in self.momentary or not (mode == "on" or (mode == "restore" and saved >> p & 1)):
-                continue
-            if any(self.pins[q].value() for q in self.group.get(p, ()) if q != p):
-                continue  # restored from before an interlock was configured: first one wins
-            self.pins[p].value(1)
-            self._moved(p, 1, self.mono_ms())
-            on.append("%s on (%s)" % (self.name(p), mode))
-        if on:
-            self.outbox.reply("Info: power-on after %s reset: %s" % (cause, ", ".join(on)))
+        before = self.memory.before(cause) if self.memory else None  # every relay; None: unknown
+        word = (self.memory.time_before(cause) if self.memory else None) or 0
+        now_ms = self.mono_ms()
+        if before is not None:
+            for q in self.group:
+                if before >> q & 1:  # it went off at the reset: the dead time counts from now
+                    self._off_at[q] = now_ms
+        lines = []
+        for want in ("restore", "on"):
+            for p in sorted(self.pins):
+                mode = self.power_on_state.get(p, "off")
+                if mode != want or p in self.momentary or (mode == "restore"
+                                                           and not saved >> p & 1):
+                    continue
+                grp = self.group.get(p, ())
+                running = [q for q in grp if q != p and (self.pins[q].value() or q in self._delayed)]
+                if running:
+                    lines.append((p, "%s off (%s; interlocked with %s, which is on)"
+                                  % (self.name(p), mode, self.name(running[0]))))
+                    continue
+                wait = 0
+                if grp and (before is None or any(before >> q & 1 for q in grp if q != p)):
+                    wait = self.dead_ms
+                if wait:
+                    self._delayed[p] = asyncio.create_task(self._on_after(p, wait))
+                    lines.append((p, "%s on in %d ms (%s; gpio.interlock_dead_ms)"
+                                  % (self.name(p), wait, mode)))
+                    continue
+                used = 0
+                if p in self.timed and before is not None and before >> p & 1:
+                    used = word >> 4 * self.timed.index(p) & 15  # on until the reset
+                if used >= TIME_STEPS:
+                    lines.append((p, "%s off (%s; gpio.max_on_s used up)" % (self.name(p), mode)))
+                    continue
+                self.pins[p].value(1)
+                self._moved(p, 1, now_ms, used)
+                left = ""
+                if used:
+                    left = "; %ds of gpio.max_on_s left" % (
+                        self.max_on_s[p] * (TIME_STEPS - used) // TIME_STEPS)
+                lines.append((p, "%s on (%s%s)" % (self.name(p), mode, left)))
+        if lines:  # in pin order, whatever went first
+            lines.sort()
+            self.outbox.reply("Info: power-on after %s reset: %s"
+                              % (cause, ", ".join(line for _, line in lines)))
 
     def apply(self, wanted):
-        """Move the pins in `wanted` ({pin: value}); refusals go out as error lines."""
+        """Move the pins in `wanted` ({pin: value}); refusals go out as error lines. Returns
+        the pins that moved now ({pin: value}); a delayed on is not among them."""
         now_ms = self.mono_ms()
         self.outbox.state(wanted)  # the requested pins' state, moved or not
         both = self._interlocked(wanted)
@@ -86,6 +133,7 @@ class Relays:
                     self.pins[pin].value(v)
         for pin, v in moves.items():
             self._moved(pin, v, now_ms)
+        return moves
 
     def _decide(self, pin, v, now_ms, moves):
         if pin in self.momentary and v == 0:  # early release is always safe
@@ -154,8 +202,9 @@ class Relays:
         self.pins[pin].value(1)
         self._moved(pin, 1, self.mono_ms())
 
-    def _moved(self, pin, v, now_ms):
-        """Book-keeping after `pin` moved to `v`: timers, memory, the outbox."""
+    def _moved(self, pin, v, now_ms, used=0):
+        """Book-keeping after `pin` moved to `v`: timers, memory, the outbox. `used`: steps
+        of its max_on_s already used before a reset."""
         if not v and pin in self.group:
             self._off_at[pin] = now_ms
         wait_s = self.momentary.get(pin) or self.max_on_s.get(pin)
@@ -164,13 +213,28 @@ class Relays:
             if task:
                 task.cancel()
             if v:
-                self._releases[pin] = asyncio.create_task(self._release(pin, wait_s))
-        if self.memory and pin not in self.momentary:
+                self._releases[pin] = asyncio.create_task(self._release(pin, wait_s, used))
+            elif pin in self.timed:
+                self._time_used(pin, 0)
+        if self.memory:  # momentary too: the interlock dead time after a reset needs them
             self.memory.save(self.states())
         self.outbox.changed(pin, v)
 
-    async def _release(self, pin, wait_s):
-        await asyncio.sleep_ms(int(wait_s * 1000))
+    def _time_used(self, pin, steps):
+        at = 4 * self.timed.index(pin)
+        self._time_word = self._time_word & ~(15 << at) | steps << at
+        if self.memory:
+            self.memory.save_time(self._time_word)
+
+    async def _release(self, pin, wait_s, used=0):
+        ms = int(wait_s * 1000)
+        if pin not in self.timed:
+            await asyncio.sleep_ms(ms)
+        step = ms // TIME_STEPS
+        while pin in self.timed and used < TIME_STEPS:
+            used += 1
+            self._time_used(pin, used)  # ahead: a reset in this step finds it used
+            await asyncio.sleep_ms(step if used < TIME_STEPS else ms - step * (TIME_STEPS - 1))
         self._releases.pop(pin, None)
         self.pins[pin].value(0)
         if pin in self.max_on_s:  # the forgotten command, the lost client: say why

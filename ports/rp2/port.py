@@ -113,9 +113,10 @@ class Watchdog:
         _tinyctrl.wdt_stop()
 
 
-# Counters live in watchdog scratch registers 0..1 and relay states (a bit mask per GPIO,
-# gpio.power_on_state "restore") in 3; they survive a watchdog reset but not a power cycle. Register 2 is a check
-# word over all three (4..7 belong to pico-sdk). A mask of 0 leaves the check as before.
+# Watchdog scratch registers (4..7 belong to pico-sdk): 0 the reset and outage counters (15
+# and 16 bits), 1 how long gpio.max_on_s relays have been on (Relays.timed, 4 bits each), 3 the
+# relay states (a bit mask per GPIO); 2 is a check word over the three. They survive a
+# watchdog or soft reset but not a power cycle.
 _CHECK = 0x7C7C0DE5
 _CAUSES = {
     _tinyctrl.RESET_POWER: "power",
@@ -129,35 +130,58 @@ def _scratch_valid():
     return get(2) == get(0) ^ get(1) ^ get(3) ^ _CHECK
 
 
+def _counters():
+    if not _scratch_valid():
+        return 0, 0
+    word = _tinyctrl.scratch_get(0)
+    return word >> 16, word & 0xFFFF
+
+
 def boot_record():
-    resets = outages = 0
-    if _scratch_valid():
-        resets = _tinyctrl.scratch_get(0)
-        outages = _tinyctrl.scratch_get(1)
-    return {"cause": _CAUSES[_tinyctrl.reset_cause()], "resets": resets, "outages": outages}
+    """Called once per boot (main.build): a watchdog or soft reset is counted here."""
+    resets, outages = _counters()
+    cause = _CAUSES[_tinyctrl.reset_cause()]
+    if cause != "power":
+        resets += 1
+        if _scratch_valid():  # else nothing was saved since power-on: no relay mask to keep
+            _save(resets, outages, _tinyctrl.scratch_get(3), _tinyctrl.scratch_get(1))
+    return {"cause": cause, "resets": resets, "outages": outages}
 
 
-def _save(resets, outages, relays):
-    _tinyctrl.scratch_set(0, resets)
-    _tinyctrl.scratch_set(1, outages)
+def _save(resets, outages, relays, relay_time):
+    counters = min(resets, 0x7FFF) << 16 | min(outages, 0xFFFF)
+    _tinyctrl.scratch_set(0, counters)
+    _tinyctrl.scratch_set(1, relay_time)
     _tinyctrl.scratch_set(3, relays)
-    _tinyctrl.scratch_set(2, resets ^ outages ^ relays ^ _CHECK)
+    _tinyctrl.scratch_set(2, counters ^ relay_time ^ relays ^ _CHECK)
+
+
+def _saved(i):
+    return _tinyctrl.scratch_get(i) if _scratch_valid() else None
 
 
 def save_counters(resets, outages):
-    _save(resets, outages, saved_relays() or 0)
+    _save(resets, outages, _saved(3) or 0, _saved(1) or 0)
 
 
 def saved_relays():
     """The relay states saved before a watchdog or soft reset, or None (power cut)."""
-    return _tinyctrl.scratch_get(3) if _scratch_valid() else None
+    return _saved(3)
 
 
 def save_relays(mask):
-    valid = _scratch_valid()
-    resets = _tinyctrl.scratch_get(0) if valid else 0
-    outages = _tinyctrl.scratch_get(1) if valid else 0
-    _save(resets, outages, mask)
+    resets, outages = _counters()
+    _save(resets, outages, mask, _saved(1) or 0)
+
+
+def saved_relay_time():
+    """How long max_on_s relays had been on before a watchdog or soft reset, or None."""
+    return _saved(1)
+
+
+def save_relay_time(word):
+    resets, outages = _counters()
+    _save(resets, outages, _saved(3) or 0, word)
 
 
 def unique_id():

@@ -8,6 +8,14 @@ import network
 
 CONFIG_PATH = "config.json"
 STATE_PATH = "relay_state"  # beside config.json: RelayMemory's file for after a power cut
+
+
+def use_config(path):
+    """The simulator's board keeps its files where its config.json is, as a board keeps both
+    on its one filesystem: two simulated boards never share a relay_state."""
+    global CONFIG_PATH, STATE_PATH
+    CONFIG_PATH = path
+    STATE_PATH = path.rsplit("/", 1)[0] + "/relay_state" if "/" in path else "relay_state"
 on_output = None  # the simulator's hook: on_output(gpio, logical_value)
 contacts = {}  # gpio -> ContactPin, for the simulator to drive
 
@@ -130,6 +138,17 @@ def save_relays(mask):
     _relays[0] = mask
 
 
+_relay_time = [None]  # a second scratch word: how long max_on_s relays have been on
+
+
+def saved_relay_time():
+    return _relay_time[0]
+
+
+def save_relay_time(word):
+    _relay_time[0] = word
+
+
 def unique_id():
     """The board id: fixed bytes for the simulator (see machine.py)."""
     return machine.unique_id()
@@ -145,8 +164,16 @@ def reset():
     raise Reset()
 
 
+def watchdog_reset():
+    """The simulator's RESET: the watchdog fired (RAM lost; counters and the scratch word kept,
+    the reset counted and reported as "watchdog", as ports/rp2/port.py's boot_record does)."""
+    _counters["resets"] += 1
+    _counters["cause"] = "watchdog"
+    raise Reset()
+
+
 def power_cut():
     """The simulator's POWERCYCLE: RAM and scratch words lost, only files (flash) kept."""
     _counters.update(cause="power", resets=0, outages=0)
-    _relays[0] = None
+    _relays[0] = _relay_time[0] = None
     raise Reset()

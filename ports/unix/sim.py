@@ -5,10 +5,11 @@
 #
 # stdin: "GP1=1" sets a simulated contact (1 = closed), "WIFI=0" / "WIFI=1" drops or restores
 # the link, "HEAP" prints "HEAP=<bytes in use after gc.collect()>", "RESET" resets the board
-# (as the watchdog would: port.reset(), RAM lost, counters kept), "POWERCYCLE" cuts the power
-# (counters and relay states in RAM lost, files kept). stdout: one line per
-# output change, "GP16=1". Logs go to stderr. End of input
-# or Ctrl-C stops it. A reset (port.reset()) restarts the controller with pins off, as a board would.
+# as the watchdog would (port.watchdog_reset(): RAM lost, counters and relay states kept, the
+# cause "watchdog"), "POWERCYCLE" cuts the power (counters and relay states in RAM lost, files
+# kept). stdout: one line per output change, "GP16=1". Logs go to stderr. End of input
+# or Ctrl-C stops it. A reset restarts the controller with pins off and config.json read
+# again, as a board would; the board's files (relay_state) are beside CONFIG.
 import asyncio
 import gc
 import sys
@@ -33,7 +34,7 @@ class Simulator:
             gc.collect()
             return print("HEAP=%d" % gc.mem_alloc())
         if line in ("RESET", "POWERCYCLE"):
-            self.reset = port.reset if line == "RESET" else port.power_cut
+            self.reset = port.watchdog_reset if line == "RESET" else port.power_cut
             return True  # stop reading: serve() resets
         name, _, value = line.partition("=")
         if value not in ("0", "1"):
@@ -84,11 +85,15 @@ def run(argv):
         return 2
     if "--wifi-down" in argv:
         network.set_link(False)
-    cfg = main.load(argv[1])
-    if not cfg:
-        return 1
-    sim = Simulator(cfg["gpio"]["prefix"])
+    port.use_config(argv[1])
+    sim = None
     while True:
+        cfg = main.load(argv[1])  # at every start, as a board reads it after each reset
+        if not cfg:
+            return 1
+        if sim is None:
+            sim = Simulator(cfg["gpio"]["prefix"])
+        sim.prefix = cfg["gpio"]["prefix"]
         controller = main.build(cfg)
         if not controller:
             return 1

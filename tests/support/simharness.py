@@ -65,9 +65,10 @@ def base_config(broker_port, ntp_port, ip_port, **sections):
 
 
 class Sim:
-    """One simulator process. `outputs` records every "GPn=v" line it printed."""
+    """One simulator process. `outputs` records every "GPn=v" line it printed. It runs in its
+    config's folder unless `cwd` says otherwise."""
 
-    def __init__(self, cfg, *flags, files=None):
+    def __init__(self, cfg, *flags, files=None, cwd=None):
         self.dir = tempfile.mkdtemp(prefix="tinyctrl-sim-")
         self.config_path = os.path.join(self.dir, "config.json")
         with open(self.config_path, "w") as f:
@@ -81,7 +82,7 @@ class Sim:
         self.log_path = os.path.join(self.dir, "stderr.log")
         args, env = sim_tool.command(self.config_path, *flags)
         self.proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(self.log_path, "wb"), cwd=self.dir)
+                                     stderr=open(self.log_path, "wb"), cwd=cwd or self.dir)
         SIMS.append(self)
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()

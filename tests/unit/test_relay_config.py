@@ -95,3 +95,24 @@ def test_switch_mode_groups_need_the_same_keys_on_every_pin():
     cfg["gpio"]["interlock_mode"] = "refuse"  # refused, not switched: mixing is safe
     del cfg["mfa"]["pins"]["21"]
     config.validate(cfg)
+
+
+def test_every_pin_keyed_map_refuses_a_pin_listed_twice():
+    # "16" and "016" are one pin: which value would count?
+    assert problems(power_on_state={"16": "on", "016": "off"}) == [
+        "gpio.power_on_state: GP16 is listed twice"]
+    assert problems(max_on_s={"16": 60, "016": 600}) == ["gpio.max_on_s: GP16 is listed twice"]
+    assert problems(momentary={"18": 2, "018": 5}) == ["gpio.momentary: GP18 is listed twice"]
+    raw = cfg_with()
+    raw["homeassistant"] = {"names": {"16": "Light", "016": "Lamp"}}
+    assert raises(config.ConfigError, config.validate, raw).problems == [
+        "homeassistant.names: GP16 is listed twice"]
+
+
+def test_at_most_eight_max_on_s_relays_may_be_on_after_a_reset():
+    pins = list(range(4, 13))
+    raw = cfg_with(relay=pins, power_on_state=dict((str(p), "on") for p in pins),
+                   max_on_s=dict((str(p), 60) for p in pins))
+    assert raises(config.ConfigError, config.validate, raw).problems == [
+        'gpio.max_on_s: at most 8 relays with a power_on_state "on" or "restore" (the time '
+        'each has been on is kept across a reset)']

@@ -14,9 +14,10 @@ class Port:
 
     STATE_PATH = "relay_state.test"
 
-    def __init__(self, scratch=None):
+    def __init__(self, scratch=None, time_word=None):
         self.levels = {}
         self.scratch = scratch
+        self.time_word = time_word
 
     def RelayPin(self, gpio, active_low):
         return Pin(self, gpio)
@@ -26,6 +27,12 @@ class Port:
 
     def save_relays(self, mask):
         self.scratch = mask
+
+    def saved_relay_time(self):
+        return self.time_word
+
+    def save_relay_time(self, word):
+        self.time_word = word
 
 
 class Pin:
@@ -212,5 +219,68 @@ def test_a_delayed_on_is_replaced_only_by_a_request_that_could_move_it():
         assert (port.levels[20], port.levels[21]) == (0, 1)
         assert out.lines[-1] == "Error: GP20 not switched on: interlocked with GP21, which is " \
                                 "switching on"
+
+    run_async(main)
+
+
+def test_the_dead_time_and_the_running_relay_hold_across_a_reset():
+    """GP21 (restore) was on at a watchdog reset; GP20's power-on state is on. The restore
+    keeps the one that was running; without it, GP20 waits out the dead time after the reset."""
+    async def main():
+        group = {"interlock": [[20, 21]], "interlock_dead_ms": 100}
+        modes = {"20": "on", "21": "restore"}
+        r, port, out = make(Port(1 << 21), power_on_state=modes, **group)
+        r.power_on("watchdog")
+        await asyncio.sleep_ms(300)
+        assert (port.levels[20], port.levels[21]) == (0, 1)
+        assert out.lines == ["Info: power-on after watchdog reset: GP20 off (on; interlocked "
+                             "with GP21, which is on), GP21 on (restore)"]
+        r, port, out = make(Port(1 << 21), power_on_state={"20": "on"}, **group)
+        r.power_on("watchdog")
+        assert (port.levels[20], port.levels[21]) == (0, 0)  # the motor stops first
+        assert out.lines == ["Info: power-on after watchdog reset: GP20 on in 100 ms (on; "
+                             "gpio.interlock_dead_ms)"]
+        await asyncio.sleep_ms(300)
+        assert port.levels[20] == 1
+        r, port, out = make(Port(1 << 21), **group)
+        r.power_on("watchdog")
+        r.apply({20: 1})  # a request right after the reset waits too
+        assert port.levels[20] == 0
+        assert out.lines[-1].startswith("Info: GP20 on in ")
+        await asyncio.sleep_ms(300)
+        assert port.levels[20] == 1
+        r, port, out = make(Port(1 << 16), power_on_state={"20": "on"}, **group)
+        r.power_on("watchdog")  # nothing of the group ran: at once
+        assert port.levels[20] == 1
+
+    run_async(main)
+
+
+def test_max_on_s_counts_the_time_on_before_a_reset():
+    """A relay on for most of its max_on_s at a watchdog reset, restored: it goes off after
+    what was left, not after max_on_s again. Counted in fifteenths, rounded up (early, not late)."""
+    async def main():
+        timed = {"power_on_state": {"16": "restore", "17": "on"}, "max_on_s": {"16": 1, "17": 1}}
+        r, port, out = make(**timed)
+        r.apply({16: 1})
+        await asyncio.sleep_ms(700)
+        assert port.levels[16] == 1
+        word = port.time_word
+        assert word & 15 >= 10  # slot 0: GP16, 10 of 15 steps or more used
+        r, port, out = make(Port(1 << 16, word), **timed)
+        r.power_on("watchdog")
+        assert port.levels[16] == 1 and port.levels[17] == 1
+        assert out.lines[0].startswith("Info: power-on after watchdog reset: GP16 on (restore; ")
+        await asyncio.sleep_ms(500)
+        assert port.levels[16] == 0 and port.levels[17] == 1  # GP17 starts afresh: it was off
+        assert "Info: GP16 switched off after 1s (gpio.max_on_s)" in out.lines
+        r, port, out = make(Port(1 << 16, 15), **timed)  # used up just before the reset
+        r.power_on("watchdog")
+        assert port.levels[16] == 0
+        assert out.lines == ["Info: power-on after watchdog reset: GP16 off (restore; "
+                             "gpio.max_on_s used up), GP17 on (on)"]
+        r, port, out = make(Port(1 << 16, 15), **timed)
+        r.power_on("power")  # a power cut: nothing known, the time starts again
+        assert port.levels[16] == 0 and port.levels[17] == 1
 
     run_async(main)
