@@ -83,7 +83,7 @@ def test_action_e_combined_changes_in_one_message(rig):
     sim.contact(3, 1)
     msg = json.loads(client.wait_for(lambda p: state("GP16", 1)(p) or state("GP3", 1)(p), since=m))
     # Each may land just after the other's message: a change goes out at once unless a
-    # publish is in flight (issue 10); combining in flight is tested in test_answer_at_once.py.
+    # publish is in flight; combining in flight is tested in test_answer_at_once.py.
     for key in ("GP3", "GP16"):
         if key not in msg:
             msg.update(json.loads(client.wait_for(state(key, 1), since=m)))
@@ -157,7 +157,7 @@ def test_action_k_mfa_denied(rig):
 def test_action_l_m_mfa_then_request_and_notify(rig):
     sim, client, _, _, _ = rig
     # The clock must be synced (start-up sync) before codes can be checked, and codes of the
-    # sync's time step are refused (issue 9, finding 9): one step ahead is accepted.
+    # sync's time step are refused (SECURITY.md, finding 2.9): one step ahead is accepted.
     m = client.mark()
     client.send({"MFA": totp_now(KEY_B, offset_steps=1)})
     client.wait_for(text("Info: MFA code accepted"), since=m)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 10, behaviour (the timings are figures of ./build.sh bench): a change goes out at once,
+"""Behaviour (the timings are figures of ./build.sh bench): a change goes out at once,
 what comes while a publish is in flight goes out combined (Action E), and a bouncing contact
 gives one change. The real controller on the simulator, a loopback mosquitto, and a loopback
 proxy that holds the device's traffic to keep a publish in flight."""

@@ -124,7 +124,7 @@ CASES = [
      "homeassistant.device_class: GP18 is not a relay or contact"),
     ("ha_prefix_holds_topic", changed(homeassistant={"prefix": "home"}),
      "homeassistant.prefix: must not contain mqtt.topic (Home Assistant reads everything under it)"),
-    # Issue 9, finding 3: configs that silently remove a protection; bounds in README.md.
+    # SECURITY.md, finding 2.3: configs that silently remove a protection; bounds in README.md.
     ("no_lockout", changed(guard__auth_lockout_s=0), "guard.auth_lockout_s: must be a whole number from 1 to 3600"),
     ("endless_guessing", changed(guard__auth_failures=1000000),
      "guard.auth_failures: must be a whole number from 1 to 10"),
@@ -154,7 +154,7 @@ CASES = [
     ("file_too_large", json.dumps(valid()) + " " * (64 * 1024), "config.json: larger than 65536 bytes"),
     ("many_problems", changed(wifi__ssid="", mqtt__topic="a/+", gpio__notify=[9], guard__publish_max=1),
      "wifi.ssid: must not be empty"),
-    # issue 13: power-on state, auto-off, interlocks (base config: relays 16, 17, momentary
+    # power-on state, auto-off, interlocks (base config: relays 16, 17, momentary
     # 18, 19, 26, 27, contacts 0-3)
     ("power_on_mode", changed(gpio__power_on_state={"16": "last"}),
      "gpio.power_on_state.16: 'last' is not one of off, on, restore"),

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The device's side of Home Assistant discovery (issue 14) on the broker: simulator + mosquitto.
+"""The device's side of Home Assistant discovery on the broker: simulator + mosquitto.
 tests/ha/ checks the same against a real Home Assistant."""
 import json
 import time

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Load and hostile input (issue 4), on the simulator with a loopback broker:
+"""Load and hostile input, on the simulator with a loopback broker:
 
 - a burst of 1,000 commands arriving at once, as the backlog an outage releases does: relay
   changes stay within the burnout guard, the device keeps answering {"CMD":"stats"} within
@@ -282,7 +282,7 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
         assert case.matches(line), (replay, case, line)
 
     # Published: the right error for its payload; in between, errors counted as suppressed.
-    # Failed authentications and other errors have a budget and a count each (issue 9, finding 5).
+    # Failed authentications and other errors have a budget and a count each (SECURITY.md, finding 2.5).
     suppressed, reports = 0, 0
     for auth in (True, False):
         mine = [c for c in erroring if c.expect.startswith(AUTH_ERROR) == auth]

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The seed author's outage tests, automated (issue 4): the device on the simulator, faults
+"""The seed author's outage tests, automated: the device on the simulator, faults
 from tests/support/faults.py, a loopback mosquitto that keeps persistent sessions.
 
 1. broker unreachable: the proxy between device and broker drops traffic, then resumes;
@@ -38,7 +38,7 @@ JOIN_S, NO_AP_S, STABLE_S = 1, 3, 2
 # From noticing a lost connection to the next CONNECT, the network being there: 1 s pause
 # after disconnecting the station, the join, the stability check.
 REJOIN_S = 1 + JOIN_S + STABLE_S
-# Issue 12: after any outage, back (subscribed, state published) within 10 s of the network
+# After any outage, back (subscribed, state published) within 10 s of the network
 # returning. The worst case by the model: the network returns just after a join started,
 # which fails NO_AP_S later; 1 s pause, join, stability check, CONNECT and SUBSCRIBE.
 RECONNECT_BOUND_S = 10
@@ -230,7 +230,7 @@ def test_broker_unreachable_firewall_drop(rig, report):
 
 
 # Held 0 s: the link is back before the device's next join; 2.5 s: back during a join that
-# started while it was gone; 5 s and 9 s: after one or two failed joins (issue 12 measured
+# started while it was gone; 5 s and 9 s: after one or two failed joins (measured
 # 65 s here, when the simulated station stayed "connecting" for mqtt_as's 60 polls).
 @pytest.mark.parametrize("hold_s", [0, 2.5, 5, 9])
 def test_wifi_link_drop(rig, report, hold_s):

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 13 end to end: power-on states across a watchdog-style reset and a power cut, auto-off,
+"""End to end: power-on states across a watchdog-style reset and a power cut, auto-off,
 interlocks, and their interplay with the burnout guard, MFA and momentary relays."""
 import json
 import os

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 5 end to end: the real controller on the MicroPython unix port, a loopback mosquitto.
+"""End to end: the real controller on the MicroPython unix port, a loopback mosquitto.
 
 TOTP codes are used once (also after a reconnect); a grant covers its key's pins, its time and
 one request; an inline code authorises its own message only; signed commands (tools/sign.py) are
@@ -71,7 +71,7 @@ class Signer:
 
     def synced(self, at=None):
         """The device's clock was first synced at `at`: it refuses time stamps up to then
-        (issue 9, finding 9)."""
+        (SECURITY.md, finding 2.9)."""
         self.last_ts = max(self.last_ts, round(time.time() if at is None else at))  # see Codes
 
     def next_ts(self):
@@ -235,7 +235,7 @@ def test_a_stale_or_future_signed_request_is_refused(rig):
     future = max(int(time.time()), signer.last_ts) + WINDOW_S + 5
     early = signer.request({SPRINKLER: flip(sim, SPRINKLER)}, ts=future)
     assert refused(sim, client, early, SPRINKLER) == DENIED
-    # Refused, yet spent (issue 9, finding 1): it cannot be replayed once its time has come;
+    # Refused, yet spent (SECURITY.md, finding 2.1): it cannot be replayed once its time has come;
     # the key's next request must be stamped later.
     signer.last_ts = future
     later = signer.next_ts()  # waits until `future` is within the window
@@ -290,7 +290,7 @@ def test_guessing_locks_the_pin_for_longer_each_time(rig):
         assert refused(sim, client, {"MFA": wrong_code(KEY_LOCK), "GP21": 1}, LOCKABLE) == DENIED + LOCKED % lockout
         locked_at = time.monotonic()
         lock_ends.append(locked_at + lockout)
-        # Even the correct code is refused while locked (and spent: issue 9, finding 1).
+        # Even the correct code is refused while locked (and spent: SECURITY.md, finding 2.1).
         assert b"(locked for" in refused(sim, client, correct, LOCKABLE)
         accepted(sim, client, {"GP16": flip(sim, OPEN)}, OPEN, flip(sim, OPEN))  # other pins work
         time.sleep(max(0, locked_at + LOCKOUT_S + 0.5 - time.monotonic()))
@@ -301,7 +301,7 @@ def test_guessing_locks_the_pin_for_longer_each_time(rig):
     accepted(sim, client, {"MFA": codes.fresh(KEY_LOCK), "GP21": 1}, LOCKABLE, 1)
 
 
-# ---- issue 9: an attacker who can publish and read everything on the topic
+# ---- an attacker who can publish and read everything on the topic
 
 def lock(sim, client, wrong, pin):
     """Guess wrong until `pin` (or bare codes, pin None) locks; the last refusal."""
@@ -570,7 +570,7 @@ def test_the_device_reconnects_once_the_broker_shows_a_valid_certificate_again(s
         shutil.rmtree(live, ignore_errors=True)
 
 
-# ---- issue 9: floods, burnout, getip, the device's name (a rig with tight guards)
+# ---- floods, burnout, getip, the device's name (a rig with tight guards)
 
 TIGHT_TOPIC, KEY_TIGHT = "home/tight", new_key()
 
@@ -662,7 +662,7 @@ def test_the_device_never_publishes_its_client_id(tight):
     assert kinds == {"NOTIFY", "IP", "STATUS", "GP16"}, kinds
 
 
-# ---- issue 9: the clock (before the first sync, resets, NTP steps)
+# ---- the clock (before the first sync, resets, NTP steps)
 
 CLOCK_TOPIC, KEY_CLOCK, CLOCK_SIGNER = "home/clock", new_key(), base64.b64encode(os.urandom(18)).decode()
 CLOCK_LOCKOUT_S = 20

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 14 against a real Home Assistant, run inside a private network namespace by
+"""Home Assistant discovery against a real Home Assistant, run inside a private network namespace by
 tests/support/homeassistant.py (--inside): mosquitto, the simulator and `hass`, all on loopback.
 Each check is reported as one JSON line; tests/ha/test_ha_live.py turns them into tests."""
 import os

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 14 against a real Home Assistant core (2025.4.4, installed once into the cache by
+"""Home Assistant discovery against a real Home Assistant core (2025.4.4, installed once into the cache by
 tests/support/homeassistant.py). The scenario (tests/ha/ha_scenarios.py) runs once, in its own
 network namespace, and reports each check; each check is one test here."""
 import json

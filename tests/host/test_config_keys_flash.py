@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 11, the `tinyctrl` commands that need no broker: config init / check / import, key new /
+"""The `tinyctrl` commands that need no broker: config init / check / import, key new /
 show / code (the QR code decoded back with zxing-cpp), flash onto a folder that looks like the
 Pico's BOOTSEL drive, and every bad input as one line and a non-zero exit."""
 import json

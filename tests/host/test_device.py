@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 11, the `tinyctrl` commands against the real controller (simulator, MicroPython unix port)
+"""The `tinyctrl` commands against the real controller (simulator, MicroPython unix port)
 and a real mosquitto on loopback: send (open, TOTP and signed pins, commands, refusals), watch,
 a seed config imported and run, and a broker that refuses or is not there."""
 import base64
@@ -66,7 +66,7 @@ def test_send_sets_an_open_relay_and_prints_the_answer(rig):
 def test_send_adds_the_totp_code_for_a_protected_pin(rig):
     sim, _, config = rig
     settle()
-    # The device refuses codes of the 30 s step its clock first synced in (issue 9: no replay
+    # The device refuses codes of the 30 s step its clock first synced in (SECURITY.md, "Replay": no replay
     # across a reset); the next step's code is one it takes.
     time.sleep(-time.time() % 30 + 0.5)
     done = run("send", "-c", config, "--pin", TOTP_PIN, "--on")

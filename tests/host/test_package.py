@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 11: `pip install .` gives the `tinyctrl` command and, beside it, the device's own package,
+"""`pip install .` gives the `tinyctrl` command and, beside it, the device's own package,
 so the PC checks files with the board's validator. Built offline (no build isolation, no index)
 from a copy of what pyproject.toml packages: no network, no file of the worktree touched."""
 import os

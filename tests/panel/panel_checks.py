@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The phone panel in a real browser (issue 15): headless Chromium loads build/panel, connects
+"""The phone panel in a real browser: headless Chromium loads build/panel, connects
 over MQTT-over-WebSockets to a real mosquitto and drives the simulator.
 
 Runs only inside the lab's network namespace: tests/panel/test_panel.py starts it through
@@ -49,7 +49,7 @@ def lab():
     mark = spy.mark()
     # Start the device at the beginning of a 30 s step: the panel's first TOTP press then
     # falls, as for a user who opens it right after the device restarted, in the step its
-    # clock first synced in, whose codes the device refuses (SECURITY.md, issue 9).
+    # clock first synced in, whose codes the device refuses (SECURITY.md, "Replay").
     time.sleep(-time.time() % 30)
     sim = Sim(cfg)
     spy_first = time.monotonic() + 40

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The phone panel (issue 15) in headless Chromium against a real mosquitto and the simulator:
+"""The phone panel in headless Chromium against a real mosquitto and the simulator:
 builds the page, then runs tests/panel/panel_checks.py in a network namespace of its own
 (tests/support/panel_lab.py)."""
 import subprocess

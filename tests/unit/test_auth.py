@@ -249,7 +249,7 @@ def test_repeated_failures_lock_the_pin_even_against_a_correct_code():
     assert locked_for(refused(g, {"MFA": wrong_code(KEY_A), "GP18": 1})) == LOCKOUT_S
     good = {"MFA": code(KEY_A), "GP18": 1}
     assert locked_for(refused(g, good, T0 + LOCKOUT_S - 1)) == 1
-    # A valid code is spent even when refused (issue 9, finding 1): not for another pin of
+    # A valid code is spent even when refused (SECURITY.md, finding 2.1): not for another pin of
     # its key, and not for the same pin after the lockout.
     assert refused(g, {"MFA": code(KEY_A), "GP17": 1}, T0 + LOCKOUT_S - 1) == DENIED
     assert refused(g, good, T0 + LOCKOUT_S) == DENIED
@@ -283,7 +283,7 @@ def test_lockouts_and_grants_run_on_the_monotonic_clock():
 
 def test_codes_and_signatures_from_before_the_first_sync_are_refused():
     """Nothing of a previous boot survives a reset or power cut: codes of the first sync's time
-    step or older, and time stamps up to the sync, are refused (finding 9)."""
+    step or older, and time stamps up to the sync, are refused (SECURITY.md, finding 2.9)."""
     g = gate()
     at = totp.counter_at(T0) * 30  # the first sync, at the start of T0's step
     for steps in (-1, 0):

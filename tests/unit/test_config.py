@@ -127,7 +127,7 @@ def test_expired_code_window_is_capped():
         "mfa.max_expired_codes: at most 10 (each accepted code makes guessing easier)"]
 
 
-# ---- issue 9, findings 2-4: configs that silently remove a protection, secrets in messages
+# ---- SECURITY.md, findings 2.2-2.4: configs that silently remove a protection, secrets in messages
 
 def test_protections_have_bounds():
     for section, key, bad, lo, hi in (("guard", "auth_lockout_s", 0, 1, 3600), ("guard", "auth_failures", 10**6, 1, 10),

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Watching contacts (issue 10): the first edge is published at once, a bouncing contact gives
+"""Watching contacts: the first edge is published at once, a bouncing contact gives
 one change, and a contact that comes back after the debounce gives both changes."""
 import asyncio
 

@@ -72,7 +72,7 @@ def test_a_locked_relay_may_still_switch_off():
     g.record(16, 0)
     assert g.refuse(16, 100, "GP16", 1).startswith("Error: GP16 locked")
     assert g.locked(16)
-    assert g.refuse(16, 200, "GP16", 0) is None  # off is the safe direction (issue 9, finding 6)
+    assert g.refuse(16, 200, "GP16", 0) is None  # off is the safe direction (SECURITY.md, finding 2.6)
     assert g.refuse(16, 300, "GP16", 1).startswith("Error: GP16 locked")
 
 

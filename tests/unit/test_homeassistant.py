@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Home Assistant discovery payloads (issue 14); runs under CPython and MicroPython.
+# Home Assistant discovery payloads; runs under CPython and MicroPython.
 import json
 
 from check import raises

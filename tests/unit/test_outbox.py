@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The outbox (issue 10): what is pending, coalescing, the error budget, and the publisher task
+"""The outbox: what is pending, coalescing, the error budget, and the publisher task
 answering at once unless a publish is in flight or the pacer holds messages back."""
 import asyncio
 import json

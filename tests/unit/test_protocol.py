@@ -104,7 +104,7 @@ def test_an_empty_message_is_no_request():
 
 
 def test_an_mfa_code_with_leading_zeros_as_iot_mqtt_panel_sends_it():
-    """{"MFA": <payload>} with a code like 012345 (issue 9, finding 8): there, and only there."""
+    """{"MFA": <payload>} with a code like 012345 (SECURITY.md, finding 2.8): there, and only there."""
     assert parse(b'{"MFA": 012345}').code == 12345
     assert parse(b'{"MFA": 000001, "GP16": 1}').code == 1
     assert error(b'{"MFA": 0012345}') == "Error: MFA code must be 6 digits"

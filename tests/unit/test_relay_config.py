@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 13 config keys: power-on state, auto-off, interlocks; each bad value names its key."""
+"""Relay option keys: power-on state, auto-off, interlocks; each bad value names its key."""
 from check import raises
 from tinyctrl import config
 

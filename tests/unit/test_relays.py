@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Relays (issue 13): power-on states, auto-off, interlock groups and the relay memory, with a
+"""Relays: power-on states, auto-off, interlock groups and the relay memory, with a
 port whose pins and scratch word the test reads."""
 import asyncio
 

@@ -53,8 +53,8 @@ def test_base32_rfc4648():
 
 
 def test_only_a_six_digit_int_can_match_on_either_path():
-    """The C module and the Python path agree on what the parser refuses today (issue 9,
-    finding 11): floats, bools, negatives, 2**32 and more match nothing."""
+    """The C module and the Python path agree on what the parser refuses today (SECURITY.md,
+    finding 2.11): floats, bools, negatives, 2**32 and more match nothing."""
     now = 1234567890
     good = totp.hotp(RFC_KEY, totp.counter_at(now))
     for code in (float(good), True, False, -good, 2**32 + good, 2**64 + good, -1, 10**6, str(good)):
