@@ -20,7 +20,7 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - the same three latencies as on the simulator, over --emu-runs runs each.
 
 Figures only: nothing here asserts a timing. The emulated boards run in their own network
-namespace, as the emulator tests do (tests/support/pico_emu.py).
+namespace, as the emulator tests do (tests/support/emu/).
 """
 
 import argparse
@@ -36,7 +36,11 @@ import time
 # The emulator harness is test machinery (tests/support).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-import pico_emu  # noqa: E402
+from emu.configs import device_config, tls_mqtt_config  # noqa: E402
+from emu.image import DEFAULT_UF2, filesystem_region, uf2_flash  # noqa: E402
+from emu.runner import start_isolated  # noqa: E402
+from emu.snippets import TLS_HANDSHAKES, handshake_rows  # noqa: E402
+from netns import unshare_available  # noqa: E402
 
 TOPIC = "tinyctrl/bench"
 HEAP_TARGET = 12 * 1024
@@ -115,8 +119,8 @@ print(s[0] * s[2], s[0] * s[4])
 
 
 def host_figures(uf2):
-    flash = pico_emu.uf2_flash(uf2)
-    fs_start, fs_size = pico_emu.filesystem_region(flash)
+    flash = uf2_flash(uf2)
+    fs_start, fs_size = filesystem_region(flash)
     image_end = len(flash)  # a UF2 programs exactly the image, in 256-byte blocks
     return {
         "uf2_bytes": pathlib.Path(uf2).stat().st_size,
@@ -251,13 +255,13 @@ def emulated(lab, out_path, emu_runs):
     figures.update(loop_us=loop_us, totp_c_us=c_us, totp_py_us=py_us, two_keys_us=two_keys_us)
     fs_total, fs_free = map(int, board.exec(FS_FREE).split())
     figures.update(fs_total=fs_total, fs_free_empty=fs_free)
-    cfg = pico_emu.device_config(topic=TOPIC, homeassistant={"discovery": True})
+    cfg = device_config(topic=TOPIC, homeassistant={"discovery": True})
     size, allocated, held, after = map(int, board.exec(DISCOVERY_HEAP.format(cfg=json.dumps(cfg)), 60).split())
     figures.update(discovery_bytes=size, discovery_allocated=allocated, discovery_held=held,
                    discovery_after=after)
     board.stop()
 
-    cfg = pico_emu.device_config(topic=TOPIC, guard=LATENCY_GUARD, homeassistant={"discovery": True})
+    cfg = device_config(topic=TOPIC, guard=LATENCY_GUARD, homeassistant={"discovery": True})
     board = lab.boot(cfg)
     board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
     figures["reset_to_subscribed_s"] = board.emulated_s()
@@ -290,12 +294,12 @@ def emulated(lab, out_path, emu_runs):
 
     # Verified TLS (issue 12): the controller's own parameters, a CA and certificate made here.
     lab.start_tls_broker()
-    cfg["mqtt"] = pico_emu.tls_mqtt_config(cfg["mqtt"])
+    cfg["mqtt"] = tls_mqtt_config(cfg["mqtt"])
     board = lab.boot(cfg, lab.tls_files())
     board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
     figures["reset_to_subscribed_tls_s"] = board.emulated_s()
-    out = board.exec(pico_emu.TLS_HANDSHAKES.format(cycles=TLS_CYCLES), 60 * TLS_CYCLES)
-    rows = pico_emu.handshake_rows(out)
+    out = board.exec(TLS_HANDSHAKES.format(cycles=TLS_CYCLES), 60 * TLS_CYCLES)
+    rows = handshake_rows(out)
     if len(rows) != TLS_CYCLES or any(isinstance(r, str) for r in rows):
         raise RuntimeError("TLS handshakes failed:\n" + out)
     figures["tls"] = rows
@@ -347,7 +351,7 @@ def report(host, emu):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="tinyctrl speed and memory figures")
-    parser.add_argument("--uf2", default=str(pico_emu.DEFAULT_UF2))
+    parser.add_argument("--uf2", default=str(DEFAULT_UF2))
     parser.add_argument("--sim", action="store_true", help="only the simulator latencies (no firmware needed)")
     parser.add_argument("--no-emulator", action="store_true", help="no emulated Pico W figures")
     parser.add_argument("--runs", type=int, default=SIM_RUNS, help="simulator runs per latency")
@@ -362,14 +366,14 @@ def main(argv=None):
     host = host_figures(opts.uf2)
     emu = None
     if not opts.no_emulator:
-        why = pico_emu.unshare_available()
+        why = unshare_available()
         if why:
             sys.exit("bench: cannot run the emulator: " + why)
         print("bench: booting the emulated Pico W three times; this takes several minutes", flush=True)
         with tempfile.TemporaryDirectory(prefix="tinyctrl-bench-") as tmp:
             out = pathlib.Path(tmp, "figures.json")
             scenario = "%s:emulated" % pathlib.Path(__file__).resolve()
-            proc = pico_emu.start_isolated(scenario, opts.uf2, [out, opts.emu_runs])
+            proc = start_isolated(scenario, opts.uf2, [out, opts.emu_runs])
             if proc.wait() or not out.exists():
                 sys.exit("bench: the emulator run failed (exit %s)" % proc.returncode)
             emu = json.loads(out.read_text())

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 import homeassistant as ha_support
-import pico_emu
 import simharness
+from netns import unshare_available
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -26,7 +26,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def results():
-    why = simharness.missing_requirements() or pico_emu.unshare_available() \
+    why = simharness.missing_requirements() or unshare_available() \
         or ha_support.missing_requirements()
     if why:
         pytest.skip(why)
