@@ -10,8 +10,6 @@ the scenario returns and 1 when it raises. Tests and benchmarks call `start_isol
 starts the same process from Python and returns its Popen.
 """
 import argparse
-import importlib.util
-import os
 import pathlib
 import subprocess
 import sys
@@ -23,29 +21,18 @@ from emu import log
 from emu.image import DEFAULT_UF2
 from emu.lab import Lab
 
-SUPPORT = pathlib.Path(__file__).resolve().parents[1]
-
 
 def start_isolated(scenario, uf2=DEFAULT_UF2, args=(), **popen):
     """Start `scenario` ("path/to/file.py:function", called with a `Lab` and `args`) in a fresh
     network namespace; returns the Popen. `popen` goes to subprocess.Popen (e.g. stdout=)."""
-    env = dict(popen.pop("env", None) or os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT), env.get("PYTHONPATH")]))
-    cmd = ["unshare", "-n", sys.executable, "-m", __spec__.name, "--inside", "--uf2", str(uf2)]
-    return subprocess.Popen(cmd + [scenario, *map(str, args)], env=env, **popen)
-
-
-def _load_function(spec):
-    path, _, name = spec.rpartition(":")
-    module_spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return getattr(module, name)
+    argv, env = netns.command("emu.runner", ["--uf2", uf2, scenario, *args],
+                              popen.pop("env", None))
+    return subprocess.Popen(argv, env=env, **popen)
 
 
 def _run_inside(uf2, scenario, args):
     netns.enter()
-    function = _load_function(scenario)
+    function = netns.scenario(scenario)
     with tempfile.TemporaryDirectory(prefix="tinyctrl-emu-") as workdir:
         lab = Lab(uf2, workdir)
         try:
