@@ -10,17 +10,14 @@ scenario goes on where the next check does not depend on it.
 Timeouts are in emulated seconds (the emulator runs roughly 30 times slower than real time).
 """
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import pathlib
-import struct
 import threading
 import traceback
 
 import faults
+import oracle
 from emu import log
 from emu.configs import device_config, tls_mqtt_config
 from emu.snippets import TLS_HANDSHAKES, TLS_REFUSALS, handshake_rows
@@ -42,14 +39,6 @@ ROUND_TRIP_S = 3
 BOOT_TO_SUBSCRIBED_S = 40
 # A reboot loop would show well within this; each emulated second costs about 30 s of real time.
 NO_REBOOT_LOOP_S = 1
-
-
-def totp(key_base32, unix_time, step=30, digits=6):
-    """RFC 6238 TOTP, independent of the controller's implementation."""
-    key = base64.b32decode(key_base32.upper() + "=" * (-len(key_base32) % 8))
-    mac = hmac.new(key, struct.pack(">Q", int(unix_time) // step), hashlib.sha1).digest()
-    off = mac[19] & 0x0F
-    return (struct.unpack(">I", mac[off : off + 4])[0] & 0x7FFFFFFF) % 10**digits
 
 
 class Results:
@@ -229,7 +218,7 @@ def controller(lab, results_path):
             since = mqtt.mark()
             now = lab.guest_time()
             # One step ahead: codes of the step of the clock's first sync are refused (issue 9).
-            mqtt.send({"MFA": totp(MFA_KEY, now + 30)})
+            mqtt.send({"MFA": oracle.totp(MFA_KEY, now + 30)})
             try:
                 mqtt.wait(lambda text, _o: text.startswith("Info: MFA code accepted"), ROUND_TRIP_S, since, "code accepted")
             except TimeoutError as refused:
@@ -426,13 +415,6 @@ asyncio.run(main())
 """
 
 
-def signed(pins, ts):
-    """A signed request (SECURITY.md, "Signed commands"), made independently of the device."""
-    text = "%s|%d|%s" % (TOPIC, ts, ",".join("GP%d=%d" % (p, pins[p]) for p in sorted(pins)))
-    sig = hmac.new(SIGN_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
-    return dict({"GP%d" % p: v for p, v in pins.items()}, TS=ts, SIG=sig)
-
-
 def step(unix_time):
     return int(unix_time) // 30
 
@@ -486,8 +468,8 @@ def replay(lab, results_path):
             board.wait_until(lambda: step(lab.guest_time()) > step(first_sync), SYNC_LEAD_S + 1,
                              "the step after the first sync's")
             now = lab.guest_time()
-            used_code = {"MFA": totp(MFA_KEY, now), "GP%d" % MFA_PIN: 1}
-            used_sig = signed({SIGNED: 1}, int(now))
+            used_code = {"MFA": oracle.totp(MFA_KEY, now), "GP%d" % MFA_PIN: 1}
+            used_sig = oracle.signed(SIGN_KEY, TOPIC, {SIGNED: 1}, int(now))
             accepted(board, mqtt, used_code, MFA_PIN, on)
             accepted(board, mqtt, used_sig, SIGNED, on)
             notes.append("code of step %d, TS %d; first sync %.1f (step %d)"
@@ -524,14 +506,15 @@ def replay(lab, results_path):
 
         with results.check("replay_fresh_code_accepted") as notes:
             # The step after the re-sync's: one ahead at once (SECURITY.md), current soon after.
-            code = totp(MFA_KEY, (step(resync) + 1) * 30)
+            code = oracle.totp(MFA_KEY, (step(resync) + 1) * 30)
             accepted(board, mqtt, {"MFA": code, "GP%d" % MFA_PIN: 1}, MFA_PIN, on)
             notes.append("code of step %d; re-synced in step %d" % (step(resync) + 1, step(resync)))
         with results.check("replay_fresh_signature_accepted"):
             # Time stamps up to the re-sync's second are refused; a scheduler's next one is not.
             board.wait_until(lambda: int(lab.guest_time()) > synced_second(resync), 2,
                              "a second after the re-sync")
-            accepted(board, mqtt, signed({SIGNED: 1}, int(lab.guest_time())), SIGNED, on)
+            fresh = oracle.signed(SIGN_KEY, TOPIC, {SIGNED: 1}, int(lab.guest_time()))
+            accepted(board, mqtt, fresh, SIGNED, on)
             assert board.resets == 1, "%d watchdog resets" % board.resets
     finally:
         mqtt.close()

@@ -14,6 +14,7 @@ import time
 
 import deps
 import sim as sim_tool
+from oracle import totp_now
 
 TOPIC = "home/pico"
 DEVICE = "pico-test"  # the simulator's MQTT client id: never published (issue 9, finding 2)
@@ -256,20 +257,6 @@ def state(key, value):
 
 def text(prefix):
     return lambda payload: payload.startswith(prefix.encode())
-
-
-def totp_now(key, offset_steps=0, at=None):
-    """The current TOTP code for a Base32 key, computed independently of the device code."""
-    import base64
-    import hashlib
-    import hmac
-    import struct
-
-    raw = base64.b32decode(key.upper() + "=" * (-len(key) % 8))
-    counter = int((at or time.time()) // 30) + offset_steps
-    mac = hmac.new(raw, struct.pack(">Q", counter), hashlib.sha1).digest()
-    off = mac[-1] & 0x0F
-    return (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000
 
 
 def with_config(cfg, **sections):

@@ -1,9 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The board's config.json: the emulated access point, the local broker by name, the
-contract's pin layout; and its broker section for verified TLS, with the certificates."""
-import pathlib
-import subprocess
-
+contract's pin layout; and its broker section for verified TLS."""
 from emu.isolation import BROKER_ADDR, TLS_NAME, TLS_PORT
 from rp2040py.external.cyw43 import bus
 
@@ -46,24 +43,3 @@ def device_config(topic="tinyctrl/emu", **overrides):
 def tls_mqtt_config(mqtt):
     """`mqtt` (a config section) for the TLS broker, verifying its certificate and name."""
     return dict(mqtt, server=TLS_NAME, port=TLS_PORT, ssl=True, ca_file="ca.pem")
-
-
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_certificates(workdir):
-    """In workdir/tls: a CA, a server certificate for TLS_NAME it signed (RSA 2048, as most
-    brokers' are), and a second CA that signed nothing the broker has. Returns the directory."""
-    d = pathlib.Path(workdir, "tls")
-    d.mkdir()
-    for ca in ("ca", "other-ca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-                 "-keyout", ca + ".key", "-out", ca + ".pem", "-subj", "/CN=tinyctrl test " + ca,
-                 cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=" + TLS_NAME, cwd=d)
-    (d / "san.ext").write_text("subjectAltName=DNS:%s\n" % TLS_NAME)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "30", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
-    return d

@@ -9,8 +9,9 @@ import time
 
 from emu.board import PicoW
 from emu.clock import EmulatedClock, NtpFix
-from emu.configs import make_certificates
-from emu.isolation import BROKER_ADDR, DNS_PORT, HOSTS, NTP_ADDR, PUBLIC_IP_ADDR, TLS_PORT
+from certs import make_ca, make_server_cert
+from emu.isolation import (BROKER_ADDR, DNS_PORT, HOSTS, NTP_ADDR, PUBLIC_IP_ADDR, TLS_NAME,
+                           TLS_PORT)
 from emu.isolation import DnsStub, Router
 from netns import assert_isolated
 from rp2040py.external.cyw43 import nat
@@ -83,12 +84,17 @@ class Lab:
         return board
 
     def start_tls_broker(self):
-        """A second mosquitto: TLS with certificates made here (make_certificates()) where the
-        guest's broker:TLS_PORT goes, and a plain listener for the test's own client, whose
-        port this returns."""
+        """A second mosquitto: TLS where the guest's broker:TLS_PORT goes, and a plain listener
+        for the test's own client, whose port this returns. Its certificates are made here in
+        workdir/tls: a CA, a server certificate for TLS_NAME it signed (RSA 2048, as most
+        brokers' are), and a second CA that signed nothing the broker has."""
         from services import Mosquitto, free_port
 
-        self.certs = make_certificates(self.workdir)
+        self.certs = self.workdir / "tls"
+        self.certs.mkdir()
+        for ca in ("ca", "other-ca"):
+            make_ca(self.certs, ca, key="rsa")
+        make_server_cert(self.certs, "server", "ca", TLS_NAME, key="rsa")
         plain = free_port()
         self.tls_broker = Mosquitto(
             tls={"certfile": self.certs / "server.pem", "keyfile": self.certs / "server.key"},
