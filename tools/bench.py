@@ -33,7 +33,8 @@ import tempfile
 import threading
 import time
 
-# The emulator harness is test machinery (tests/support).
+# The emulator harness and the simulator's are test machinery (tests/support), which tools/
+# builds on and which never imports tools/ (HACKING.md).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 from emu.configs import device_config, tls_mqtt_config  # noqa: E402
@@ -146,6 +147,94 @@ def is_state(payload, pin, value):
     return json.loads(payload).get("GP%d" % pin) == value
 
 
+def latency_runs(dut, runs):
+    """Seconds per run of each latency, in `dut`'s time (a SimulatorLatency or an
+    EmulatedLatency): a command that moves the relay, then contact edges."""
+    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
+    for i in range(runs):
+        value = (i + 1) % 2
+        since = dut.mark()
+        sent = dut.now()
+        dut.command(RELAY, value)
+        out["command_pin"].append(dut.moved(since, RELAY, value) - sent)
+        out["command_echo"].append(dut.published(since, RELAY, value) - sent)
+        dut.pause(RUN_GAP_S)
+    for i in range(runs):
+        value = (i + 1) % 2
+        since = dut.mark()
+        edge = dut.now()
+        dut.contact(CONTACT, value)
+        out["contact_publish"].append(dut.published(since, CONTACT, value) - edge)
+        dut.pause(RUN_GAP_S)
+    return out
+
+
+class SimulatorLatency:
+    """latency_runs() on the simulator, in host seconds, watched through a simharness.Client."""
+
+    def __init__(self, sim, client, topic):
+        self.sim, self.client, self.topic = sim, client, topic
+
+    def mark(self):
+        return len(self.sim.outputs), self.client.mark()
+
+    def now(self):
+        return time.monotonic()
+
+    def command(self, pin, value):
+        self.client.mqtt.publish(self.topic, json.dumps({"GP%d" % pin: value}), qos=1)
+
+    def moved(self, since, pin, value):
+        self.sim.wait_pin(pin, value)
+        line = "GP%d=%d" % (pin, value)
+        return next(t for t, o in self.sim.outputs[since[0]:] if o == line)
+
+    def published(self, since, pin, value):
+        messages = since[1]
+        self.client.wait_for(lambda p: is_state(p, pin, value), since=messages, timeout=10)
+        return next(t for t, p in self.client.messages[messages:] if is_state(p, pin, value))
+
+    def contact(self, pin, value):
+        self.sim.contact(pin, value)
+
+    def pause(self, seconds):
+        time.sleep(seconds)
+
+
+class EmulatedLatency:
+    """latency_runs() on the emulated board, in emulated seconds; `arrivals` holds (emulated s,
+    payload) of every message `client` gets."""
+
+    def __init__(self, board, client, arrivals):
+        self.board, self.client, self.arrivals = board, client, arrivals
+
+    def mark(self):
+        return len(self.arrivals)
+
+    def now(self):
+        return self.board.emulated_s()
+
+    def command(self, pin, value):
+        self.client.publish(TOPIC, json.dumps({"GP%d" % pin: value}), qos=1)
+
+    def moved(self, since, pin, value):
+        self.board.wait_level(pin, 1 - value, 5)  # active low
+        return self.board.emulated_s()
+
+    def published(self, since, pin, value):
+        # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
+        self.board.wait_until(
+            lambda: any(is_state(p, pin, value) for _, p in self.arrivals[since:]), 12,
+            "GP%d=%d published" % (pin, value))
+        return next(t for t, p in self.arrivals[since:] if is_state(p, pin, value))
+
+    def contact(self, pin, value):
+        self.board.drive(pin, 1 - value)  # a closed contact pulls the pin low
+
+    def pause(self, seconds):
+        self.board.idle(seconds)
+
+
 def simulator_latency(runs):
     """Seconds per run of each latency, on the simulator with a loopback broker."""
     import simharness
@@ -154,7 +243,6 @@ def simulator_latency(runs):
     why = simharness.missing_requirements()
     if why:
         sys.exit("bench: cannot run the simulator: " + why)
-    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
     # mosquitto's default (set_tcp_nodelay false) holds a message to a subscriber for the
     # subscriber's delayed ACK, 40 ms on Linux: the broker's figure, not the device's.
     broker = Mosquitto(extra_conf="set_tcp_nodelay true\n").start()
@@ -163,32 +251,11 @@ def simulator_latency(runs):
     try:
         client = simharness.Client(broker.port, client_id="bench")
         mark = client.mark()
-        sim = simharness.Sim(simharness.base_config(broker.port, ntp.port, ip.port, guard=LATENCY_GUARD))
+        sim = simharness.Sim(simharness.base_config(broker.port, ntp.port, ip.port,
+                                                    guard=LATENCY_GUARD))
         client.wait_for(lambda p: is_state(p, CONTACT, 0), since=mark, timeout=40)
         time.sleep(1)
-
-        def arrival(since, pin, value):
-            client.wait_for(lambda p: is_state(p, pin, value), since=since, timeout=10)
-            return next(t for t, p in client.messages[since:] if is_state(p, pin, value))
-
-        for i in range(runs):
-            value = (i + 1) % 2
-            since_out, since_msg = len(sim.outputs), client.mark()
-            sent = time.monotonic()
-            client.mqtt.publish(simharness.TOPIC, json.dumps({"GP%d" % RELAY: value}), qos=1)
-            sim.wait_pin(RELAY, value)
-            line = "GP%d=%d" % (RELAY, value)
-            moved = next(t for t, o in sim.outputs[since_out:] if o == line)
-            out["command_pin"].append(moved - sent)
-            out["command_echo"].append(arrival(since_msg, RELAY, value) - sent)
-            time.sleep(RUN_GAP_S)
-        for i in range(runs):
-            value = (i + 1) % 2
-            since_msg = client.mark()
-            edge = time.monotonic()
-            sim.contact(CONTACT, value)
-            out["contact_publish"].append(arrival(since_msg, CONTACT, value) - edge)
-            time.sleep(RUN_GAP_S)
+        out = latency_runs(SimulatorLatency(sim, client, simharness.TOPIC), runs)
         sim.assert_alive()
     finally:
         if sim:
@@ -198,35 +265,6 @@ def simulator_latency(runs):
         ip.close()
         ntp.close()
         broker.close()
-    return out
-
-
-def emulated_latency(board, client, arrivals, runs):
-    """Emulated seconds per run of each latency; `arrivals` holds (emulated s, payload) of
-    every message `client` gets."""
-    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
-
-    def arrival(since, pin, value):
-        # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
-        board.wait_until(lambda: any(is_state(p, pin, value) for _, p in arrivals[since:]), 12,
-                         "GP%d=%d published" % (pin, value))
-        return next(t for t, p in arrivals[since:] if is_state(p, pin, value))
-
-    for i in range(runs):
-        value = (i + 1) % 2
-        since = len(arrivals)
-        sent = board.emulated_s()
-        client.publish(TOPIC, json.dumps({"GP%d" % RELAY: value}), qos=1)
-        out["command_pin"].append(board.wait_level(RELAY, 1 - value, 5))  # active low
-        out["command_echo"].append(arrival(since, RELAY, value) - sent)
-        board.idle(RUN_GAP_S)
-    for i in range(runs):
-        value = (i + 1) % 2
-        since = len(arrivals)
-        edge = board.emulated_s()
-        board.drive(CONTACT, 1 - value)  # a closed contact pulls the pin low
-        out["contact_publish"].append(arrival(since, CONTACT, value) - edge)
-        board.idle(RUN_GAP_S)
     return out
 
 
@@ -284,7 +322,7 @@ def emulated(lab, out_path, emu_runs):
     client.publish(TOPIC, json.dumps({"CMD": "stats"}), qos=1)
     board.wait_until(got.is_set, 5, "a stats reply")
     board.idle(1)
-    figures["latency"] = emulated_latency(board, client, arrivals, int(emu_runs))
+    figures["latency"] = latency_runs(EmulatedLatency(board, client, arrivals), int(emu_runs))
     client.loop_stop()
     figures["stats"] = stats[0]
     # stats runs gc.collect() and reports used / (used + free) to 0.1 %.

@@ -32,7 +32,7 @@ def results():
         pytest.skip(why)
     ha_support.install()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        os.path.join(ROOT, p) for p in ("tests/support", "tools", "modules")))
+        os.path.join(ROOT, p) for p in ("tests/support", "modules")))
     proc = ha_support.start_isolated(os.path.join(HERE, "ha_scenarios.py") + ":discovered",
                                      stdout=subprocess.PIPE, env=env, text=True)
     out, _ = proc.communicate(timeout=900)

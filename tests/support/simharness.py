@@ -13,7 +13,6 @@ import threading
 import time
 
 import deps
-import sim as sim_tool
 from oracle import totp_now
 
 TOPIC = "home/pico"
@@ -79,7 +78,7 @@ class Sim:
         self.outputs = []
         self.pins = {}
         self.log_path = os.path.join(self.dir, "stderr.log")
-        args, env = sim_tool.command(self.config_path, *flags)
+        args, env = deps.simulator_command(self.config_path, *flags)
         self.proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(self.log_path, "wb"), cwd=self.dir)
         SIMS.append(self)
