@@ -31,8 +31,7 @@ def results():
     if why:
         pytest.skip(why)
     ha_support.install()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        os.path.join(ROOT, p) for p in ("tests/support", "modules")))
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "modules"))  # netns adds tests/support
     proc = ha_support.start_isolated(os.path.join(HERE, "ha_scenarios.py") + ":discovered",
                                      stdout=subprocess.PIPE, env=env, text=True)
     out, _ = proc.communicate(timeout=900)

@@ -7,12 +7,11 @@ import pathlib
 import tempfile
 import time
 
+from certs import make_ca, make_server_cert
 from emu.board import PicoW
 from emu.clock import EmulatedClock, NtpFix
-from certs import make_ca, make_server_cert
 from emu.isolation import (BROKER_ADDR, DNS_PORT, HOSTS, NTP_ADDR, PUBLIC_IP_ADDR, TLS_NAME,
-                           TLS_PORT)
-from emu.isolation import DnsStub, Router
+                           TLS_PORT, DnsStub, Router)
 from netns import assert_isolated
 from rp2040py.external.cyw43 import nat
 
