@@ -20,7 +20,7 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - the same three latencies as on the simulator, over --emu-runs runs each.
 
 Figures only: nothing here asserts a timing. The emulated boards run in their own network
-namespace, as the emulator tests do (tests/support/pico_emu.py).
+namespace, as the emulator tests do (tests/support/emu/).
 """
 
 import argparse
@@ -33,10 +33,15 @@ import tempfile
 import threading
 import time
 
-# The emulator harness is test machinery (tests/support).
+# The emulator harness and the simulator's are test machinery (tests/support), which tools/
+# builds on and which never imports tools/ (HACKING.md).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-import pico_emu  # noqa: E402
+from emu.configs import device_config, tls_mqtt_config  # noqa: E402
+from emu.image import DEFAULT_UF2, filesystem_region, uf2_flash  # noqa: E402
+from emu.runner import start_isolated  # noqa: E402
+from emu.snippets import TLS_HANDSHAKES, handshake_rows  # noqa: E402
+from netns import unshare_available  # noqa: E402
 
 TOPIC = "tinyctrl/bench"
 HEAP_TARGET = 12 * 1024
@@ -115,8 +120,8 @@ print(s[0] * s[2], s[0] * s[4])
 
 
 def host_figures(uf2):
-    flash = pico_emu.uf2_flash(uf2)
-    fs_start, fs_size = pico_emu.filesystem_region(flash)
+    flash = uf2_flash(uf2)
+    fs_start, fs_size = filesystem_region(flash)
     image_end = len(flash)  # a UF2 programs exactly the image, in 256-byte blocks
     return {
         "uf2_bytes": pathlib.Path(uf2).stat().st_size,
@@ -142,6 +147,94 @@ def is_state(payload, pin, value):
     return json.loads(payload).get("GP%d" % pin) == value
 
 
+def latency_runs(dut, runs):
+    """Seconds per run of each latency, in `dut`'s time (a SimulatorLatency or an
+    EmulatedLatency): a command that moves the relay, then contact edges."""
+    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
+    for i in range(runs):
+        value = (i + 1) % 2
+        since = dut.mark()
+        sent = dut.now()
+        dut.command(RELAY, value)
+        out["command_pin"].append(dut.moved(since, RELAY, value) - sent)
+        out["command_echo"].append(dut.published(since, RELAY, value) - sent)
+        dut.pause(RUN_GAP_S)
+    for i in range(runs):
+        value = (i + 1) % 2
+        since = dut.mark()
+        edge = dut.now()
+        dut.contact(CONTACT, value)
+        out["contact_publish"].append(dut.published(since, CONTACT, value) - edge)
+        dut.pause(RUN_GAP_S)
+    return out
+
+
+class SimulatorLatency:
+    """latency_runs() on the simulator, in host seconds, watched through a simharness.Client."""
+
+    def __init__(self, sim, client, topic):
+        self.sim, self.client, self.topic = sim, client, topic
+
+    def mark(self):
+        return len(self.sim.outputs), self.client.mark()
+
+    def now(self):
+        return time.monotonic()
+
+    def command(self, pin, value):
+        self.client.mqtt.publish(self.topic, json.dumps({"GP%d" % pin: value}), qos=1)
+
+    def moved(self, since, pin, value):
+        self.sim.wait_pin(pin, value)
+        line = "GP%d=%d" % (pin, value)
+        return next(t for t, o in self.sim.outputs[since[0]:] if o == line)
+
+    def published(self, since, pin, value):
+        messages = since[1]
+        self.client.wait_for(lambda p: is_state(p, pin, value), since=messages, timeout=10)
+        return next(t for t, p in self.client.messages[messages:] if is_state(p, pin, value))
+
+    def contact(self, pin, value):
+        self.sim.contact(pin, value)
+
+    def pause(self, seconds):
+        time.sleep(seconds)
+
+
+class EmulatedLatency:
+    """latency_runs() on the emulated board, in emulated seconds; `arrivals` holds (emulated s,
+    payload) of every message `client` gets."""
+
+    def __init__(self, board, client, arrivals):
+        self.board, self.client, self.arrivals = board, client, arrivals
+
+    def mark(self):
+        return len(self.arrivals)
+
+    def now(self):
+        return self.board.emulated_s()
+
+    def command(self, pin, value):
+        self.client.publish(TOPIC, json.dumps({"GP%d" % pin: value}), qos=1)
+
+    def moved(self, since, pin, value):
+        self.board.wait_level(pin, 1 - value, 5)  # active low
+        return self.board.emulated_s()
+
+    def published(self, since, pin, value):
+        # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
+        self.board.wait_until(
+            lambda: any(is_state(p, pin, value) for _, p in self.arrivals[since:]), 12,
+            "GP%d=%d published" % (pin, value))
+        return next(t for t, p in self.arrivals[since:] if is_state(p, pin, value))
+
+    def contact(self, pin, value):
+        self.board.drive(pin, 1 - value)  # a closed contact pulls the pin low
+
+    def pause(self, seconds):
+        self.board.idle(seconds)
+
+
 def simulator_latency(runs):
     """Seconds per run of each latency, on the simulator with a loopback broker."""
     import simharness
@@ -150,7 +243,6 @@ def simulator_latency(runs):
     why = simharness.missing_requirements()
     if why:
         sys.exit("bench: cannot run the simulator: " + why)
-    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
     # mosquitto's default (set_tcp_nodelay false) holds a message to a subscriber for the
     # subscriber's delayed ACK, 40 ms on Linux: the broker's figure, not the device's.
     broker = Mosquitto(extra_conf="set_tcp_nodelay true\n").start()
@@ -159,32 +251,11 @@ def simulator_latency(runs):
     try:
         client = simharness.Client(broker.port, client_id="bench")
         mark = client.mark()
-        sim = simharness.Sim(simharness.base_config(broker.port, ntp.port, ip.port, guard=LATENCY_GUARD))
+        sim = simharness.Sim(simharness.base_config(broker.port, ntp.port, ip.port,
+                                                    guard=LATENCY_GUARD))
         client.wait_for(lambda p: is_state(p, CONTACT, 0), since=mark, timeout=40)
         time.sleep(1)
-
-        def arrival(since, pin, value):
-            client.wait_for(lambda p: is_state(p, pin, value), since=since, timeout=10)
-            return next(t for t, p in client.messages[since:] if is_state(p, pin, value))
-
-        for i in range(runs):
-            value = (i + 1) % 2
-            since_out, since_msg = len(sim.outputs), client.mark()
-            sent = time.monotonic()
-            client.mqtt.publish(simharness.TOPIC, json.dumps({"GP%d" % RELAY: value}), qos=1)
-            sim.wait_pin(RELAY, value)
-            line = "GP%d=%d" % (RELAY, value)
-            moved = next(t for t, o in sim.outputs[since_out:] if o == line)
-            out["command_pin"].append(moved - sent)
-            out["command_echo"].append(arrival(since_msg, RELAY, value) - sent)
-            time.sleep(RUN_GAP_S)
-        for i in range(runs):
-            value = (i + 1) % 2
-            since_msg = client.mark()
-            edge = time.monotonic()
-            sim.contact(CONTACT, value)
-            out["contact_publish"].append(arrival(since_msg, CONTACT, value) - edge)
-            time.sleep(RUN_GAP_S)
+        out = latency_runs(SimulatorLatency(sim, client, simharness.TOPIC), runs)
         sim.assert_alive()
     finally:
         if sim:
@@ -194,35 +265,6 @@ def simulator_latency(runs):
         ip.close()
         ntp.close()
         broker.close()
-    return out
-
-
-def emulated_latency(board, client, arrivals, runs):
-    """Emulated seconds per run of each latency; `arrivals` holds (emulated s, payload) of
-    every message `client` gets."""
-    out = {"command_pin": [], "command_echo": [], "contact_publish": []}
-
-    def arrival(since, pin, value):
-        # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
-        board.wait_until(lambda: any(is_state(p, pin, value) for _, p in arrivals[since:]), 12,
-                         "GP%d=%d published" % (pin, value))
-        return next(t for t, p in arrivals[since:] if is_state(p, pin, value))
-
-    for i in range(runs):
-        value = (i + 1) % 2
-        since = len(arrivals)
-        sent = board.emulated_s()
-        client.publish(TOPIC, json.dumps({"GP%d" % RELAY: value}), qos=1)
-        out["command_pin"].append(board.wait_level(RELAY, 1 - value, 5))  # active low
-        out["command_echo"].append(arrival(since, RELAY, value) - sent)
-        board.idle(RUN_GAP_S)
-    for i in range(runs):
-        value = (i + 1) % 2
-        since = len(arrivals)
-        edge = board.emulated_s()
-        board.drive(CONTACT, 1 - value)  # a closed contact pulls the pin low
-        out["contact_publish"].append(arrival(since, CONTACT, value) - edge)
-        board.idle(RUN_GAP_S)
     return out
 
 
@@ -251,13 +293,13 @@ def emulated(lab, out_path, emu_runs):
     figures.update(loop_us=loop_us, totp_c_us=c_us, totp_py_us=py_us, two_keys_us=two_keys_us)
     fs_total, fs_free = map(int, board.exec(FS_FREE).split())
     figures.update(fs_total=fs_total, fs_free_empty=fs_free)
-    cfg = pico_emu.device_config(topic=TOPIC, homeassistant={"discovery": True})
+    cfg = device_config(topic=TOPIC, homeassistant={"discovery": True})
     size, allocated, held, after = map(int, board.exec(DISCOVERY_HEAP.format(cfg=json.dumps(cfg)), 60).split())
     figures.update(discovery_bytes=size, discovery_allocated=allocated, discovery_held=held,
                    discovery_after=after)
     board.stop()
 
-    cfg = pico_emu.device_config(topic=TOPIC, guard=LATENCY_GUARD, homeassistant={"discovery": True})
+    cfg = device_config(topic=TOPIC, guard=LATENCY_GUARD, homeassistant={"discovery": True})
     board = lab.boot(cfg)
     board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
     figures["reset_to_subscribed_s"] = board.emulated_s()
@@ -280,7 +322,7 @@ def emulated(lab, out_path, emu_runs):
     client.publish(TOPIC, json.dumps({"CMD": "stats"}), qos=1)
     board.wait_until(got.is_set, 5, "a stats reply")
     board.idle(1)
-    figures["latency"] = emulated_latency(board, client, arrivals, int(emu_runs))
+    figures["latency"] = latency_runs(EmulatedLatency(board, client, arrivals), int(emu_runs))
     client.loop_stop()
     figures["stats"] = stats[0]
     # stats runs gc.collect() and reports used / (used + free) to 0.1 %.
@@ -290,12 +332,12 @@ def emulated(lab, out_path, emu_runs):
 
     # Verified TLS (issue 12): the controller's own parameters, a CA and certificate made here.
     lab.start_tls_broker()
-    cfg["mqtt"] = pico_emu.tls_mqtt_config(cfg["mqtt"])
+    cfg["mqtt"] = tls_mqtt_config(cfg["mqtt"])
     board = lab.boot(cfg, lab.tls_files())
     board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
     figures["reset_to_subscribed_tls_s"] = board.emulated_s()
-    out = board.exec(pico_emu.TLS_HANDSHAKES.format(cycles=TLS_CYCLES), 60 * TLS_CYCLES)
-    rows = pico_emu.handshake_rows(out)
+    out = board.exec(TLS_HANDSHAKES.format(cycles=TLS_CYCLES), 60 * TLS_CYCLES)
+    rows = handshake_rows(out)
     if len(rows) != TLS_CYCLES or any(isinstance(r, str) for r in rows):
         raise RuntimeError("TLS handshakes failed:\n" + out)
     figures["tls"] = rows
@@ -347,7 +389,7 @@ def report(host, emu):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="tinyctrl speed and memory figures")
-    parser.add_argument("--uf2", default=str(pico_emu.DEFAULT_UF2))
+    parser.add_argument("--uf2", default=str(DEFAULT_UF2))
     parser.add_argument("--sim", action="store_true", help="only the simulator latencies (no firmware needed)")
     parser.add_argument("--no-emulator", action="store_true", help="no emulated Pico W figures")
     parser.add_argument("--runs", type=int, default=SIM_RUNS, help="simulator runs per latency")
@@ -362,14 +404,14 @@ def main(argv=None):
     host = host_figures(opts.uf2)
     emu = None
     if not opts.no_emulator:
-        why = pico_emu.unshare_available()
+        why = unshare_available()
         if why:
             sys.exit("bench: cannot run the emulator: " + why)
         print("bench: booting the emulated Pico W three times; this takes several minutes", flush=True)
         with tempfile.TemporaryDirectory(prefix="tinyctrl-bench-") as tmp:
             out = pathlib.Path(tmp, "figures.json")
             scenario = "%s:emulated" % pathlib.Path(__file__).resolve()
-            proc = pico_emu.start_isolated(scenario, opts.uf2, [out, opts.emu_runs])
+            proc = start_isolated(scenario, opts.uf2, [out, opts.emu_runs])
             if proc.wait() or not out.exists():
                 sys.exit("bench: the emulator run failed (exit %s)" % proc.returncode)
             emu = json.loads(out.read_text())

@@ -15,7 +15,7 @@
 #     (join state stays ACTIVE until the host calls disconnect(), as in the driver)
 #   EV_DISASSOC (de-auth), disconnect()       STAT_IDLE (0)       False
 #     (a de-auth, EV_DEAUTH_IND reason 2, makes the driver send WLC_DISASSOC; the chip answers
-#     EV_DISASSOC. tests/support/pico_emu.py's AccessPointBus sends these to the real driver.)
+#     EV_DISASSOC. tests/support/emu/cyw43.py's AccessPointBus sends these to the real driver.)
 #
 # Times are the model's, not measurements of a chip: JOIN_MS from connect() to an address
 # when the AP is there, NO_AP_MS until a join with no AP fails.

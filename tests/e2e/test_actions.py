@@ -7,7 +7,8 @@ import time
 
 import pytest
 import tinyctrl
-from simharness import KEY_A, KEY_B, Client, Sim, base_config, state, text, totp_now
+from oracle import totp_now
+from simharness import KEY_A, KEY_B, Client, Sim, base_config, state, text
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import re
 import subprocess
 import tempfile
 
+import deps
 import pytest
-import sim as sim_tool
 from simharness import KEY_A, base_config, missing_requirements
 
 CONFIG_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -249,7 +249,7 @@ CASES = [
 def run_sim(config_dir, config_name="config.json"):
     """Run the simulator on a config until it exits; stdin is closed, so a controller that
     did start would stop at once instead of waiting."""
-    args, env = sim_tool.command(os.path.join(config_dir, config_name))
+    args, env = deps.simulator_command(os.path.join(config_dir, config_name))
     done = subprocess.run(args, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=HALT_S,
                           cwd=config_dir)
     return done.returncode, done.stdout.decode(), done.stderr.decode()

@@ -7,7 +7,8 @@ import tempfile
 import time
 
 import pytest
-from simharness import KEY_A, Client, Sim, base_config, state, text, totp_now, wait_until
+from oracle import totp_now
+from simharness import KEY_A, Client, Sim, base_config, state, text, wait_until
 
 GPIO = {"relay": [16, 17, 20, 21], "momentary": {"18": 1, "19": 2}, "contact": [0],
         "notify": [], "power_on_state": {"16": "restore", "17": "on", "20": "restore"},

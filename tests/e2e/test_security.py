@@ -19,9 +19,11 @@ import time
 import leakcheck
 import pytest
 import sign
+from certs import make_ca, make_server_cert
+from oracle import totp_now
 from services import Mosquitto, NtpServer, free_port, wait_port
 from simharness import (KEY_A, KEY_B, NAME, TOPIC, Client, Codes, Sim, base_config, state, text,
-                        totp_now, wait_log)
+                        wait_log)
 
 DENIED = b"Error: MFA validation failed, GPIO cannot be set"
 LOCKED = b" (locked for %ds after repeated failures)"
@@ -406,30 +408,6 @@ def test_the_leak_check_reads_every_log_output_and_message(rig):
 
 
 # ---- TLS
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
-
-
-def make_ca(folder, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", "/CN=tinyctrl test %s" % name, "-keyout", os.path.join(folder, name + ".key"),
-            "-out", os.path.join(folder, name + ".pem"))
-
-
-def make_server_cert(folder, name, ca, host):
-    """A broker certificate for `host` (CN and subjectAltName), signed by the CA `ca`."""
-    key, csr, pem = (os.path.join(folder, name + ext) for ext in (".key", ".csr", ".pem"))
-    ext = os.path.join(folder, name + ".ext")
-    with open(ext, "w") as f:
-        alt = "IP:%s,DNS:localhost" % host if host[0].isdigit() else "DNS:%s" % host
-        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n" % alt)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-subj", "/CN=%s" % host, "-keyout", key, "-out", csr)
-    openssl("x509", "-req", "-in", csr, "-CA", os.path.join(folder, ca + ".pem"), "-CAkey",
-            os.path.join(folder, ca + ".key"), "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
-            "-days", "2", "-extfile", ext, "-out", pem)
-
 
 @pytest.fixture(scope="module")
 def certs():

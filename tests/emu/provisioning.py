@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""`tinyctrl provision` end to end on the emulated Pico W, run by tests/support/pico_emu.py inside
-a network namespace: the real UF2 boots with no config.json and says so on its console; the host
-tool, with the real mpremote on the board's console (a pty), copies config.json and resets the
-board, which comes online on the local broker. Prints one "ok: ..." line per step passed; any
-failure raises (pico_emu exits 1).
+"""`tinyctrl provision` end to end on the emulated Pico W, run by tests/support/emu/runner.py
+inside a network namespace: the real UF2 boots with no config.json and says so on its console;
+the host tool, with the real mpremote on the board's console (a pty), copies config.json and
+resets the board, which comes online on the local broker. Prints one "ok: ..." line per step passed; any
+failure raises (the runner exits 1).
 
 Timeouts in emulated seconds are the board's; the tool's own are wall seconds (the emulator runs
 about 30 times slower than real time)."""
@@ -14,7 +14,7 @@ import pathlib
 import subprocess
 import sys
 
-import pico_emu
+from emu.configs import device_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TOOL_TIMEOUT_S = 30 * 60  # wall seconds: the reset and boot to subscribed take ~10 s emulated
@@ -32,7 +32,7 @@ def provision(lab, workdir):
 
     port = board.serve_console_pty()
     config = pathlib.Path(workdir, "config.json")
-    cfg = pico_emu.device_config(topic="tinyctrl/provision")
+    cfg = device_config(topic="tinyctrl/provision")
     config.write_text(json.dumps(cfg))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "host"), str(REPO / "modules")]))
     before = board.mark()

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Scenarios on the emulated Pico W, run by tests/support/pico_emu.py inside a network namespace.
+"""Scenarios on the emulated Pico W, run by tests/support/emu/runner.py inside a network
+namespace.
 
 Each scenario boots the real UF2, checks through the board's pins and the local broker, and
 writes one JSON line per check ({"check", "ok", "detail"}) to the results file it is given;
@@ -9,18 +10,18 @@ scenario goes on where the next check does not depend on it.
 Timeouts are in emulated seconds (the emulator runs roughly 30 times slower than real time).
 """
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import pathlib
-import struct
 import threading
 import traceback
 
 import faults
-import pico_emu
+import oracle
+from emu import log
+from emu.configs import device_config, tls_mqtt_config
+from emu.snippets import TLS_HANDSHAKES, TLS_REFUSALS, handshake_rows
+from rp2040py.gpio_pin import GPIOPinState
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -40,14 +41,6 @@ BOOT_TO_SUBSCRIBED_S = 40
 NO_REBOOT_LOOP_S = 1
 
 
-def totp(key_base32, unix_time, step=30, digits=6):
-    """RFC 6238 TOTP, independent of the controller's implementation."""
-    key = base64.b32decode(key_base32.upper() + "=" * (-len(key_base32) % 8))
-    mac = hmac.new(key, struct.pack(">Q", int(unix_time) // step), hashlib.sha1).digest()
-    off = mac[19] & 0x0F
-    return (struct.unpack(">I", mac[off : off + 4])[0] & 0x7FFFFFFF) % 10**digits
-
-
 class Results:
     """Records checks as JSON lines; `check()` is a context manager around one. A failed check
     logs the console of `lab`'s latest board (what the device said is the first clue)."""
@@ -60,7 +53,7 @@ class Results:
     def record(self, name, ok, detail=""):
         with self.path.open("a") as f:
             f.write(json.dumps({"check": name, "ok": ok, "detail": detail}) + "\n")
-        pico_emu.log("check %s: %s %s" % (name, "ok" if ok else "FAILED", detail))
+        log("check %s: %s %s" % (name, "ok" if ok else "FAILED", detail))
 
     @contextlib.contextmanager
     def check(self, name, fatal=False):
@@ -73,7 +66,7 @@ class Results:
             self.record(name, False, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=4)))
             if self.lab.boards:
                 console = self.lab.boards[-1].output[-3000:]
-                pico_emu.log("the console up to the failure of %s:\n%s" % (name, console))
+                log("the console up to the failure of %s:\n%s" % (name, console))
             if fatal:
                 raise
         else:
@@ -154,7 +147,7 @@ class TopicClient:
 
 
 def controller_config(**overrides):
-    cfg = pico_emu.device_config(topic=TOPIC)
+    cfg = device_config(topic=TOPIC)
     cfg["gpio"]["momentary"] = {str(MOMENTARY): MOMENTARY_WAIT_S, "19": 2}
     cfg["mfa"] = {"keyname": "MFA", "max_expired_codes": 5, "pins": {str(MFA_PIN): [MFA_KEY]}}
     # No cooldown between changes of one pin: the checks switch GP16 on and straight off again.
@@ -225,7 +218,7 @@ def controller(lab, results_path):
             since = mqtt.mark()
             now = lab.guest_time()
             # One step ahead: codes of the step of the clock's first sync are refused (issue 9).
-            mqtt.send({"MFA": totp(MFA_KEY, now + 30)})
+            mqtt.send({"MFA": oracle.totp(MFA_KEY, now + 30)})
             try:
                 mqtt.wait(lambda text, _o: text.startswith("Info: MFA code accepted"), ROUND_TRIP_S, since, "code accepted")
             except TimeoutError as refused:
@@ -332,13 +325,13 @@ def boot_levels_config(active_low):
 
 def energised_at(board, pins, level):
     """[(emulated s, gpio)] where one of `pins` was driven to `level` in the board's trace."""
-    state = pico_emu.GPIOPinState.LOW if level == 0 else pico_emu.GPIOPinState.HIGH
+    state = GPIOPinState.LOW if level == 0 else GPIOPinState.HIGH
     return [(round(t, 4), gpio) for t, gpio, s in board.trace if gpio in pins and s == state]
 
 
 def first_driven(board, gpio, levels=(0, 1)):
     """Emulated seconds from reset until `gpio` was first driven to one of `levels`."""
-    states = [(pico_emu.GPIOPinState.LOW, pico_emu.GPIOPinState.HIGH)[v] for v in levels]
+    states = [(GPIOPinState.LOW, GPIOPinState.HIGH)[v] for v in levels]
     return next((t for t, g, s in board.trace if g == gpio and s in states), None)
 
 
@@ -374,7 +367,7 @@ def boot_levels(lab, results_path):
             board.idle(0.5)
             after = board.trace[seen:]
             bad = [(round(t, 4), g) for t, g, s in after
-                   if g in (18, 20) and s == pico_emu.GPIOPinState.LOW]
+                   if g in (18, 20) and s == GPIOPinState.LOW]
             assert not bad, "energised after the watchdog reset: %s" % bad
             assert (board.level(18), board.level(20)) == (1, 1)
             notes.append("states right after the reset: %s" % [
@@ -387,14 +380,14 @@ def boot_levels(lab, results_path):
         board.wait_for("reset the board", 5)
         board.idle(0.5)
         driven = [(round(t, 4), g, s.name) for t, g, s in board.trace
-                  if s in (pico_emu.GPIOPinState.LOW, pico_emu.GPIOPinState.HIGH)]
+                  if s in (GPIOPinState.LOW, GPIOPinState.HIGH)]
         assert not driven, "driven without a config: %s" % driven
         notes.append("states seen: %s" % sorted(set(s.name for _, _, s in board.trace)))
         board.stop()
 
 
 # ---- issue 9, finding 9: a replay across a watchdog reset. The lab's NTP clock runs on emulated
-# time (pico_emu.EmulatedClock): on host time the recorded code's step would be long past when
+# time (emu.clock.EmulatedClock): on host time the recorded code's step would be long past when
 # the board is back, and the replay refused whatever the device did.
 
 SIGNED = RELAY  # GP16 takes a signature, GP17 (MFA_PIN) a TOTP code
@@ -420,13 +413,6 @@ async def main():
     await c.run()
 asyncio.run(main())
 """
-
-
-def signed(pins, ts):
-    """A signed request (SECURITY.md, "Signed commands"), made independently of the device."""
-    text = "%s|%d|%s" % (TOPIC, ts, ",".join("GP%d=%d" % (p, pins[p]) for p in sorted(pins)))
-    sig = hmac.new(SIGN_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
-    return dict({"GP%d" % p: v for p, v in pins.items()}, TS=ts, SIG=sig)
 
 
 def step(unix_time):
@@ -482,8 +468,8 @@ def replay(lab, results_path):
             board.wait_until(lambda: step(lab.guest_time()) > step(first_sync), SYNC_LEAD_S + 1,
                              "the step after the first sync's")
             now = lab.guest_time()
-            used_code = {"MFA": totp(MFA_KEY, now), "GP%d" % MFA_PIN: 1}
-            used_sig = signed({SIGNED: 1}, int(now))
+            used_code = {"MFA": oracle.totp(MFA_KEY, now), "GP%d" % MFA_PIN: 1}
+            used_sig = oracle.signed(SIGN_KEY, TOPIC, {SIGNED: 1}, int(now))
             accepted(board, mqtt, used_code, MFA_PIN, on)
             accepted(board, mqtt, used_sig, SIGNED, on)
             notes.append("code of step %d, TS %d; first sync %.1f (step %d)"
@@ -520,26 +506,27 @@ def replay(lab, results_path):
 
         with results.check("replay_fresh_code_accepted") as notes:
             # The step after the re-sync's: one ahead at once (SECURITY.md), current soon after.
-            code = totp(MFA_KEY, (step(resync) + 1) * 30)
+            code = oracle.totp(MFA_KEY, (step(resync) + 1) * 30)
             accepted(board, mqtt, {"MFA": code, "GP%d" % MFA_PIN: 1}, MFA_PIN, on)
             notes.append("code of step %d; re-synced in step %d" % (step(resync) + 1, step(resync)))
         with results.check("replay_fresh_signature_accepted"):
             # Time stamps up to the re-sync's second are refused; a scheduler's next one is not.
             board.wait_until(lambda: int(lab.guest_time()) > synced_second(resync), 2,
                              "a second after the re-sync")
-            accepted(board, mqtt, signed({SIGNED: 1}, int(lab.guest_time())), SIGNED, on)
+            fresh = oracle.signed(SIGN_KEY, TOPIC, {SIGNED: 1}, int(lab.guest_time()))
+            accepted(board, mqtt, fresh, SIGNED, on)
             assert board.resets == 1, "%d watchdog resets" % board.resets
     finally:
         mqtt.close()
 
 
-# ---- issue 12: outages on the board, each fault as a real network does it (pico_emu.py:
+# ---- issue 12: outages on the board, each fault as a real network does it (emu/cyw43.py's
 # AccessPointBus sends the CYW43439's own async events, IsolatedNatBridge drops traffic).
 
 OUTAGE_FAULTS = ("ap_gone", "deauth", "firewall", "broker_restart")
 # Emulated seconds each fault lasts after the device noticed it (the firewall: after it began).
 # Long enough that the device's joins fail while it lasts: the access point's absence is
-# reported after a join scan (pico_emu.NO_AP_SCAN_S), a de-auth at once, a refused CONNECT
+# reported after a join scan (emu.cyw43.NO_AP_SCAN_S), a de-auth at once, a refused CONNECT
 # after the 1 s pause, the join and the 2 s link check (modules/tinyctrl/mqtt.py).
 OUTAGE_HOLD_S = {"ap_gone": 3.5, "deauth": 2.5, "firewall": 2, "broker_restart": 4}
 RECONNECT_BOUND_S = 10  # issue 12: back within 10 s of the network, the simulator's bound too
@@ -688,7 +675,7 @@ def outages(lab, results_path, rounds, *only):
         assert abs(drift) < HEAP_DRIFT_MAX, "heap drifted %+d bytes" % drift
 
 
-# ---- verified TLS on the board (issue 12): pico_emu.Lab.start_tls_broker() makes the CA and
+# ---- verified TLS on the board (issue 12): emu.lab.Lab.start_tls_broker() makes the CA and
 # certificates; the controller sets its clock from NTP before the handshake.
 
 BAD_CA = "The certificate is not correctly signed by the trusted CA"
@@ -700,7 +687,7 @@ def tls(lab, results_path, cycles):
     """The controller on a verified TLS listener; then handshake cycles and refusals."""
     results = Results(results_path, lab)
     plain = lab.start_tls_broker()
-    cfg = controller_config(mqtt=pico_emu.tls_mqtt_config(controller_config()["mqtt"]))
+    cfg = controller_config(mqtt=tls_mqtt_config(controller_config()["mqtt"]))
     on = energised_level(cfg)
     with results.check("tls_verified_connect", fatal=True) as notes:
         board = lab.boot(cfg, lab.tls_files())
@@ -717,11 +704,11 @@ def tls(lab, results_path, cycles):
     finally:
         mqtt.close()
     cycles = int(cycles)
-    script = pico_emu.TLS_HANDSHAKES.format(cycles=cycles) + pico_emu.TLS_REFUSALS
+    script = TLS_HANDSHAKES.format(cycles=cycles) + TLS_REFUSALS
     out = board.exec(script, timeout=60 * cycles + 60)
     lines = out.splitlines()
     with results.check("tls_reconnect_cycles") as notes:
-        rows = pico_emu.handshake_rows(out)
+        rows = handshake_rows(out)
         assert len(rows) == cycles, out
         failed = [r for r in rows if isinstance(r, str)]
         assert not failed, "handshakes failed: %s" % failed

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: MIT
-"""The emulated access point's faults (pico_emu.AccessPointBus, IsolatedNatBridge) on plain
-CPython: the events each fault queues, decoded as cyw43-driver's cyw43_ll_parse_async_event()
-reads them, and the firewall's drop and release. No emulator boot, no namespace."""
+"""The emulated access point's faults (emu.cyw43.AccessPointBus,
+emu.isolation.IsolatedNatBridge) on plain CPython: the events each fault queues, decoded as
+cyw43-driver's cyw43_ll_parse_async_event() reads them, and the firewall's drop and release. No
+emulator boot, no namespace."""
 import struct
 
-import pico_emu
 import pytest
+from emu.cyw43 import CYW43_EV_DEAUTH_IND, LINK_REASON_BEACON_LOSS, NO_AP_SCAN_S, AccessPointBus
+from emu.isolation import IsolatedNatBridge
 from rp2040py.external.cyw43 import bus, nat, net
 
 # Offset of the event core in an ASYNCEVENT_HEADER packet: SDPCM header, BDC header, Ethernet
@@ -35,7 +37,7 @@ class FakeClock:
 
 @pytest.fixture
 def chip():
-    ap = pico_emu.AccessPointBus()
+    ap = AccessPointBus()
     ap.sent = []
     ap.queue_rx_packet = lambda packet: ap.sent.append(decode(packet))
     ap._clock = FakeClock()
@@ -49,12 +51,12 @@ def test_ap_up_joins_as_rp2040py_scripts_it(chip):
 
 def test_ap_gone_is_a_lost_link_then_no_network_after_the_join_scan(chip):
     chip.set_ap("gone")
-    assert chip.sent == [(bus.CYW43_EV_LINK, 0, pico_emu.LINK_REASON_BEACON_LOSS, 0)]
+    assert chip.sent == [(bus.CYW43_EV_LINK, 0, LINK_REASON_BEACON_LOSS, 0)]
     chip.sent.clear()
     chip._queue_join_events()
     assert chip.sent == []  # the scan takes its time
     [(nanos, scan_done)] = chip._clock.alarms
-    assert nanos == pico_emu.NO_AP_SCAN_S * 1_000_000_000
+    assert nanos == NO_AP_SCAN_S * 1_000_000_000
     scan_done()
     # cyw43_ctrl.c: SET_SSID status 3 reason 0 -> WIFI_JOIN_STATE_NONET (STAT_NO_AP_FOUND)
     assert chip.sent == [(bus.CYW43_EV_SET_SSID, 3, 0, 0)]
@@ -63,10 +65,10 @@ def test_ap_gone_is_a_lost_link_then_no_network_after_the_join_scan(chip):
 def test_deauth_makes_the_driver_disassociate_and_joins_are_deauthenticated(chip):
     chip.set_ap("deauth")
     # cyw43_ctrl.c: DEAUTH_IND status 0 reason 2 -> pend_disassoc (WLC_DISASSOC -> EV_DISASSOC)
-    assert chip.sent == [(pico_emu.CYW43_EV_DEAUTH_IND, 0, 2, 0), (bus.CYW43_EV_LINK, 0, 0, 0)]
+    assert chip.sent == [(CYW43_EV_DEAUTH_IND, 0, 2, 0), (bus.CYW43_EV_LINK, 0, 0, 0)]
     chip.sent.clear()
     chip._queue_join_events()
-    assert chip.sent == [(bus.CYW43_EV_AUTH, 0, 0, 0), (pico_emu.CYW43_EV_DEAUTH_IND, 0, 2, 0),
+    assert chip.sent == [(bus.CYW43_EV_AUTH, 0, 0, 0), (CYW43_EV_DEAUTH_IND, 0, 2, 0),
                          (bus.CYW43_EV_LINK, 0, 0, 0)]
 
 
@@ -92,7 +94,7 @@ def test_firewall_drops_the_guests_traffic_and_holds_the_far_sides():
             connects.append(coro)
             coro.close()
 
-    bridge = pico_emu.IsolatedNatBridge(Rp2040(), to_guest.append, lambda *a: ("127.0.0.1", 1))
+    bridge = IsolatedNatBridge(Rp2040(), to_guest.append, lambda *a: ("127.0.0.1", 1))
     bridge.set_firewall(True)
     bridge.handle_outbound_ethernet_frame(guest_syn())
     assert connects == []  # the SYN went nowhere

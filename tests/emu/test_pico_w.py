@@ -3,7 +3,7 @@
 
 The scenarios boot when the first test needs them, two at a time (one per core), the longest
 first; each check they record becomes one test here. See scenarios.py for what is checked and
-tests/support/pico_emu.py for how the guest is kept off every real network.
+tests/support/emu/ for how the guest is kept off every real network.
 """
 import importlib.util
 import json
@@ -11,9 +11,11 @@ import pathlib
 import subprocess
 import time
 
-import pico_emu
 import pytest
 import scenarios
+from emu.image import DEFAULT_UF2
+from emu.runner import start_isolated
+from netns import unshare_available
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -93,11 +95,11 @@ SCENARIO_TIMEOUT_S = 45 * 60
 
 
 def why_not_runnable():
-    if not pico_emu.DEFAULT_UF2.is_file():
-        return "firmware not built: run ./build.sh (no %s)" % pico_emu.DEFAULT_UF2.relative_to(REPO)
+    if not DEFAULT_UF2.is_file():
+        return "firmware not built: run ./build.sh (no %s)" % DEFAULT_UF2.relative_to(REPO)
     if importlib.util.find_spec("littlefs") is None:
         return "littlefs-python is not installed (pip install 'rp2040py[fs]')"
-    return pico_emu.unshare_available()
+    return unshare_available()
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,7 @@ def scenario_runs(tmp_path_factory, request):
         while waiting and len(running) < PARALLEL:
             name, args = waiting.pop(0)
             log = open(workdir / (name + ".log"), "w")
-            proc = pico_emu.start_isolated(
+            proc = start_isolated(
                 "%s:%s" % (HERE / "scenarios.py", name),
                 args=[workdir / (name + ".jsonl")] + args,
                 stdout=log,

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from test_pico_w import HERE, why_not_runnable
 
-import pico_emu
+from emu.runner import start_isolated
 
 # Wall-clock limit: boot, mpremote's copy and reset, and boot to subscribed, about 30x slowed.
 TIMEOUT_S = 40 * 60
@@ -24,7 +24,7 @@ def test_provision_a_board_that_has_no_config(tmp_path):
         pytest.skip(reason)
     log = tmp_path / "provision.log"
     with open(log, "w") as out:
-        proc = pico_emu.start_isolated("%s:provision" % (HERE / "provisioning.py"),
+        proc = start_isolated("%s:provision" % (HERE / "provisioning.py"),
                                        args=[tmp_path], stdout=out, stderr=subprocess.STDOUT)
         try:
             proc.wait(TIMEOUT_S)

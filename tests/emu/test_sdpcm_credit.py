@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: MIT
-"""The emulated CYW43439's SDPCM credit (pico_emu.SdpcmCreditBus) against cyw43-driver's own
+"""The emulated CYW43439's SDPCM credit (emu.cyw43.SdpcmCreditBus) against cyw43-driver's own
 credit rules, on plain CPython: no emulator boot, no namespace.
 
 Issue 14's bench: with bus.py's credit (one per frame sent to the guest) the guest stalled after
 256 frames that answered none of its own, and the stall lost the TCP stream."""
 import struct
 
-import pico_emu
 import pytest
+from emu.cyw43 import SDPCM_CREDIT_WINDOW, IsolatedCyw43439, SdpcmCreditBus
+from emu.isolation import Router
 from rp2040py.external.cyw43 import bus
 
 ACK_FRAME = bytes(60)  # a frame from the NAT bridge; its content does not matter here
@@ -60,19 +61,19 @@ def test_rp2040py_credit_drifts_into_a_stall():
 
 
 def test_the_guest_is_never_stalled_by_frames_it_did_not_ask_for():
-    assert exchange(pico_emu.SdpcmCreditBus(), 600)
+    assert exchange(SdpcmCreditBus(), 600)
 
 
 def test_the_emulated_wifi_chip_grants_credit_so():
-    chip = pico_emu.IsolatedCyw43439(pico_emu.Router({}))
-    assert isinstance(chip.bus, pico_emu.SdpcmCreditBus)
+    chip = IsolatedCyw43439(Router({}))
+    assert isinstance(chip.bus, SdpcmCreditBus)
 
 
 @pytest.mark.parametrize("frames", [0, 1, 300])
 def test_credit_runs_a_window_ahead_of_the_guests_frames(frames):
-    chip, driver = pico_emu.SdpcmCreditBus(), Driver()
+    chip, driver = SdpcmCreditBus(), Driver()
     for _ in range(frames):
         chip._write_wlan(driver.data_frame())
-    assert chip._bus_data_credit == (driver.seq + pico_emu.SDPCM_CREDIT_WINDOW) & 0xFF
+    assert chip._bus_data_credit == (driver.seq + SDPCM_CREDIT_WINDOW) & 0xFF
     chip.power_off()  # WL_ON low: the driver numbers its frames from 0 again
-    assert chip._bus_data_credit == pico_emu.SDPCM_CREDIT_WINDOW
+    assert chip._bus_data_credit == SDPCM_CREDIT_WINDOW

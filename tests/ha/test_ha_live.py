@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 import homeassistant as ha_support
-import pico_emu
 import simharness
+from netns import unshare_available
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -26,13 +26,12 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def results():
-    why = simharness.missing_requirements() or pico_emu.unshare_available() \
+    why = simharness.missing_requirements() or unshare_available() \
         or ha_support.missing_requirements()
     if why:
         pytest.skip(why)
     ha_support.install()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        os.path.join(ROOT, p) for p in ("tests/support", "tools", "modules")))
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "modules"))  # netns adds tests/support
     proc = ha_support.start_isolated(os.path.join(HERE, "ha_scenarios.py") + ":discovered",
                                      stdout=subprocess.PIPE, env=env, text=True)
     out, _ = proc.communicate(timeout=900)

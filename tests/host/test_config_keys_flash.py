@@ -9,7 +9,7 @@ import stat
 import pytest
 from hostcli import Terminal, one_line_error, run
 from seed_configs import SEED_DICT, SEED_SET
-from simharness import totp_now
+from oracle import totp_now
 
 from tinyctrl import config as device_config
 from tinyctrl import totp

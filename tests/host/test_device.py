@@ -13,7 +13,8 @@ import pytest
 from hostcli import one_line_error, run, start
 from services import Mosquitto, free_port
 from seed_configs import SEED_SET
-from simharness import NAME, Client, Sim, base_config, state, totp_now
+from oracle import totp_now
+from simharness import NAME, Client, Sim, base_config, state
 
 import tinyctrl
 from tinyctrl import config as device_config

@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from services import NtpServer, PublicIpServer, free_port
 from sign import sign
-from simharness import KEY_A, KEY_B, TOPIC, Sim, base_config, totp_now
+from oracle import totp_now
+from simharness import KEY_A, KEY_B, TOPIC, Sim, base_config
 
 SIGN_KEY = "phone-sign-key-0123456789abcdef"
 KEY_WRONG = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # a valid Base32 key the device does not know

@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 from sign import sign
-from simharness import KEY_A, totp_now
+from oracle import totp_now
+from simharness import KEY_A
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "panel" / "src"
 RFC6238_KEY = base64.b32encode(b"12345678901234567890").decode()  # RFC 6238 appendix B, SHA-1

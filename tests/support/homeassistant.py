@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
-import importlib.util
 import json
 import os
 import secrets
@@ -247,8 +246,8 @@ class HomeAssistant:
 def start_isolated(scenario, **popen):
     """Run `scenario` ("file.py:function", called with `report`) in a fresh network namespace;
     it reports one JSON line per check on stdout."""
-    cmd = ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside", scenario]
-    return subprocess.Popen(cmd, **popen)
+    argv, env = netns.command("homeassistant", [scenario], popen.pop("env", None))
+    return subprocess.Popen(argv, env=env, **popen)
 
 
 def report(name, ok, detail=""):
@@ -257,11 +256,7 @@ def report(name, ok, detail=""):
 
 def _inside(scenario):
     netns.enter(multicast=True)
-    path, _, name = scenario.rpartition(":")
-    spec = importlib.util.spec_from_file_location("ha_scenario", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    getattr(module, name)(report)
+    netns.scenario(scenario)(report)
 
 
 def main(argv):

@@ -2,12 +2,19 @@
 """Private network namespaces for what must never touch a real network: the emulated Pico W,
 Home Assistant, mosquitto with a WebSockets listener (Debian's binds every interface), a browser.
 
-A harness re-runs itself as `unshare -n python3 harness.py --inside ...` and calls `enter()`
-first: the new namespace holds only `lo`, down until brought up here.
+A harness re-runs itself in a new namespace with `command()` (`unshare -n python3 -m harness
+--inside ...`) and there calls `enter()` first: the new namespace holds only `lo`, down until
+brought up here; `scenario()` loads the function it is to run.
 """
+import importlib.util
+import os
+import pathlib
 import shutil
 import socket
 import subprocess
+import sys
+
+SUPPORT = os.path.dirname(os.path.abspath(__file__))
 
 
 def unshare_available():
@@ -34,3 +41,22 @@ def enter(multicast=False):
     if multicast:
         subprocess.run(["ip", "route", "add", "224.0.0.0/4", "dev", "lo"], check=True)
     assert_isolated()
+
+
+def command(module, args=(), env=None):
+    """The argv and environment that re-run `module` (one under tests/support, e.g.
+    "emu.runner") in a fresh network namespace as `python3 -m module --inside ARGS`, with
+    tests/support first on its PYTHONPATH (`env`, default this process's, is copied)."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SUPPORT, env.get("PYTHONPATH")]))
+    argv = ["unshare", "-n", sys.executable, "-m", module, "--inside"] + [str(a) for a in args]
+    return argv, env
+
+
+def scenario(spec):
+    """The function a "path/to/file.py:function" names, its file loaded as a module."""
+    path, _, name = spec.rpartition(":")
+    module_spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return getattr(module, name)

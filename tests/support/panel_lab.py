@@ -205,8 +205,8 @@ def run_inside(pytest_args):
 
 def run_isolated(pytest_args=(), **run):
     """Run the checks in a fresh network namespace; returns the CompletedProcess."""
-    cmd = ["unshare", "-n", sys.executable, __file__, "--inside"] + list(pytest_args)
-    return subprocess.run(cmd, cwd=ROOT, **run)
+    argv, env = netns.command("panel_lab", pytest_args, run.pop("env", None))
+    return subprocess.run(argv, cwd=ROOT, env=env, **run)
 
 
 def main(argv):

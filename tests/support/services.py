@@ -90,7 +90,7 @@ class NtpServer(threading.Thread):
     def __init__(self, offset=0.0, host="127.0.0.1", port=0, clock=time.time):
         super().__init__(daemon=True)
         self.offset = offset
-        self.clock = clock  # unix seconds; pico_emu.EmulatedClock for the emulated board
+        self.clock = clock  # unix seconds; emu.clock.EmulatedClock for the emulated board
         self.requests = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, port))

@@ -13,7 +13,7 @@ import threading
 import time
 
 import deps
-import sim as sim_tool
+from oracle import totp_now
 from tinyctrl import protocol
 
 TOPIC = "home/pico"
@@ -80,7 +80,7 @@ class Sim:
         self.outputs = []
         self.pins = {}
         self.log_path = os.path.join(self.dir, "stderr.log")
-        args, env = sim_tool.command(self.config_path, *flags)
+        args, env = deps.simulator_command(self.config_path, *flags)
         self.proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(self.log_path, "wb"), cwd=cwd or self.dir)
         SIMS.append(self)
@@ -263,20 +263,6 @@ def state(key, value):
 
 def text(prefix):
     return lambda payload: payload.startswith(prefix.encode())
-
-
-def totp_now(key, offset_steps=0, at=None):
-    """The current TOTP code for a Base32 key, computed independently of the device code."""
-    import base64
-    import hashlib
-    import hmac
-    import struct
-
-    raw = base64.b32decode(key.upper() + "=" * (-len(key) % 8))
-    counter = int((at or time.time()) // 30) + offset_steps
-    mac = hmac.new(raw, struct.pack(">Q", counter), hashlib.sha1).digest()
-    off = mac[-1] & 0x0F
-    return (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000
 
 
 def with_config(cfg, **sections):

