@@ -113,7 +113,13 @@ class IsolatedNatBridge:
         if self.firewalled:
             return
         if ip.proto == net.IP_PROTO_TCP:
-            self._tcp.maybe_handle(eth, ip)
+            try:
+                self._tcp.maybe_handle(eth, ip)
+            except OSError:
+                # The far side is gone (a killed broker): the reflector's write_eof on its socket
+                # raises ENOTCONN, which would crash the emulator from inside the Wi-Fi model's
+                # bus. Its reader sees the reset and closes the flow toward the guest itself.
+                pass
         elif ip.proto == net.IP_PROTO_UDP:
             reply = self._dhcp.maybe_handle(eth)
             if reply is not None:
