@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from . import Failure, board, configfile, keys, mqttio, seedimport
+from . import Failure, board, configfile, keys, mqttio, push, seedimport
 
 DEFAULT_CONFIG = "config.json"
 # After the state a pin request produced: how long an error for the same request may follow.
@@ -181,8 +181,11 @@ def cmd_key_new(args):
     prefix = cfg["gpio"]["prefix"]
     _out("added a new 160-bit key for %s%d to %s" % (prefix, args.pin, args.config))
     _show_key(key, "%s %s%d" % (args.name or cfg["mqtt"]["topic"], prefix, args.pin), args)
-    _out("copy %s to the board (tinyctrl provision) for the key to take effect" % args.config)
-    return 0
+    push.remember_name(args.config, args.pin, key, args.name)  # for key revoke --name
+    if not args.push:
+        _out("copy %s to the board (tinyctrl provision, or config push) for the key to take "
+             "effect" % args.config)
+    return push.after_key_new(args)
 
 
 def _pin_keys(raw, pin):
@@ -312,9 +315,9 @@ def cmd_provision(args):
         except Failure as e:
             _out("note: %s; not waiting for the device to come online" % e)
     try:
-        _out("copying %s%s to the board and resetting it (mpremote)..."
+        _out("copying %s%s and its push key to the board and resetting it (mpremote)..."
              % (args.config, " and " + ca[1] if ca else ""))
-        board.copy_config(args.port, args.config, ca)
+        board.copy_config(args.port, args.config, ca, push.ensure_key(args.config))
         _out("board reset")
         if watcher:
             return _wait_online(watcher, cfg, args.timeout)
@@ -418,7 +421,11 @@ def parser():
         k.add_argument("--show", action="store_true", help="print the URI with the secret")
         if name == "show":
             k.add_argument("--index", type=int, default=1, help="which of the pin's keys")
+        else:
+            k.add_argument("--push", action="store_true", help="push the file to the device")
+            push.add_push_options(k, _progress)
         k.set_defaults(func=func)
+    push.add_parsers(csub, ksub, _progress)
     code = ksub.add_parser("code", help="print the current code")
     code.add_argument("--pin", type=int)
     code.add_argument("--config", default=DEFAULT_CONFIG)

@@ -17,6 +17,7 @@ from .contacts import Contacts
 from .memory import RelayMemory
 from .mqtt import BACKLOG, TinyMQTTClient
 from .outbox import Outbox
+from .push import Receiver
 from .relays import Relays
 
 # Between failed first connects: each already waits out a join (back within 10 s of the
@@ -43,6 +44,7 @@ class Controller:
         self.memory = RelayMemory(cfg, hw)
         self.relays = Relays(cfg, hw, self.outbox, self.mono_ms, self.memory)
         self.contacts = Contacts(cfg["gpio"]["contact"], hw, self.outbox)
+        self.push = Receiver(cfg, hw, self.outbox, self.mono_ms)  # config pushes, push.py
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms,
@@ -98,6 +100,8 @@ class Controller:
             await self.announcer.connected(client)
         self.outbox.full()  # full list on first connect and after every reconnect (Action F)
         log("subscribed to", self.topic)
+        self.push.connected()
+        await client.subscribe(self.push.topic, 1)
 
     # ---- requests in
 
@@ -105,6 +109,8 @@ class Controller:
         try:
             if streak >= BACKLOG:
                 self._behind(streak)
+            if topic == self.push.topic_b:
+                return self.push.message(msg, oversize)
             if self.announcer and self.announcer.message(topic, msg, oversize):
                 return
             if topic == self._status:
@@ -217,7 +223,8 @@ class Controller:
                 return
             except OSError as e:
                 failures += 1
-                log("connect failed (%d): %r" % (failures, e))
+                self.push.failure = "connect failed (%d): %r" % (failures, e)  # a trial's why
+                log(self.push.failure)
             if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono_ms() - self.started:
                 log("no connection; resetting")
                 self.hw.reset()
@@ -233,6 +240,7 @@ class Controller:
             self.watchdog.start(wd * 1000)
             asyncio.create_task(self._feed_watchdog(self.watchdog))
         asyncio.create_task(self.contacts.run())
+        asyncio.create_task(self.push.run())
         publisher = asyncio.create_task(self.outbox.run())
         if self.announcer:
             asyncio.create_task(self.announcer.run())

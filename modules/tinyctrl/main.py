@@ -6,15 +6,19 @@ import sys
 
 import port
 
-from . import board_name, config, log
+from . import board_name, config, log, trial
 
 
 def load(path=None):
     """The validated config, or None after printing every problem."""
     path = path or port.CONFIG_PATH
+    boot = trial.boot(path)  # config.new while a pushed config is on trial
     try:
-        cfg = config.load(path, board_name(port.unique_id()))
+        cfg = config.load(boot.path, board_name(port.unique_id()))
     except config.ConfigError as e:
+        if boot.trying:  # checked when it came, but this boot's validator refuses it
+            boot.fail(boot.trying, "it does not load: " + "; ".join(e.problems))
+            return load(path)
         print("tinyctrl: %s is not valid, the controller is stopped:" % path)
         for problem in e.problems:
             print("  -", problem)
@@ -38,6 +42,15 @@ def hold_relays_off(cfg):
 def build(cfg):
     """The Controller, or None if it cannot start (e.g. the CA file is missing)."""
     from .controller import Controller  # after hold_relays_off: mqtt_as, ssl, asyncio are big
+
+    boot = trial.current
+    if boot and not boot.fresh:
+        # Reset without a new load (the simulator's loop): read the files as a board would.
+        cfg = load(boot.config_path)
+        if not cfg:
+            return None
+    if trial.current:
+        trial.current.fresh = False
 
     try:
         return Controller(cfg, port, port.boot_record())
