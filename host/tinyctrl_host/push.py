@@ -146,10 +146,11 @@ def send(new_path, old_path=None, trial_s=TRIAL_S, progress=None, out=print):
         if said[0] == "refused":
             raise Failure(said[1])
         out("device: " + said[1])
-        end = time.monotonic() + trial_s + CONFIRM_SLACK_S
-        said = _wait(topics, seq, end, ("confirmed", "rolled back"))
+        wait_s = trial_s + CONFIRM_SLACK_S
+        said = _wait(topics, seq, time.monotonic() + wait_s, ("confirmed", "rolled back"))
         if said is None:
-            raise Failure("config push %d: no confirmation within %d s" % (seq, end))
+            raise Failure("config push %d: neither confirmed nor rolled back within %d s"
+                          % (seq, wait_s))
         if said[0] == "rolled back":
             raise Failure(said[1])
         out("device: " + said[1])
@@ -226,7 +227,7 @@ def revoke(config_path, pin, index=None, name=None, leave_open=False):
 
 def cmd_config_push(args):
     seq = send(args.file, args.to, args.trial_s, args.progress("sending"))
-    print("config push %d: %s runs %s" % (seq, "the device", args.file), flush=True)
+    print("config push %d: the device runs %s" % (seq, args.file), flush=True)
     return 0
 
 
