@@ -187,7 +187,7 @@ def test_an_invalid_file_is_refused_with_the_validators_messages(rig):
                              "whole number from 1 to 10")
 
 
-def rolled_back(rig, change, why):
+def rolled_back(rig, change, why, report):
     """Push a changed copy of the PC's config (--to: the device runs the PC's config.json)."""
     before = device_config(rig)
     with open(rig["pc"]) as f:
@@ -199,13 +199,16 @@ def rolled_back(rig, change, why):
         json.dump(raw, f)
     m = rig["client"].mark()
     done = run("config", "push", new, "--to", rig["pc"], "--trial-s", TRIAL_S, timeout=120)
-    lines = push_lines(rig, m)
     assert done.returncode == 1 and "rolled back" in done.stderr, done.stdout + done.stderr
     assert why in done.stderr, done.stderr
+    rig["client"].wait_for(lambda p: b"rolled back" in p, since=m)  # the CLI may see it first
+    lines = push_lines(rig, m)
     received = next(t for t, p in rig["client"].messages[m:] if b"received" in p)
     back = next(t for t, p in rig["client"].messages[m:] if b"rolled back" in p)
     # the bound, then the reset and the old config's connect before it can say so
     assert back - received < TRIAL_S + 15, back - received
+    report("config push rolled back (%s): %.1f s after 'received', bound %d s"
+           % (why, back - received, TRIAL_S))
     assert len(lines) == 2, lines
     assert device_config(rig) == before
     assert sorted(os.listdir(rig["sim"].dir)) == sorted(
@@ -215,13 +218,13 @@ def rolled_back(rig, change, why):
     rig["client"].wait_for(state("GP20", 0), since=m)  # the pushed pin, off after a reset
 
 
-def test_a_wrong_wifi_password_rolls_back_within_the_bound(rig):
+def test_a_wrong_wifi_password_rolls_back_within_the_bound(rig, report):
     rolled_back(rig, lambda r: r["wifi"].update(password="not-the-wifi-pw"),
-                "Wi-Fi join failed (status -3)")
+                "Wi-Fi join failed (status -3)", report)
 
 
-def test_a_wrong_broker_rolls_back_within_the_bound(rig):
-    rolled_back(rig, lambda r: r["mqtt"].update(port=free_port()), "connect failed")
+def test_a_wrong_broker_rolls_back_within_the_bound(rig, report):
+    rolled_back(rig, lambda r: r["mqtt"].update(port=free_port()), "connect failed", report)
 
 
 def test_a_power_cut_in_the_trial_leaves_a_complete_config(rig):
