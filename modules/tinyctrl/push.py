@@ -44,6 +44,7 @@ class Receiver:
         self.ecb = ecb  # AES-256-ECB: cryptolib on the board and the simulator
         self.outbox = outbox
         self.mono_ms = mono_ms
+        # this boot's files (main.load); without a load, no trial to finish
         self.boot = boot or trial.current or trial.Boot(hw.CONFIG_PATH)
         self.name = cfg["name"]
         self.device_topic = cfg["mqtt"]["topic"]

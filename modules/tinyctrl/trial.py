@@ -76,6 +76,9 @@ class Boot:
         self.trying = None  # the marker of a config.new on trial now
         self.outcome = None  # the marker of a trial that ended, to report
         self.fresh = True  # the files were read at this boot (see main.build)
+
+    def start(self):
+        """Read the files and decide; a power cut at any point here is met by the next start."""
         marker = read_json(self.file(MARK))
         remove(self.file(PART))  # a push cut short by a reset is gone; its sender times out
         if marker is None or not isinstance(marker.get("id"), int):
@@ -132,4 +135,5 @@ def boot(config_path):
     """Decide what this boot loads; main.load calls it before reading any config."""
     global current
     current = Boot(config_path)
+    current.start()
     return current

@@ -250,6 +250,47 @@ def test_a_power_cut_in_the_trial_leaves_a_complete_config(rig):
     sim.assert_alive()
 
 
+def test_a_full_size_push_is_read_with_a_bounded_heap(rig, report):
+    """64 KB arrive one 512-byte chunk at a time: the heap holds a chunk, never the file."""
+    sim = rig["sim"]
+    raw = device_config(rig)
+    raw["sign"] = {"keys": {}}
+    while len(json.dumps(raw)) < 60000:
+        raw["sign"]["keys"]["k%d" % len(raw["sign"]["keys"])] = os.urandom(16).hex()
+    rig["configs"].append(raw)
+    idle = sim.idle_heap()
+    _, messages = sealed_push(rig, raw)
+    assert len(messages) > 100
+    half = len(messages) // 2
+    publish(rig, messages[:half])
+    time.sleep(1)
+    during = min(sim.heap() for _ in range(3))
+    assert during - idle < 8 * 1024, (idle, during)
+    report("heap halfway through a %d-byte push: %+d bytes over idle (%d chunks)"
+           % (len(json.dumps(raw)), during - idle, len(messages)))
+    last = bytearray(messages[-1])
+    last[-1] ^= 0x80  # the tag: nothing of it is run
+    refused_once(rig, messages[half:-1] + [bytes(last)], "not sealed with this device's key")
+
+
+def test_garbage_on_the_push_topic_is_refused_under_the_error_budget(rig):
+    m = rig["client"].mark()
+    publish(rig, [b"garbage %d" % i for i in range(120)])
+    rig["client"].send({"CMD": "stats"})
+    rig["client"].wait_for(text("Uptime="), since=m, timeout=30)
+    time.sleep(1)
+    lines = push_lines(rig, m)
+    limit = first_config_budget()
+    assert 1 <= len(lines) <= limit + 1, len(lines)
+    assert all(p.startswith(b"Error: config push refused: not a push chunk") for p in lines)
+    rig["sim"].assert_alive()
+
+
+def first_config_budget():
+    """Error lines of one kind per guard.publish_window_s: publish_max / 4 (outbox.py)."""
+    return base_config(1, 1, 1)["guard"]["publish_max"] // 4
+
+
 def test_no_message_on_the_broker_holds_a_secret(rig):
     secrets = []
     for cfg in rig["configs"]:

@@ -106,7 +106,7 @@ class Device:
 
     def start(self):
         """A boot: main.load's trial.boot, then the controller's Receiver."""
-        self.boot = trial.Boot(self.hw.CONFIG_PATH)
+        self.boot = trial.boot(self.hw.CONFIG_PATH)
         self.cfg = config.load(self.boot.path)
         self.outbox = Outbox()
         self.rx = push.Receiver(self.cfg, self.hw, self.outbox, lambda: self.now, self.boot,
