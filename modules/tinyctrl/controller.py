@@ -100,8 +100,7 @@ class Controller:
             await self.announcer.connected(client)
         self.outbox.full()  # full list on first connect and after every reconnect (Action F)
         log("subscribed to", self.topic)
-        self.push.connected()
-        await client.subscribe(self.push.topic, 1)
+        await self.push.subscribe(client)  # and confirm a pushed config on trial
 
     # ---- requests in
 

@@ -54,7 +54,6 @@ class Receiver:
         self.key = self._read_key()
         self.failure = None  # the last connect failure the controller logged
         self._push = None
-        self._told_no_key = False
         self._pid = None  # the push of the chunk being read
         self._dead = None  # the last push refused
         self._restart = False  # a push was accepted: reset to try it
@@ -83,12 +82,6 @@ class Receiver:
         """One message on <mqtt.topic>/config."""
         if self._restart:
             return  # one push at a time: this one resets the device in a moment
-        if not self.key:
-            if not self._told_no_key:
-                self._told_no_key = True
-                self.outbox.error(REFUSED + "this device has no push key; provision it over "
-                                  "USB (tinyctrl provision)", "push")
-            return
         try:
             if oversize:
                 raise Refused("message too large (%d bytes)" % oversize)
@@ -200,8 +193,16 @@ class Receiver:
 
     # ---- life cycle
 
+    async def subscribe(self, client):
+        """Subscribed to the device's topic: listen for pushes, then confirm a config on trial.
+        Only with a push key: a device provisioned before pushes asks nothing new of the
+        broker's ACL (mqtt_as reconnects, over and over, after a refused subscription)."""
+        if self.key:
+            await client.subscribe(self.topic, 1)
+        self.connected()
+
     def connected(self):
-        """The controller is subscribed: confirm a config on trial, report a rollback."""
+        """Confirm a config on trial, or report a rollback."""
         line = self.boot.connected()
         if line and line.startswith("Error:"):
             self.outbox.error(line, "push")

@@ -7,7 +7,7 @@
 import json
 import os
 
-from check import hexlify
+from check import hexlify, run_async
 from test_seal import ecb
 
 from tinyctrl import config, push, seal, trial
@@ -217,11 +217,19 @@ def test_an_abandoned_push_is_dropped():
     assert trial.PART not in dev.files()
 
 
-def test_without_a_key_no_push_and_it_says_so_once():
-    dev = Device(key=None)
-    dev.push(raw_config(), 1)
-    dev.push(raw_config(), 2)
-    assert "no push key" in refused(dev)
+def test_without_a_key_it_does_not_listen_for_pushes():
+    class Client:
+        def __init__(self):
+            self.topics = []
+
+        async def subscribe(self, topic, qos):
+            self.topics.append(topic)
+
+    for key, want in ((None, []), (KEY, [TOPIC + "/config"])):
+        dev = Device(key=key)
+        client = Client()
+        run_async(lambda: dev.rx.subscribe(client))
+        assert client.topics == want
 
 
 def test_the_trial_bound_rolls_back_and_says_why_at_the_next_boot():
