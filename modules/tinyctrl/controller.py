@@ -110,6 +110,7 @@ class Controller:
                 self._behind(streak)
             if topic == self.push.topic_b:
                 return self.push.message(msg, oversize)
+            self.push.heard(topic, msg)  # a pushed config on trial is confirmed by its echo
             if self.announcer and self.announcer.message(topic, msg, oversize):
                 return
             if topic == self._status:

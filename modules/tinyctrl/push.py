@@ -50,6 +50,8 @@ class Receiver:
         self.device_topic = cfg["mqtt"]["topic"]
         self.topic = self.device_topic + "/config"
         self.topic_b = self.topic.encode()
+        self._main = self.device_topic.encode()
+        self._subscribed = False  # to mqtt.topic, with this config
         self.board_id = board_name(hw.unique_id())
         self.key = self._read_key()
         self.failure = None  # the last connect failure the controller logged
@@ -202,8 +204,20 @@ class Receiver:
         self.connected()
 
     def connected(self):
-        """Confirm a config on trial, or report a rollback."""
-        line = self.boot.connected()
+        """Report how the last trial ended; a config on trial waits for its echo (heard)."""
+        self._subscribed = True
+        if not self.boot.trying:
+            self._report(self.boot.connected())
+
+    def heard(self, topic, msg):
+        """A message on the device's topics. Its own last message back on mqtt.topic shows a
+        config on trial can publish and receive there: a broker may grant a subscription its
+        ACL then starves (mosquitto 2.0 does), and only then is the config confirmed."""
+        if self.boot.trying and self._subscribed and topic == self._main \
+                and msg == self.outbox.last_sent:
+            self._report(self.boot.connected())
+
+    def _report(self, line):
         if line and line.startswith("Error:"):
             self.outbox.error(line, "push")
         elif line:
@@ -224,7 +238,9 @@ class Receiver:
             return
         await asyncio.sleep_ms(bound)
         if self.boot.trying:
-            why = self.failure or "not subscribed within %d s" % (bound // 1000)
+            why = self.failure or ("reached the broker, but its messages on mqtt.topic did not "
+                                   "come back within %d s (may its login use the topic?)"
+                                   % (bound // 1000))
             self.boot.fail(self.boot.trying, why)
             self.hw.reset()
 

@@ -14,8 +14,9 @@
 #   attempts 0            count the attempt, load config.new
 #   attempts 1            a second boot in the same trial: the first crashed, stalled into the
 #                         watchdog or lost power; roll back
-# Subscribed with config.new: rename it over config.json, remove the marker, confirm. Not
-# subscribed within trial_s: write why into the marker, remove config.new, reset.
+# Subscribed with config.new and its own first message heard back on mqtt.topic (push.py): rename
+# it over config.json, remove the marker, confirm. Not so within trial_s: write why into the
+# marker, remove config.new, reset.
 import json
 import os
 

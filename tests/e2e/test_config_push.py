@@ -15,7 +15,7 @@ import time
 import leakcheck
 import pytest
 from hostcli import run
-from services import free_port
+from services import Mosquitto, free_port
 from simharness import NAME, TOPIC, Client, Codes, Sim, base_config, state, text, wait_log
 from tinyctrl_host import push as host_push
 
@@ -301,3 +301,48 @@ def test_no_message_on_the_broker_holds_a_secret(rig):
     assert leakcheck.find_leaks(secrets, texts) == []
     raw = [p for _, p in texts]
     assert not any(DEVICE_KEY in p for p in raw)
+
+
+def test_a_topic_the_login_may_not_use_rolls_back(services, report):
+    """A broker whose ACL lets the device use home/pico and below only: a push moving it to
+    another topic reaches the broker, which grants the subscription (mosquitto 2.0) and drops
+    what the device publishes; its state never comes back, and the push is rolled back."""
+    _, ntp, ip = services
+    folder = tempfile.mkdtemp(prefix="tinyctrl-acl-")
+    os.chmod(folder, 0o755)  # mosquitto started as root reads it as its own user
+    acl = os.path.join(folder, "acl")
+    with open(acl, "w") as f:
+        f.write("topic readwrite %s\ntopic readwrite %s/#\n" % (TOPIC, TOPIC))
+    os.chmod(acl, 0o644)
+    broker = Mosquitto(extra_conf="acl_file %s\n" % acl).start()
+    cfg = base_config(broker.port, ntp.port, ip.port)
+    client = Client(broker.port)
+    m = client.mark()
+    sim = Sim(cfg, files={"push.key": DEVICE_KEY.hex().encode()})
+    try:
+        client.wait_for(state("GP16", 0), since=m, timeout=40)
+        raw = dict(cfg, mqtt=dict(cfg["mqtt"], topic="elsewhere/pico"))
+        seq = host_push.new_seq()
+        sealed = host_push.seal_config(json.dumps(raw).encode(), DEVICE_KEY, seq, NAME, TOPIC,
+                                       TRIAL_S)
+        for chunk in host_push.chunks(sealed, seq):
+            client.mqtt.publish(TOPIC + "/config", chunk, qos=1).wait_for_publish(10)
+        client.wait_for(text("Info: config push %d received" % seq), since=m)
+        start = time.monotonic()
+        line = client.wait_for(text("Error: config push %d rolled back" % seq), since=m,
+                               timeout=TRIAL_S + 30)
+        report("config push rolled back (topic not allowed): %.1f s after 'received'"
+               % (time.monotonic() - start))
+        assert line.endswith(b"reached the broker, but its messages on mqtt.topic did not come "
+                             b"back within %d s (may its login use the topic?)" % TRIAL_S), line
+        assert device_config_at(sim) == cfg
+    finally:
+        client.close()
+        sim.stop()
+        broker.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def device_config_at(sim):
+    with open(sim.config_path) as f:
+        return json.load(f)

@@ -70,6 +70,7 @@ class Hw:
 class Outbox:
     def __init__(self):
         self.replies, self.errors = [], []
+        self.last_sent = b'{"GP16": 0, "FROM": "garage-pico"}'
 
     def reply(self, line):
         self.replies.append(line)
@@ -112,6 +113,11 @@ class Device:
         self.rx = push.Receiver(self.cfg, self.hw, self.outbox, lambda: self.now, self.boot,
                                 ecb)
 
+    def online(self):
+        """Subscribed, and the device's first state came back on its topic."""
+        self.rx.connected()
+        self.rx.heard(TOPIC.encode(), self.outbox.last_sent)
+
     def send(self, messages):
         for m in messages:
             self.rx.message(m, 0)
@@ -140,12 +146,16 @@ def test_an_accepted_push_is_tried_then_confirmed():
     assert dev.read(trial.NEW) == text(big) and dev.read(push.SEQ_FILE) == b"5"
     dev.start()  # the reset
     assert dev.cfg["gpio"]["relay"] == [20, 21] and dev.boot.trial_ms() == 30000
-    dev.rx.connected()
+    dev.rx.connected()  # subscribed: a broker may grant what its ACL then starves
+    dev.rx.heard(TOPIC.encode(), b'{"GP16": 1, "FROM": "garage-pico"}')  # not its own
+    dev.rx.heard(b"home/pico/status", dev.outbox.last_sent)
+    assert dev.outbox.replies == [] and trial.NEW in dev.files()
+    dev.online()  # its own state came back: it can publish and receive
     assert dev.outbox.replies == ["Info: config push 5 confirmed"]
     assert dev.read("config.json") == text(big)
     assert dev.files() == ["config.json", push.KEY_FILE, push.SEQ_FILE]
     dev.start()
-    dev.rx.connected()
+    dev.online()
     assert dev.outbox.replies == [] and dev.cfg["gpio"]["relay"] == [20, 21]
 
 
@@ -154,7 +164,7 @@ def test_refusals_change_nothing():
     old = dev.read("config.json")
     dev.push(raw_config(), 9)
     dev.start()
-    dev.rx.connected()
+    dev.online()
     cases = (
         (raw_config(), 9, {}, "push 9 is a replay: this device has accepted push 9"),
         (raw_config(), 8, {}, "replay"),
@@ -243,7 +253,7 @@ def test_the_trial_bound_rolls_back_and_says_why_at_the_next_boot():
     assert dev.files() == ["config.json", trial.MARK, push.KEY_FILE, push.SEQ_FILE]
     dev.start()
     assert dev.cfg["wifi"]["password"] == "pw-one" and not dev.boot.trying
-    dev.rx.connected()
+    dev.online()
     assert dev.outbox.errors == [("push", "Error: config push 6 rolled back: connect failed "
                                   "(3): OSError('Wi-Fi join failed (status -3)',)")]
     assert dev.read("config.json") == old
@@ -260,7 +270,7 @@ def test_a_second_boot_in_a_trial_rolls_back():
     assert dev.cfg["gpio"]["relay"] == [20]
     dev.start()  # crashed, the watchdog, or a power cut before it reached the broker
     assert dev.cfg["gpio"]["relay"] == [16, 17]
-    dev.rx.connected()
+    dev.online()
     assert dev.outbox.errors == [("push", "Error: config push 7 rolled back: the device "
                                   "restarted before it reached the broker")]
 
@@ -290,7 +300,7 @@ def test_a_power_cut_at_any_step_leaves_one_complete_valid_config():
             dev.write(name, data)
         dev.start()
         assert dev.cfg["gpio"]["relay"] == want, (files, dev.cfg["gpio"]["relay"])
-        dev.rx.connected()
+        dev.online()
         dev.start()
         assert trial.MARK not in dev.files() or dev.boot.trying is None
         assert trial.PART not in dev.files()
