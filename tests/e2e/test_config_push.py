@@ -145,6 +145,18 @@ def test_a_push_changes_pins_and_keys_and_the_device_runs_them(rig):
     rig["capture"] = [p for _, p in rig["spy"].messages if b"\n" in p[:24] and p[:1].isdigit()]
 
 
+def test_a_new_key_pushed_at_once_works_right_after(rig):
+    done = run("key", "new", "--pin", GARAGE, "--name", "watch", "--config", rig["pc"],
+               "--push", "--trial-s", TRIAL_S, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "confirmed" in done.stdout
+    watch = device_config(rig)["mfa"]["pins"][str(GARAGE)][-1]
+    assert watch not in (KEY_PHONE, KEY_TABLET)
+    rig["configs"].append(device_config(rig))
+    booted(rig)
+    assert state("GP18", 1)(code_answer(rig, watch))
+
+
 def test_a_revoked_key_is_refused_right_after_the_push(rig):
     assert state("GP18", 1)(code_answer(rig, KEY_PHONE))  # the phone's key works before
     done = run("key", "revoke", "--pin", GARAGE, "--index", 1, "--config", rig["pc"], "--push",
@@ -152,7 +164,8 @@ def test_a_revoked_key_is_refused_right_after_the_push(rig):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "removed key 1 of GP18" in done.stdout and "confirmed" in done.stdout
     rig["configs"].append(device_config(rig))
-    assert device_config(rig)["mfa"]["pins"] == {str(GARAGE): [KEY_TABLET]}
+    assert device_config(rig)["mfa"]["pins"][str(GARAGE)][0] == KEY_TABLET
+    assert KEY_PHONE not in device_config(rig)["mfa"]["pins"][str(GARAGE)]
     booted(rig)
     assert code_answer(rig, KEY_PHONE) == DENIED
     assert state("GP18", 1)(code_answer(rig, KEY_TABLET))
