@@ -51,7 +51,8 @@ class Receiver:
         self.topic = self.device_topic + "/config"
         self.topic_b = self.topic.encode()
         self._main = self.device_topic.encode()
-        self._subscribed = False  # to mqtt.topic, with this config
+        self._subscribed = False  # to every topic, with this config
+        self._echo = False  # its own message came back on mqtt.topic
         self.board_id = board_name(hw.unique_id())
         self.key = self._read_key()
         self.failure = None  # the last connect failure the controller logged
@@ -204,18 +205,21 @@ class Receiver:
         self.connected()
 
     def connected(self):
-        """Report how the last trial ended; a config on trial waits for its echo (heard)."""
+        """Subscribed: report how the last trial ended, or confirm a config on trial whose
+        echo came (heard)."""
         self._subscribed = True
-        if not self.boot.trying:
+        if not self.boot.trying or self._echo:
             self._report(self.boot.connected())
 
     def heard(self, topic, msg):
         """A message on the device's topics. Its own last message back on mqtt.topic shows a
         config on trial can publish and receive there: a broker may grant a subscription its
-        ACL then starves (mosquitto 2.0 does), and only then is the config confirmed."""
-        if self.boot.trying and self._subscribed and topic == self._main \
-                and msg == self.outbox.last_sent:
-            self._report(self.boot.connected())
+        ACL then starves (mosquitto 2.0 does), and only then is the config confirmed. The echo
+        may come before the last subscription is granted."""
+        if self.boot.trying and msg and topic == self._main and msg == self.outbox.last_sent:
+            self._echo = True
+            if self._subscribed:
+                self._report(self.boot.connected())
 
     def _report(self, line):
         if line and line.startswith("Error:"):

@@ -55,6 +55,7 @@ def rig(services):
         del os.environ["TINYCTRL_SIM_WIFI_PASSWORD"]
     client.wait_for(state("GP16", 0), since=m, timeout=40)
     rig = {"sim": sim, "client": client, "spy": spy, "pc": pc_config, "codes": Codes(),
+           "broker": broker.port,
            "configs": [cfg], "syncs": 1}
     wait_log(sim, "clock synced")
     rig["codes"].synced()
@@ -302,6 +303,30 @@ def test_garbage_on_the_push_topic_is_refused_under_the_error_budget(rig):
 def first_config_budget():
     """Error lines of one kind per guard.publish_window_s: publish_max / 4 (outbox.py)."""
     return base_config(1, 1, 1)["guard"]["publish_max"] // 4
+
+
+def test_a_new_topic_and_name_with_to_the_old_file(rig):
+    """Last of the rig's: the device moves to home/pico2 under a new name; the PC sends on the
+    old topic (--to) and hears the confirmation on the new one."""
+    with open(rig["pc"]) as f:
+        raw = json.load(f)
+    raw["mqtt"]["topic"], raw["name"] = TOPIC + "2", "garage-pico-2"
+    rig["configs"].append(raw)
+    new = os.path.join(os.path.dirname(rig["pc"]), "moved.json")
+    with open(new, "w") as f:
+        json.dump(raw, f)
+    moved = Client(rig["broker"], topic=TOPIC + "2", client_id="moved")
+    try:
+        m = moved.mark()
+        done = run("config", "push", new, "--to", rig["pc"], "--trial-s", TRIAL_S, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "confirmed" in done.stdout
+        assert os.path.exists(host_push.key_path(new))  # the key now goes with the new file
+        moved.send({"GP16": 0})
+        said = moved.wait_for(state("GP16", 0), since=m)
+        assert b'"garage-pico-2"' in said
+    finally:
+        moved.close()
 
 
 def test_no_message_on_the_broker_holds_a_secret(rig):

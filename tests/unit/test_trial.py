@@ -152,6 +152,16 @@ def test_an_accepted_push_is_tried_then_confirmed():
     assert dev.outbox.replies == [] and trial.NEW in dev.files()
     dev.online()  # its own state came back: it can publish and receive
     assert dev.outbox.replies == ["Info: config push 5 confirmed"]
+    dev.outbox.replies = []
+    dev.write(trial.MARK, b'{"id": 6, "attempts": 0, "trial_s": 30}')
+    dev.write(trial.NEW, text(big))
+    dev.start()
+    dev.rx.heard(TOPIC.encode(), dev.outbox.last_sent)  # the echo before the last SUBACK
+    assert dev.outbox.replies == []
+    dev.rx.connected()
+    assert dev.outbox.replies == ["Info: config push 6 confirmed"]
+    dev.outbox.replies = ["Info: config push 5 confirmed"]
+    assert dev.outbox.replies == ["Info: config push 5 confirmed"]
     assert dev.read("config.json") == text(big)
     assert dev.files() == ["config.json", push.KEY_FILE, push.SEQ_FILE]
     dev.start()
