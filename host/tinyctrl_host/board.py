@@ -181,12 +181,15 @@ def mpremote(port, *commands, timeout=MPREMOTE_TIMEOUT_S, show=None):
     return out
 
 
-def copy_config(port, config_path, ca=None, show=None):
-    """Copy config.json (and the CA certificate under the name config.json gives it), then reset
+def copy_config(port, config_path, ca=None, push_key=None, show=None):
+    """Copy config.json (and the CA certificate under the name config.json gives it, and the
+    device key config pushes are sealed with: over USB, never over the broker), then reset
     the board (machine.reset): it starts as after power-on and reads the new file. (mpremote's
     soft-reset would leave it in the raw REPL, where main.py does not run.)"""
     commands = [("cp", config_path, ":config.json")]
     if ca:
         commands.append(("cp", ca[0], ":" + ca[1]))
+    if push_key:
+        commands.append(("cp", push_key, ":push.key"))
     commands.append(("reset",))
     return mpremote(port, *commands, show=show)

@@ -5,7 +5,7 @@ import json
 import os
 import time
 
-from . import NO_ANSWER, Failure, board, configfile, mqttio, options, ui
+from . import NO_ANSWER, Failure, board, configfile, mqttio, options, push, ui
 
 
 def cmd_provision(args):
@@ -32,10 +32,10 @@ def cmd_provision(args):
         except Failure as e:
             ui.out("note: %s; not waiting for the device to come online" % e)
     try:
-        ui.out("copying %s%s to the board and resetting it (mpremote)..."
+        ui.out("copying %s%s and its push key to the board and resetting it (mpremote)..."
                 % (args.config, " and " + ca[1] if ca else ""))
         with ui.Spinner("copying to the board (mpremote)") as spinner:
-            board.copy_config(args.port, args.config, ca,
+            board.copy_config(args.port, args.config, ca, push.ensure_key(args.config),
                               show=lambda line: spinner.out("  " + line))
         ui.out("board reset")
         if watcher:

@@ -5,7 +5,7 @@ import getpass
 import os
 import sys
 
-from . import REFUSED, Failure, configfile, keys, options, seedimport, ui
+from . import REFUSED, Failure, configfile, keys, options, push, seedimport, ui
 
 
 def _ask(args, name, prompt, secret=False, required=True, check=None, default=None):
@@ -266,3 +266,4 @@ def add_commands(sub):
                      help="the broker's CA certificate on the board (default: ca.pem)")
     imp.add_argument("--force", action="store_true", help="replace an existing file")
     imp.set_defaults(func=cmd_config_import)
+    push.add_config_push(csub)

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from . import Failure, configfile, keys, options, ui
+from . import Failure, configfile, keys, options, push, ui
 
 
 def _output_pin(cfg, pin):
@@ -55,9 +55,12 @@ def cmd_key_new(args):
     if had:
         ui.out("%s%d already has %d key(s); each one opens it (tinyctrl key list, key remove)"
                 % (prefix, args.pin, had))
-    ui.out("copy %s to the board (tinyctrl provision) for the key to take effect" % args.config)
+    if not args.push:
+        ui.out("copy %s to the board (tinyctrl provision, or config push) for the key to take "
+               "effect" % args.config)
     _show_key(uri, args)
-    return 0
+    push.remember_name(args.config, args.pin, key, args.name)  # for key revoke --name
+    return push.after_key_new(args)
 
 
 def _pin_name(raw, pin):
@@ -155,6 +158,9 @@ def add_commands(sub):
         if name == "show":
             k.add_argument("--index", type=int, default=1,
                            help="which of the pin's keys (default: 1)")
+        else:
+            k.add_argument("--push", action="store_true", help="push the file to the device")
+            push.add_push_options(k)
         k.set_defaults(func=func)
     ls = options.add_group(ksub, "list", "list the pins' keys (never the secrets)",
                            "tinyctrl key list")
@@ -166,6 +172,7 @@ def add_commands(sub):
     rm.add_argument("--index", type=int, required=True, help="which key (see key list)")
     options.add_config(rm)
     rm.set_defaults(func=cmd_key_remove)
+    push.add_key_revoke(ksub)
     code = options.add_group(ksub, "code", "print the current codes",
                              "tinyctrl key code --pin 18 --json")
     code.add_argument("--pin", type=int, help="only this pin's keys")

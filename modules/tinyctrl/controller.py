@@ -19,6 +19,7 @@ from .inputs import Inputs
 from .memory import RelayMemory
 from .mqtt import BACKLOG, TinyMQTTClient
 from .outbox import Outbox
+from .push import Receiver
 from .relays import Relays
 
 # Between failed first connects: each already waits out a join (back within 10 s of the
@@ -49,6 +50,7 @@ class Controller:
         self.inputs = local["inputs"] and Inputs(cfg, hw, self.relays, self.outbox, self.mono_ms)
         self.failsafe = local["failsafe"] and Failsafe(cfg, self.relays, self.outbox,
                                                        self.mono_ms)
+        self.push = Receiver(cfg, hw, self.outbox, self.mono_ms)  # config pushes, push.py
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms,
@@ -106,6 +108,7 @@ class Controller:
             await self.announcer.connected(client)
         self.outbox.full()  # full list on first connect and after every reconnect (Action F)
         log("subscribed to", self.topic)
+        await self.push.subscribe(client)  # and confirm a pushed config on trial
 
     # ---- requests in
 
@@ -113,6 +116,9 @@ class Controller:
         try:
             if streak >= BACKLOG:
                 self._behind(streak)
+            if topic == self.push.topic_b:
+                return self.push.message(msg, oversize)
+            self.push.heard(topic, msg)  # a pushed config on trial is confirmed by its echo
             if self.announcer and self.announcer.message(topic, msg, oversize):
                 return
             if topic == self._status:
@@ -227,7 +233,8 @@ class Controller:
                 return
             except OSError as e:
                 failures += 1
-                log("connect failed (%d): %r" % (failures, e))
+                self.push.failure = "connect failed (%d): %r" % (failures, e)  # a trial's why
+                log(self.push.failure)
             if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono_ms() - self.started:
                 log("no connection; resetting")
                 self.hw.reset()
@@ -247,6 +254,7 @@ class Controller:
             asyncio.create_task(self.inputs.run())
         if self.failsafe:
             asyncio.create_task(self.failsafe.run())
+        asyncio.create_task(self.push.run())
         publisher = asyncio.create_task(self.outbox.run())
         if self.announcer:
             asyncio.create_task(self.announcer.run())

@@ -6,15 +6,19 @@ import sys
 
 import port
 
-from . import __version__, board_name, config, log
+from . import __version__, board_name, config, log, trial
 
 
 def load(path=None):
     """The validated config, or None after printing every problem."""
     path = path or port.CONFIG_PATH
+    boot = trial.boot(path)  # config.new while a pushed config is on trial
     try:
-        cfg = config.load(path, board_name(port.unique_id()))
+        cfg = config.load(boot.path, board_name(port.unique_id()))
     except config.ConfigError as e:
+        if boot.trying:  # checked when it came, but this boot's validator refuses it
+            boot.fail(boot.trying, "it does not load: " + "; ".join(e.problems))
+            return load(path)
         print("tinyctrl: %s is not valid, the controller is stopped:" % path)
         for problem in e.problems:
             print("  -", problem)

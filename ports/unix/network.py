@@ -17,8 +17,12 @@
 #     (a de-auth, EV_DEAUTH_IND reason 2, makes the driver send WLC_DISASSOC; the chip answers
 #     EV_DISASSOC. tests/support/emu/cyw43.py's AccessPointBus sends these to the real driver.)
 #
+# The access point's password is TINYCTRL_SIM_WIFI_PASSWORD when that is set: a join with
+# another key ends as the driver ends it, STAT_WRONG_PASSWORD (CYW43_LINK_BADAUTH) after JOIN_MS.
+#
 # Times are the model's, not measurements of a chip: JOIN_MS from connect() to an address
 # when the AP is there, NO_AP_MS until a join with no AP fails.
+import os
 import time
 
 STA_IF = 0
@@ -34,6 +38,7 @@ JOIN_MS = 1000
 NO_AP_MS = 3000
 
 _ap = [True]  # is the access point there?
+_ap_password = os.getenv("TINYCTRL_SIM_WIFI_PASSWORD")  # None: any key joins
 _stations = []
 
 
@@ -52,6 +57,7 @@ class WLAN:
         self._state = STAT_IDLE
         self._joining = False  # a join attempt is under way
         self._join_started = 0
+        self._key = None
         _stations.append(self)
 
     def active(self, on=None):
@@ -67,6 +73,7 @@ class WLAN:
         self._state = STAT_CONNECTING
         self._join_started = time.ticks_ms()
         self._joining = True
+        self._key = key
 
     def disconnect(self):
         self._state = STAT_IDLE
@@ -77,7 +84,8 @@ class WLAN:
             return
         elapsed = time.ticks_diff(time.ticks_ms(), self._join_started)
         if _ap[0] and elapsed >= JOIN_MS:
-            self._state = STAT_GOT_IP
+            wrong = _ap_password is not None and self._key != _ap_password
+            self._state = STAT_WRONG_PASSWORD if wrong else STAT_GOT_IP
             self._joining = False
         elif not _ap[0] and elapsed >= NO_AP_MS:
             self._state = STAT_NO_AP_FOUND

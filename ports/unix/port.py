@@ -172,6 +172,17 @@ def watchdog_reset():
     raise Reset()
 
 
+def _reset_from_a_task(loop, context):
+    """machine.reset() on the board resets from any task; here Reset leaves the event loop
+    from any task too, not only from the one asyncio.run awaits (push.py resets from its own)."""
+    if isinstance(context["exception"], Reset):
+        raise context["exception"]
+    loop.default_exception_handler(loop, context)
+
+
+asyncio.get_event_loop().set_exception_handler(_reset_from_a_task)
+
+
 def power_cut():
     """The simulator's POWERCYCLE: RAM and scratch words lost, only files (flash) kept."""
     _counters.update(cause="power", resets=0, outages=0)

@@ -11,7 +11,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Modules that use only what MicroPython has (no pytest, no CPython-only stdlib).
 PORTABLE = ["test_totp", "test_clock", "test_guard", "test_config", "test_protocol", "test_auth",
             "test_ntp", "test_net", "test_outbox", "test_contacts", "test_homeassistant",
-            "test_relay_config", "test_relays", "test_local"]
+            "test_relay_config", "test_relays", "test_local",
+            "test_seal", "test_trial"]
 
 
 def test_pure_logic_under_micropython():
