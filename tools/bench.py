@@ -4,7 +4,7 @@
 Prints, on the simulator (the controller on the MicroPython unix port) with a loopback broker,
 p50 and p99 over SIM_RUNS runs each (`--sim`: only these; they need no firmware):
 - command published -> pin moved, command -> its echo (the state message), contact edge ->
-  its state message (issue 10 targets: echo p99 <= 10 ms, contact p99 <= 40 ms).
+  its state message (targets: echo p99 <= 10 ms, contact p99 <= 40 ms).
 
 Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than real time):
 - free heap with the controller running and subscribed, against the same firmware at an idle
@@ -13,7 +13,7 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - microseconds per TOTP code, C module and Python fallback, and one MFA check against two keys
   with the default window (targets: at most 250 us per code, at most 3 ms for two keys);
 - time from reset to subscribed, plain and over verified TLS;
-- TLS handshake time and the heap a TLS session holds (issue 12);
+- TLS handshake time and the heap a TLS session holds;
 - what Home Assistant discovery costs: the announcement's size and the heap its building takes
   (the controller above runs with discovery on, so its figure includes the rest);
 - UF2 size and the flash left for the filesystem;
@@ -93,7 +93,7 @@ two = per_call_us(lambda i: [_tinyctrl.totp_match(k, 1000000, 50000000 + i, {bac
 print(loop, c, py, two)
 """
 
-# Home Assistant discovery (issue 14): heap held by the payload (one copy) and allocated while
+# Home Assistant discovery: heap held by the payload (one copy) and allocated while
 # building it (the pieces are garbage at once), with the bench board's pins; and what stays
 # held once the announcement is let go (Announcer.run drops it after the publish).
 DISCOVERY_HEAP = """
@@ -132,7 +132,7 @@ def host_figures(uf2):
     }
 
 
-# ---- latency: command -> pin, command -> echo, contact edge -> publish (issue 10)
+# ---- latency: command -> pin, command -> echo, contact edge -> publish
 
 
 def percentile(values, q):
@@ -330,7 +330,7 @@ def emulated(lab, out_path, emu_runs):
     figures["running_used"] = round(mem_pct / 100 * figures["heap_total"])
     board.stop()
 
-    # Verified TLS (issue 12): the controller's own parameters, a CA and certificate made here.
+    # Verified TLS: the controller's own parameters, a CA and certificate made here.
     lab.start_tls_broker()
     cfg["mqtt"] = tls_mqtt_config(cfg["mqtt"])
     board = lab.boot(cfg, lab.tls_files())

@@ -217,7 +217,7 @@ def controller(lab, results_path):
         with results.check("mfa_allowed_with_code"):
             since = mqtt.mark()
             now = lab.guest_time()
-            # One step ahead: codes of the step of the clock's first sync are refused (issue 9).
+            # One step ahead: codes of the step of the clock's first sync are refused (SECURITY.md, "Replay").
             mqtt.send({"MFA": oracle.totp(MFA_KEY, now + 30)})
             try:
                 mqtt.wait(lambda text, _o: text.startswith("Info: MFA code accepted"), ROUND_TRIP_S, since, "code accepted")
@@ -296,7 +296,7 @@ def boot_failures(lab, results_path):
         assert "'cause': 'watchdog'" in record, record
 
 
-# ---- issue 13: relay levels from reset until the controller runs, and across a watchdog reset
+# ---- relay levels from reset until the controller runs, and across a watchdog reset
 
 TRACED = (16, 17, 18, 20)  # 16 restore, 17 on, 18 momentary, 20 off
 # Arms the watchdog and stalls, with GP16 switched on by the controller's own code (the frozen
@@ -386,7 +386,7 @@ def boot_levels(lab, results_path):
         board.stop()
 
 
-# ---- issue 9, finding 9: a replay across a watchdog reset. The lab's NTP clock runs on emulated
+# ---- SECURITY.md, finding 2.9: a replay across a watchdog reset. The lab's NTP clock runs on emulated
 # time (emu.clock.EmulatedClock): on host time the recorded code's step would be long past when
 # the board is back, and the replay refused whatever the device did.
 
@@ -520,7 +520,7 @@ def replay(lab, results_path):
         mqtt.close()
 
 
-# ---- issue 12: outages on the board, each fault as a real network does it (emu/cyw43.py's
+# ---- outages on the board, each fault as a real network does it (emu/cyw43.py's
 # AccessPointBus sends the CYW43439's own async events, IsolatedNatBridge drops traffic).
 
 OUTAGE_FAULTS = ("ap_gone", "deauth", "firewall", "broker_restart")
@@ -529,7 +529,7 @@ OUTAGE_FAULTS = ("ap_gone", "deauth", "firewall", "broker_restart")
 # reported after a join scan (emu.cyw43.NO_AP_SCAN_S), a de-auth at once, a refused CONNECT
 # after the 1 s pause, the join and the 2 s link check (modules/tinyctrl/mqtt.py).
 OUTAGE_HOLD_S = {"ap_gone": 3.5, "deauth": 2.5, "firewall": 2, "broker_restart": 4}
-RECONNECT_BOUND_S = 10  # issue 12: back within 10 s of the network, the simulator's bound too
+RECONNECT_BOUND_S = 10  # back within 10 s of the network, the simulator's bound too
 NOTICE_S = 3  # a lost link or a closed connection is seen within mqtt_as's 1 s link poll
 HEAP_DRIFT_MAX = 1024
 OUTAGE_PINS = (0, 1, 2, 3, 16, 17, 18, 19)
@@ -638,7 +638,7 @@ def firewall(board):
 
 
 def outages(lab, results_path, rounds, *only):
-    """Issue 12 on the emulated board: `rounds` cycles of each fault (or of those named), one boot."""
+    """Outages on the emulated board: `rounds` cycles of each fault (or of those named), one boot."""
     results = Results(results_path, lab)
     rounds = int(rounds)
     kinds = only or OUTAGE_FAULTS
@@ -675,7 +675,7 @@ def outages(lab, results_path, rounds, *only):
         assert abs(drift) < HEAP_DRIFT_MAX, "heap drifted %+d bytes" % drift
 
 
-# ---- verified TLS on the board (issue 12): emu.lab.Lab.start_tls_broker() makes the CA and
+# ---- verified TLS on the board: emu.lab.Lab.start_tls_broker() makes the CA and
 # certificates; the controller sets its clock from NTP before the handshake.
 
 BAD_CA = "The certificate is not correctly signed by the trusted CA"

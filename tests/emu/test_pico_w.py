@@ -20,7 +20,7 @@ from netns import unshare_available
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-# Issue 12's outage faults: rounds of all four (the boot and one round take about 15 minutes of
+# The outage faults: rounds of all four (the boot and one round take about 15 minutes of
 # wall time, each further round about 8), in one lane while the other scenarios share the
 # other. TLS handshake cycles: at least 10 (the whole TLS scenario takes about 7 minutes).
 OUTAGE_ROUNDS = {False: 1, True: 2}
@@ -62,13 +62,13 @@ CHECKS = {
         "config_missing",
         "watchdog_resets_stalled_loop",
     ],
-    "boot_levels": [  # issue 13
+    "boot_levels": [
         "boot_levels_active_low",
         "boot_levels_watchdog_reset_restores",
         "boot_levels_active_high",
         "boot_levels_no_config",
     ],
-    "replay": [  # issue 9, finding 9
+    "replay": [  # SECURITY.md, finding 2.9
         "replay_boots_and_subscribes",
         "replay_code_and_signature_accepted",
         "replay_watchdog_reset",

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 11: `tinyctrl provision` with the real mpremote against the real firmware on the emulated
+"""`tinyctrl provision` with the real mpremote against the real firmware on the emulated
 Pico W (tests/emu/provisioning.py, in its own network namespace)."""
 import subprocess
 

@@ -2,7 +2,7 @@
 """The emulated CYW43439's SDPCM credit (emu.cyw43.SdpcmCreditBus) against cyw43-driver's own
 credit rules, on plain CPython: no emulator boot, no namespace.
 
-Issue 14's bench: with bus.py's credit (one per frame sent to the guest) the guest stalled after
+The bench with Home Assistant discovery on: with bus.py's credit (one per frame sent to the guest) the guest stalled after
 256 frames that answered none of its own, and the stall lost the TCP stream."""
 import struct
 

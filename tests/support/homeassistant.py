@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""A real Home Assistant core for the tests (issue 14), installed once into a cache.
+"""A real Home Assistant core for the tests, installed once into a cache.
 
     python tests/support/homeassistant.py --install        install into the cache if missing
     python tests/support/homeassistant.py --inside FILE:FN  (in a namespace) run a scenario

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The suite-wide secret check (issue 5): no secret of any simulator's config.json (Wi-Fi and
+"""The suite-wide secret check: no secret of any simulator's config.json (Wi-Fi and
 broker passwords, TOTP and signing keys) in anything a simulator printed or logged, or in any
 message a test client received. conftest.py runs it once, after the last test; the Sims and
 Clients register themselves in simharness.SIMS / simharness.CLIENTS."""
@@ -35,7 +35,7 @@ def config_secrets(cfg):
             found.append(("mfa.pins.%s" % pin, key))
     for name, key in items("sign", "keys"):
         found.append(("sign.keys.%s" % name, key))
-    # A key put in the wrong place by mistake (issue 9, finding 4): any key-sized text in the
+    # A key put in the wrong place by mistake (SECURITY.md, finding 2.4): any key-sized text in the
     # sections that hold keys, as a name or a value, at any depth.
     for section in ("mfa", "sign"):
         for text in _texts(cfg.get(section)):

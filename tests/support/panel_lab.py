@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The phone panel's test lab (issue 15): mosquitto with logins and a WebSockets listener, the
+"""The phone panel's test lab: mosquitto with logins and a WebSockets listener, the
 simulator, the built page (build/panel) on a loopback web server, and Debian's headless Chromium
 driven by Playwright.
 
@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE_DIR = ROOT / "build" / "panel"
 CHECKS = ROOT / "tests" / "panel" / "panel_checks.py"
 CHROMIUM = "/usr/bin/chromium"
-# Each part of the scenario logs in with its own user (issue 15 asks that no password leaks).
+# Each part of the scenario logs in with its own user, so no password can leak from one to another.
 USERS = {"pico": "device-broker-pw-1", "phone": "phone-broker-pw-2", "spy": "spy-broker-pw-3"}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",

@@ -17,7 +17,7 @@ from oracle import totp_now
 from tinyctrl import protocol
 
 TOPIC = "home/pico"
-DEVICE = "pico-test"  # the simulator's MQTT client id: never published (issue 9, finding 2)
+DEVICE = "pico-test"  # the simulator's MQTT client id: never published (SECURITY.md, finding 2.2)
 NAME = "garage-pico"  # the device name config.json gives it, published in "FROM"
 # A Base32 TOTP key used by the tests (never a real one).
 KEY_A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
