@@ -2,14 +2,15 @@
 import pytest
 
 
-
 def pytest_addoption(parser):
     parser.addoption("--soak", action="store_true", help="run the long reliability variants")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "soak: long variant, runs only with --soak")
-    config.addinivalue_line("markers", "slow: left out of the quick tier (./build.sh test --quick)")
+    config.addinivalue_line(
+        "markers", "slow: left out of the quick tier (./build.sh test --quick)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -41,10 +42,13 @@ def services():
 
 @pytest.fixture
 def report(capsys):
-    """Print a measured figure past pytest's capture: the README's reliability section quotes them."""
+    """Print a measured figure past pytest's capture: the README's reliability section quotes
+    them."""
+
     def emit(line):
         with capsys.disabled():
             print("\n[reliability] " + line, end="")
+
     return emit
 
 
@@ -56,4 +60,6 @@ def no_secret_leaks():
     import leakcheck
 
     leaks = leakcheck.session_leaks()
-    assert not leaks, "secrets leaked (where configured, then where found):\n  " + "\n  ".join(leaks)
+    assert not leaks, "secrets leaked (where configured, then where found):\n  " + "\n  ".join(
+        leaks
+    )

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The tree passes ruff with the project's settings (pyproject.toml [tool.ruff]), as CI checks."""
+
 import os
 import shutil
 import subprocess
@@ -20,6 +21,11 @@ def test_ruff_check():
     exe = ruff()
     if not exe:
         pytest.skip("ruff not installed: pip install -r requirements.txt")
-    out = subprocess.run([exe, "check", "--no-cache", "--output-format", "concise", ROOT],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [exe, "check", "--no-cache", "--output-format", "concise", ROOT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -55,8 +55,14 @@ CONTACT_TARGET_MS = 40
 # Latency runs change one relay and one contact back and forth: a guard that lets them, and a
 # pace (RUN_GAP_S) that leaves the device idle between runs (mqtt_as checks for a PUBACK
 # every 100 ms, and the relay is in gpio.notify: a state and a NOTIFY per change).
-LATENCY_GUARD = {"cooldown_s": 0.1, "max_changes": 10000, "window_s": 60, "max_violations": 3,
-                 "publish_max": 400, "publish_window_s": 10}
+LATENCY_GUARD = {
+    "cooldown_s": 0.1,
+    "max_changes": 10000,
+    "window_s": 60,
+    "max_violations": 3,
+    "publish_max": 400,
+    "publish_window_s": 10,
+}
 RUN_GAP_S = 0.3
 RELAY, CONTACT = 16, 1  # as in tests/emu/scenarios.py
 TLS_CYCLES = 3
@@ -89,7 +95,8 @@ loop = per_call_us(lambda i: None, 200)  # the measuring loop's own cost, includ
 c = per_call_us(lambda i: _tinyctrl.hotp(key, i, 6), 200)
 py = per_call_us(lambda i: totp._hotp_py(key, i), 3)
 # A wrong code checks every code in the window, for each of the two keys: the worst case.
-two = per_call_us(lambda i: [_tinyctrl.totp_match(k, 1000000, 50000000 + i, {back}, 1) for k in (key, other_key)], 50)
+two = per_call_us(lambda i: [_tinyctrl.totp_match(k, 1000000, 50000000 + i, {back}, 1)
+                             for k in (key, other_key)], 50)
 print(loop, c, py, two)
 """
 
@@ -102,7 +109,8 @@ from tinyctrl import config, homeassistant
 cfg = config.validate(json.loads({cfg!r}))
 gc.collect()
 before = gc.mem_alloc()
-p = homeassistant.payload(cfg, "tinyctrl-emu", "tinyctrl-e6614103e7000000", ("uptime", "rssi", "temperature"))
+p = homeassistant.payload(cfg, "tinyctrl-emu", "tinyctrl-e6614103e7000000",
+                          ("uptime", "rssi", "temperature"))
 built = gc.mem_alloc()
 gc.collect()
 held = gc.mem_alloc()
@@ -187,7 +195,7 @@ class SimulatorLatency:
     def moved(self, since, pin, value):
         self.sim.wait_pin(pin, value)
         line = "GP%d=%d" % (pin, value)
-        return next(t for t, o in self.sim.outputs[since[0]:] if o == line)
+        return next(t for t, o in self.sim.outputs[since[0] :] if o == line)
 
     def published(self, since, pin, value):
         messages = since[1]
@@ -224,8 +232,10 @@ class EmulatedLatency:
     def published(self, since, pin, value):
         # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
         self.board.wait_until(
-            lambda: any(is_state(p, pin, value) for _, p in self.arrivals[since:]), 12,
-            "GP%d=%d published" % (pin, value))
+            lambda: any(is_state(p, pin, value) for _, p in self.arrivals[since:]),
+            12,
+            "GP%d=%d published" % (pin, value),
+        )
         return next(t for t, p in self.arrivals[since:] if is_state(p, pin, value))
 
     def contact(self, pin, value):
@@ -251,8 +261,9 @@ def simulator_latency(runs):
     try:
         client = simharness.Client(broker.port, client_id="bench")
         mark = client.mark()
-        sim = simharness.Sim(simharness.base_config(broker.port, ntp.port, ip.port,
-                                                    guard=LATENCY_GUARD))
+        sim = simharness.Sim(
+            simharness.base_config(broker.port, ntp.port, ip.port, guard=LATENCY_GUARD)
+        )
         client.wait_for(lambda p: is_state(p, CONTACT, 0), since=mark, timeout=40)
         time.sleep(1)
         out = latency_runs(SimulatorLatency(sim, client, simharness.TOPIC), runs)
@@ -270,13 +281,19 @@ def simulator_latency(runs):
 
 def report_latency(title, figures):
     print(title)
-    rows = (("command -> pin moved", "command_pin", None),
-            ("command -> echo published", "command_echo", ECHO_TARGET_MS),
-            ("contact edge -> published", "contact_publish", CONTACT_TARGET_MS))
+    rows = (
+        ("command -> pin moved", "command_pin", None),
+        ("command -> echo published", "command_echo", ECHO_TARGET_MS),
+        ("contact edge -> published", "contact_publish", CONTACT_TARGET_MS),
+    )
     for label, key, target in rows:
         ms = [v * 1000 for v in figures[key]]
         line = "  %-28s p50 %6.1f ms  p99 %6.1f ms  (%d runs)" % (
-            label, percentile(ms, 0.5), percentile(ms, 0.99), len(ms))
+            label,
+            percentile(ms, 0.5),
+            percentile(ms, 0.99),
+            len(ms),
+        )
         print(line + ("  target p99 <= %d ms" % target if target else ""))
 
 
@@ -289,14 +306,22 @@ def emulated(lab, out_path, emu_runs):
     board.wait_for("reset the board", 5)
     free, alloc, imported = map(int, board.exec(IDLE_HEAP).split())
     figures.update(heap_total=free + alloc, idle_used=alloc, modules_used=imported)
-    loop_us, c_us, py_us, two_keys_us = map(float, board.exec(TOTP_TIMING.format(back=DEFAULT_MAX_EXPIRED), 60).split())
+    loop_us, c_us, py_us, two_keys_us = map(
+        float, board.exec(TOTP_TIMING.format(back=DEFAULT_MAX_EXPIRED), 60).split()
+    )
     figures.update(loop_us=loop_us, totp_c_us=c_us, totp_py_us=py_us, two_keys_us=two_keys_us)
     fs_total, fs_free = map(int, board.exec(FS_FREE).split())
     figures.update(fs_total=fs_total, fs_free_empty=fs_free)
     cfg = device_config(topic=TOPIC, homeassistant={"discovery": True})
-    size, allocated, held, after = map(int, board.exec(DISCOVERY_HEAP.format(cfg=json.dumps(cfg)), 60).split())
-    figures.update(discovery_bytes=size, discovery_allocated=allocated, discovery_held=held,
-                   discovery_after=after)
+    size, allocated, held, after = map(
+        int, board.exec(DISCOVERY_HEAP.format(cfg=json.dumps(cfg)), 60).split()
+    )
+    figures.update(
+        discovery_bytes=size,
+        discovery_allocated=allocated,
+        discovery_held=held,
+        discovery_after=after,
+    )
     board.stop()
 
     cfg = device_config(topic=TOPIC, guard=LATENCY_GUARD, homeassistant={"discovery": True})
@@ -349,48 +374,95 @@ def report(host, emu):
     print("Firmware")
     print("  UF2 file                      %s" % kb(host["uf2_bytes"]))
     print("  image in flash                %s" % kb(host["firmware_bytes"]))
-    print("  filesystem region             %s at flash offset 0x%x" % (kb(host["fs_bytes"]), host["fs_start"]))
+    print(
+        "  filesystem region             %s at flash offset 0x%x"
+        % (kb(host["fs_bytes"]), host["fs_start"])
+    )
     print("  flash unused before it        %s" % kb(host["flash_unused_before_fs"]))
     if emu is None:
         return
-    print("  filesystem free (empty fs)    %s of %s" % (kb(emu["fs_free_empty"]), kb(emu["fs_total"])))
+    print(
+        "  filesystem free (empty fs)    %s of %s"
+        % (kb(emu["fs_free_empty"]), kb(emu["fs_total"]))
+    )
     cost = emu["running_used"] - emu["modules_used"]
     print("Heap (emulated Pico W, after gc.collect())")
     print("  heap size                     %s" % kb(emu["heap_total"]))
-    print("  used at an idle REPL          %s (free %s)" % (kb(emu["idle_used"]), kb(emu["heap_total"] - emu["idle_used"])))
-    print("  used, controller subscribed   %s (free %s; from stats Mem=%%, +-%s)" % (
-        kb(emu["running_used"]), kb(emu["heap_total"] - emu["running_used"]), kb(emu["heap_total"] / 2000)))
-    print("  controller's modules imported %s (used %s)" % (
-        kb(emu["modules_used"] - emu["idle_used"]), kb(emu["modules_used"])))
-    print("  running the controller costs  %s beyond its modules (target <= %s; Home Assistant "
-          "discovery on)" % (kb(cost), kb(HEAP_TARGET)))
-    print("  discovery announcement        %d bytes; building it allocates %s, of which %s is the "
-          "payload held until sent" % (emu["discovery_bytes"], kb(emu["discovery_allocated"]),
-                                        kb(emu["discovery_held"])))
-    print("  held after announcing         %+d bytes (payload let go, after gc.collect())"
-          % emu["discovery_after"])
-    print("MFA (emulated 125 MHz RP2040; each figure includes %.0f us of measuring loop)" % emu["loop_us"])
-    print("  TOTP code, C module           %.0f us (target <= %d us)" % (emu["totp_c_us"], CODE_TARGET_US))
+    print(
+        "  used at an idle REPL          %s (free %s)"
+        % (kb(emu["idle_used"]), kb(emu["heap_total"] - emu["idle_used"]))
+    )
+    print(
+        "  used, controller subscribed   %s (free %s; from stats Mem=%%, +-%s)"
+        % (
+            kb(emu["running_used"]),
+            kb(emu["heap_total"] - emu["running_used"]),
+            kb(emu["heap_total"] / 2000),
+        )
+    )
+    print(
+        "  controller's modules imported %s (used %s)"
+        % (kb(emu["modules_used"] - emu["idle_used"]), kb(emu["modules_used"]))
+    )
+    print(
+        "  running the controller costs  %s beyond its modules (target <= %s; Home Assistant "
+        "discovery on)" % (kb(cost), kb(HEAP_TARGET))
+    )
+    print(
+        "  discovery announcement        %d bytes; building it allocates %s, of which %s is the "
+        "payload held until sent"
+        % (emu["discovery_bytes"], kb(emu["discovery_allocated"]), kb(emu["discovery_held"]))
+    )
+    print(
+        "  held after announcing         %+d bytes (payload let go, after gc.collect())"
+        % emu["discovery_after"]
+    )
+    print(
+        "MFA (emulated 125 MHz RP2040; each figure includes %.0f us of measuring loop)"
+        % emu["loop_us"]
+    )
+    print(
+        "  TOTP code, C module           %.0f us (target <= %d us)"
+        % (emu["totp_c_us"], CODE_TARGET_US)
+    )
     print("  TOTP code, Python fallback    %.0f us" % emu["totp_py_us"])
-    print("  check, 2 keys, default window %.0f us (target <= %d us)" % (emu["two_keys_us"], TWO_KEYS_TARGET_US))
+    print(
+        "  check, 2 keys, default window %.0f us (target <= %d us)"
+        % (emu["two_keys_us"], TWO_KEYS_TARGET_US)
+    )
     print("Start-up")
     print("  reset to subscribed           %.1f s emulated" % emu["reset_to_subscribed_s"])
-    print("  reset to subscribed, TLS      %.1f s emulated (NTP first, then a verified handshake)"
-          % emu["reset_to_subscribed_tls_s"])
+    print(
+        "  reset to subscribed, TLS      %.1f s emulated (NTP first, then a verified handshake)"
+        % emu["reset_to_subscribed_tls_s"]
+    )
     print("  stats reply                   %s" % emu["stats"])
     tls = emu["tls"]
     ms = sorted(r["ms"] for r in tls)
-    print("TLS (verified, RSA 2048 certificate, emulated 125 MHz RP2040; %d handshakes)" % len(tls))
-    print("  handshake                     %d ms median (%d..%d ms)" % (ms[len(ms) // 2], ms[0], ms[-1]))
-    print("  heap with a session open      +%s over before the handshake" % kb(max(r["during"] - r["before"] for r in tls)))
-    print("  heap after closing it         %+d bytes over %d handshakes" % (tls[-1]["after"] - tls[0]["before"], len(tls)))
+    print(
+        "TLS (verified, RSA 2048 certificate, emulated 125 MHz RP2040; %d handshakes)" % len(tls)
+    )
+    print(
+        "  handshake                     %d ms median (%d..%d ms)"
+        % (ms[len(ms) // 2], ms[0], ms[-1])
+    )
+    print(
+        "  heap with a session open      +%s over before the handshake"
+        % kb(max(r["during"] - r["before"] for r in tls))
+    )
+    print(
+        "  heap after closing it         %+d bytes over %d handshakes"
+        % (tls[-1]["after"] - tls[0]["before"], len(tls))
+    )
     report_latency("Latency (emulated Pico W, emulated time; broker on the host)", emu["latency"])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="tinyctrl speed and memory figures")
     parser.add_argument("--uf2", default=str(DEFAULT_UF2))
-    parser.add_argument("--sim", action="store_true", help="only the simulator latencies (no firmware needed)")
+    parser.add_argument(
+        "--sim", action="store_true", help="only the simulator latencies (no firmware needed)"
+    )
     parser.add_argument("--no-emulator", action="store_true", help="no emulated Pico W figures")
     parser.add_argument("--runs", type=int, default=SIM_RUNS, help="simulator runs per latency")
     parser.add_argument("--emu-runs", type=int, default=EMU_RUNS, help="emulated runs per latency")
@@ -407,7 +479,10 @@ def main(argv=None):
         why = unshare_available()
         if why:
             sys.exit("bench: cannot run the emulator: " + why)
-        print("bench: booting the emulated Pico W three times; this takes several minutes", flush=True)
+        print(
+            "bench: booting the emulated Pico W three times; this takes several minutes",
+            flush=True,
+        )
         with tempfile.TemporaryDirectory(prefix="tinyctrl-bench-") as tmp:
             out = pathlib.Path(tmp, "figures.json")
             scenario = "%s:emulated" % pathlib.Path(__file__).resolve()

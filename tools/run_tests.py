@@ -12,6 +12,7 @@ Tiers (README, "Development"):
 Tests whose pinned sources or firmware are absent skip with the reason. Every run ends with
 its slowest tests, so the time budget stays visible.
 """
+
 import importlib.util
 import os
 import shutil
@@ -21,9 +22,16 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["tests/unit", "tests/test_lint.py", "tests/e2e", "tests/host", "-m", "not slow"]
 SLOWEST = "--durations=15"
-APT_COMMANDS = {"mosquitto": "mosquitto", "mosquitto_pub": "mosquitto-clients", "openssl": "openssl",
-                "unshare": "util-linux", "ip": "iproute2", "chromium": "chromium", "node": "nodejs",
-                "npm": "npm"}
+APT_COMMANDS = {
+    "mosquitto": "mosquitto",
+    "mosquitto_pub": "mosquitto-clients",
+    "openssl": "openssl",
+    "unshare": "util-linux",
+    "ip": "iproute2",
+    "chromium": "chromium",
+    "node": "nodejs",
+    "npm": "npm",
+}
 
 
 def ensure_apt_packages():
@@ -32,12 +40,19 @@ def ensure_apt_packages():
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     if sudo and not shutil.which("sudo"):
-        sys.exit("run_tests: missing %s; install them with: apt-get install %s" % (missing, " ".join(missing)))
+        sys.exit(
+            "run_tests: missing %s; install them with: apt-get install %s"
+            % (missing, " ".join(missing))
+        )
     print("run_tests: installing %s" % " ".join(missing))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if (subprocess.call(sudo + ["apt-get", "update", "-qq"], env=env)
-            or subprocess.call(sudo + ["apt-get", "install", "-y", "-qq"] + missing, env=env)):
-        sys.exit("run_tests: could not install %s; run: apt-get install %s" % (missing, " ".join(missing)))
+    if subprocess.call(sudo + ["apt-get", "update", "-qq"], env=env) or subprocess.call(
+        sudo + ["apt-get", "install", "-y", "-qq"] + missing, env=env
+    ):
+        sys.exit(
+            "run_tests: could not install %s; run: apt-get install %s"
+            % (missing, " ".join(missing))
+        )
 
 
 def main(argv):

@@ -5,7 +5,8 @@
 
 prints the JSON to publish on the topic, e.g. {"GP16": 1, "TS": 1767225600, "SIG": "9f2c..."}:
 
-  mosquitto_pub -t home/pico -q 1 -m "$(python3 tools/sign.py --topic home/pico --key-file k GP16=1)"
+  mosquitto_pub -t home/pico -q 1 \\
+      -m "$(python3 tools/sign.py --topic home/pico --key-file k GP16=1)"
 
 The key is the string given under sign.keys in the device's config.json. It is read from
 --key-file or the TINYCTRL_SIGN_KEY environment variable, never from the command line, where
@@ -15,6 +16,7 @@ See SECURITY.md, "Signed commands".
 
 Standalone on purpose (standard library only): copy it next to the program that needs it.
 """
+
 import argparse
 import hashlib
 import hmac
@@ -25,8 +27,13 @@ import time
 
 
 def canonical(topic, ts, pins, prefix="GP"):
-    """The text SIG covers: topic|TS|pins sorted by number, e.g. "home/pico|1767225600|GP16=1,GP17=0"."""
-    return "%s|%d|%s" % (topic, ts, ",".join("%s%d=%d" % (prefix, p, pins[p]) for p in sorted(pins)))
+    """The text SIG covers: topic|TS|pins sorted by number, e.g.
+    "home/pico|1767225600|GP16=1,GP17=0"."""
+    return "%s|%d|%s" % (
+        topic,
+        ts,
+        ",".join("%s%d=%d" % (prefix, p, pins[p]) for p in sorted(pins)),
+    )
 
 
 def sign(key, topic, pins, ts=None, prefix="GP"):
@@ -45,9 +52,11 @@ def sign(key, topic, pins, ts=None, prefix="GP"):
 
 def parse_pin(text, prefix):
     name, _, value = text.partition("=")
-    number = name[len(prefix):] if name.startswith(prefix) else ""
+    number = name[len(prefix) :] if name.startswith(prefix) else ""
     if not number.isdigit() or value not in ("0", "1"):
-        raise argparse.ArgumentTypeError("expected %sNN=0 or %sNN=1, got %r" % (prefix, prefix, text))
+        raise argparse.ArgumentTypeError(
+            "expected %sNN=0 or %sNN=1, got %r" % (prefix, prefix, text)
+        )
     return int(number), int(value)
 
 
@@ -65,7 +74,9 @@ def main(argv):
     parser = argparse.ArgumentParser(description="Print a signed tinyctrl request as JSON.")
     parser.add_argument("pins", nargs="+", metavar="GPNN=0|1", help="pins to set")
     parser.add_argument("--topic", required=True, help="the device's mqtt.topic")
-    parser.add_argument("--key-file", help="file holding the sign.keys string (else $TINYCTRL_SIGN_KEY)")
+    parser.add_argument(
+        "--key-file", help="file holding the sign.keys string (else $TINYCTRL_SIGN_KEY)"
+    )
     parser.add_argument("--prefix", default="GP", help="the device's gpio.prefix (default GP)")
     parser.add_argument("--ts", type=int, help="unix time to sign for (default: now)")
     args = parser.parse_args(argv)

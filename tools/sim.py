@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""./build.sh sim CONFIG: run the controller on the MicroPython unix port (see ports/unix/sim.py)."""
+"""./build.sh sim CONFIG: run the controller on the MicroPython unix port (see
+ports/unix/sim.py)."""
+
 import os
 import pathlib
 import sys

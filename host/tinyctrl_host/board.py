@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The board itself: copy the firmware to a Pico W in BOOTSEL mode (its RPI-RP2 drive), and copy
 config.json (and the CA certificate) onto it with the real mpremote, then reset it."""
+
 import glob
 import os
 import platform
@@ -22,10 +23,17 @@ UF2_END = 0x0AB16F30
 UF2_FAMILY_FLAG = 0x2000
 RP2040 = 0xE48BFF56  # the only family the Pico W's boot ROM writes to flash
 FAMILIES = {  # for the message when the image is for another chip
-    0xE48BFF57: "RP2350 (absolute)", 0xE48BFF59: "RP2350 (Arm)", 0xE48BFF5A: "RP2350 (RISC-V)",
-    0x1C5F21B0: "ESP32", 0xBFDD4EEE: "ESP32-S2", 0xC47E5767: "ESP32-S3",
-    0xD42BA06C: "ESP32-C3", 0x68ED2B88: "SAMD21", 0x55114460: "SAMD51",
-    0xADA52840: "nRF52840", 0x57755A57: "STM32F4",
+    0xE48BFF57: "RP2350 (absolute)",
+    0xE48BFF59: "RP2350 (Arm)",
+    0xE48BFF5A: "RP2350 (RISC-V)",
+    0x1C5F21B0: "ESP32",
+    0xBFDD4EEE: "ESP32-S2",
+    0xC47E5767: "ESP32-S3",
+    0xD42BA06C: "ESP32-C3",
+    0x68ED2B88: "SAMD21",
+    0x55114460: "SAMD51",
+    0xADA52840: "nRF52840",
+    0x57755A57: "STM32F4",
 }
 BOARD_ID = "Board-ID: RPI-RP2"
 LINUX_MOUNTS = "/proc/mounts"
@@ -86,17 +94,23 @@ def check_uf2(path):
         if not _magic(data, i * UF2_BLOCK):
             raise Failure("%s: block %d is damaged (no UF2 magic)" % (path, i))
         if not flags & UF2_FAMILY_FLAG:
-            raise Failure("%s: not a UF2 firmware file (no family id, so not for the RP2040)"
-                          % path)
+            raise Failure(
+                "%s: not a UF2 firmware file (no family id, so not for the RP2040)" % path
+            )
         if family != RP2040:
-            raise Failure("%s: a UF2 image for %s (family 0x%08x), not the Pico W's RP2040"
-                          % (path, FAMILIES.get(family, "another chip"), family))
+            raise Failure(
+                "%s: a UF2 image for %s (family 0x%08x), not the Pico W's RP2040"
+                % (path, FAMILIES.get(family, "another chip"), family)
+            )
         if total != count:
-            raise Failure("%s: %d of its %d blocks are there; the file is cut short or joined "
-                          "with another" % (path, count, total))
+            raise Failure(
+                "%s: %d of its %d blocks are there; the file is cut short or joined "
+                "with another" % (path, count, total)
+            )
         if number != i:
-            raise Failure("%s: block %d says it is block %d; the file is damaged"
-                          % (path, i, number))
+            raise Failure(
+                "%s: block %d says it is block %d; the file is damaged" % (path, i, number)
+            )
     return size
 
 
@@ -110,13 +124,16 @@ def flash(uf2, drive=None, progress=None):
     size = check_uf2(uf2)
     if drive:
         if not is_bootsel_drive(drive):
-            raise Failure("%s: not a Pico in BOOTSEL mode (no INFO_UF2.TXT with %s)"
-                          % (drive, BOARD_ID))
+            raise Failure(
+                "%s: not a Pico in BOOTSEL mode (no INFO_UF2.TXT with %s)" % (drive, BOARD_ID)
+            )
     else:
         drive = find_drive()
         if not drive:
-            raise Failure("no RPI-RP2 drive found: hold BOOTSEL while plugging the Pico W in, "
-                          "wait for the drive to mount (or give --drive DIR)")
+            raise Failure(
+                "no RPI-RP2 drive found: hold BOOTSEL while plugging the Pico W in, "
+                "wait for the drive to mount (or give --drive DIR)"
+            )
     target = os.path.join(drive, os.path.basename(uf2))
     done = 0
     if progress:
@@ -136,8 +153,9 @@ def flash(uf2, drive=None, progress=None):
     except OSError as e:
         # The Pico restarts as soon as it has the last block, so the drive may vanish at the end.
         if done < size:
-            raise Failure("%s: copy failed after %d of %d bytes (%s)"
-                          % (target, done, size, e.strerror or e))
+            raise Failure(
+                "%s: copy failed after %d of %d bytes (%s)" % (target, done, size, e.strerror or e)
+            )
     return target
 
 
@@ -148,8 +166,14 @@ def mpremote(port, *commands, timeout=MPREMOTE_TIMEOUT_S, show=None):
     for i, command in enumerate(commands):
         argv += (["+"] if i else []) + list(command)
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace")
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
     except OSError as e:
         raise Failure("mpremote: cannot run it (%s)" % (e.strerror or e))
     expired = []
@@ -167,14 +191,19 @@ def mpremote(port, *commands, timeout=MPREMOTE_TIMEOUT_S, show=None):
         proc.kill()
         proc.stdout.close()
     if expired:
-        raise Failure("board%s did not answer within %d s (is it running? a program that blocks "
-                      "the REPL?)" % (" at " + port if port else "", timeout), NO_ANSWER)
+        raise Failure(
+            "board%s did not answer within %d s (is it running? a program that blocks "
+            "the REPL?)" % (" at " + port if port else "", timeout),
+            NO_ANSWER,
+        )
     out = "\n".join(lines).strip()
     if returncode:
         last = out.splitlines()[-1] if out else "mpremote exited with %d" % returncode
         if "no device found" in out:
-            raise Failure("no board found: plug the Pico W in (not in BOOTSEL mode) or give "
-                          "--port", NO_ANSWER)
+            raise Failure(
+                "no board found: plug the Pico W in (not in BOOTSEL mode) or give --port",
+                NO_ANSWER,
+            )
         if "failed to access" in out:
             raise Failure("no board at %s (%s)" % (port, last.split(": ", 1)[-1]), NO_ANSWER)
         raise Failure("mpremote: " + last)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl flash` and `tinyctrl provision`: the Pico W itself, over its BOOTSEL drive and its
 serial port."""
+
 import json
 import os
 import time
@@ -15,8 +16,9 @@ def cmd_provision(args):
     name = cfg["mqtt"]["ca_file"]
     if args.ca or name:
         if not name:
-            raise Failure("%s: mqtt.ca_file is empty, so the board would not use %s"
-                          % (args.config, args.ca))
+            raise Failure(
+                "%s: mqtt.ca_file is empty, so the board would not use %s" % (args.config, args.ca)
+            )
         path = args.ca or os.path.join(config_dir, name)
         problem = configfile.ca_problem(path)
         if problem:
@@ -32,11 +34,18 @@ def cmd_provision(args):
         except Failure as e:
             ui.out("note: %s; not waiting for the device to come online" % e)
     try:
-        ui.out("copying %s%s and its push key to the board and resetting it (mpremote)..."
-                % (args.config, " and " + ca[1] if ca else ""))
+        ui.out(
+            "copying %s%s and its push key to the board and resetting it (mpremote)..."
+            % (args.config, " and " + ca[1] if ca else "")
+        )
         with ui.Spinner("copying to the board (mpremote)") as spinner:
-            board.copy_config(args.port, args.config, ca, push.ensure_key(args.config),
-                              show=lambda line: spinner.out("  " + line))
+            board.copy_config(
+                args.port,
+                args.config,
+                ca,
+                push.ensure_key(args.config),
+                show=lambda line: spinner.out("  " + line),
+            )
         ui.out("board reset")
         if watcher:
             return _wait_online(watcher, cfg, args.timeout)
@@ -62,15 +71,20 @@ def _broker_override(cfg, broker):
 
 def _wait_online(watcher, cfg, timeout):
     device = cfg["name"]  # "FROM" names the device, never its client id
-    ui.out("waiting up to %d s for %s to come online on %s..."
-            % (timeout, device or "the device", watcher.where))
+    ui.out(
+        "waiting up to %d s for %s to come online on %s..."
+        % (timeout, device or "the device", watcher.where)
+    )
     deadline = time.monotonic() + timeout
     while True:
         with ui.Spinner("waiting for the device"):
             payload = watcher.next(deadline)
         if payload is None:
-            raise Failure("the device did not come online within %d s; its console (mpremote "
-                          "connect PORT repl) shows why" % timeout, NO_ANSWER)
+            raise Failure(
+                "the device did not come online within %d s; its console (mpremote "
+                "connect PORT repl) shows why" % timeout,
+                NO_ANSWER,
+            )
         try:
             obj = json.loads(payload) if payload.startswith(b"{") else {}
         except ValueError:
@@ -88,22 +102,38 @@ def cmd_flash(args):
 
 
 def add_commands(sub):
-    prov = options.add_group(sub, "provision", "copy config.json (and the CA) to the board, "
-                             "reset it, wait until it is online", "tinyctrl provision -c "
-                             "garage.json --port /dev/ttyACM0")
+    prov = options.add_group(
+        sub,
+        "provision",
+        "copy config.json (and the CA) to the board, reset it, wait until it is online",
+        "tinyctrl provision -c garage.json --port /dev/ttyACM0",
+    )
     options.add_config(prov)
-    prov.add_argument("ca", nargs="?", help="the broker's CA certificate (default: mqtt.ca_file "
-                      "beside the config file)")
-    prov.add_argument("--port", help="the board's serial port, e.g. /dev/ttyACM0, COM3 or "
-                      "/dev/cu.usbmodem1101 (default: the first one found)")
+    prov.add_argument(
+        "ca",
+        nargs="?",
+        help="the broker's CA certificate (default: mqtt.ca_file beside the config file)",
+    )
+    prov.add_argument(
+        "--port",
+        help="the board's serial port, e.g. /dev/ttyACM0, COM3 or "
+        "/dev/cu.usbmodem1101 (default: the first one found)",
+    )
     options.add_timeout(prov, 90, "to wait for it online")
     prov.add_argument("--no-wait", action="store_true", help="do not wait for it to come online")
-    prov.add_argument("--broker", metavar="HOST[:PORT]",
-                      help="where this PC reaches the broker, if not as the board does")
+    prov.add_argument(
+        "--broker",
+        metavar="HOST[:PORT]",
+        help="where this PC reaches the broker, if not as the board does",
+    )
     prov.set_defaults(func=cmd_provision)
 
-    fl = options.add_group(sub, "flash", "copy the firmware to a Pico W in BOOTSEL mode",
-                           "tinyctrl flash build/PICO_W_TINYCTRL/firmware.uf2")
+    fl = options.add_group(
+        sub,
+        "flash",
+        "copy the firmware to a Pico W in BOOTSEL mode",
+        "tinyctrl flash build/PICO_W_TINYCTRL/firmware.uf2",
+    )
     fl.add_argument("firmware")
     fl.add_argument("--drive", help="the RPI-RP2 drive's folder (default: found by itself)")
     fl.set_defaults(func=cmd_flash)

@@ -2,6 +2,7 @@
 """The `tinyctrl` command: its parser, one command group per module beside its own sub-parser
 (config_cmds, key_cmds, device_cmds, board_cmds). Every error is one line on standard error
 and an exit status that says what kind it was (EPILOG)."""
+
 import argparse
 
 from tinyctrl import __version__
@@ -22,9 +23,12 @@ example: tinyctrl send --pin 16 --on""" % (OK, REFUSED, USAGE, NO_ANSWER, NO_BRO
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="tinyctrl", epilog=EPILOG,
-                                description="Set up and talk to tinyctrl devices.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="tinyctrl",
+        epilog=EPILOG,
+        description="Set up and talk to tinyctrl devices.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version="tinyctrl " + __version__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (config_cmds, key_cmds, device_cmds, board_cmds):

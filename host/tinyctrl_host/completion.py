@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl completion bash`: a bash completion script made from the parser itself, so it
 always offers the commands and options there are."""
+
 import argparse
 
 TEMPLATE = """# tinyctrl's bash completion: eval "$(tinyctrl completion bash)" in ~/.bashrc
@@ -34,15 +35,19 @@ def _walk(p, path, out):
 
 def bash(parser):
     found = _walk(parser, [], [])
-    cases = "\n".join('        "%s") opts="%s";;' % (path, " ".join(words))
-                      for path, words in found)
+    cases = "\n".join(
+        '        "%s") opts="%s";;' % (path, " ".join(words)) for path, words in found
+    )
     paths = " ".join(path for path, _ in found if path)
     return TEMPLATE % {"paths": paths, "cases": cases}
 
 
 def add_command(sub, parser):
-    done = sub.add_parser("completion", help="print a shell completion script",
-                          description="print a shell completion script",
-                          epilog='example: eval "$(tinyctrl completion bash)"')
+    done = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="print a shell completion script",
+        epilog='example: eval "$(tinyctrl completion bash)"',
+    )
     done.add_argument("shell", choices=("bash",))
     done.set_defaults(func=lambda args: print(bash(parser), end="") or 0)

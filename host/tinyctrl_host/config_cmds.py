@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl config`: write config.json (flags or questions), check it as the device would,
 import the seed's mqtt_tiny_controller_config.py."""
+
 import getpass
 import os
 import sys
@@ -48,11 +49,13 @@ def _yes(prompt, default):
 
 def _device_rule(section, key):
     """A check for `_ask` that applies the device's own rule for section.key."""
+
     def check(value):
         problem = configfile.value_problem(section, key, value)
         if problem:
             raise Failure(problem)
         return value
+
     return check
 
 
@@ -60,9 +63,11 @@ def _server(text):
     """The broker's host name: a URL or HOST:PORT would reach no broker on the board."""
     host = text.strip()
     if "://" in host or (host.count(":") == 1) or "/" in host or " " in host:
-        raise Failure("%r is a URL or HOST:PORT; give the host name only, e.g. "
-                      "broker.example (the port and TLS are asked for or given apart: --port, "
-                      "--tls)" % text)
+        raise Failure(
+            "%r is a URL or HOST:PORT; give the host name only, e.g. "
+            "broker.example (the port and TLS are asked for or given apart: --port, "
+            "--tls)" % text
+        )
     return _device_rule("mqtt", "server")(host)
 
 
@@ -97,18 +102,27 @@ def _tls(args, m):
     ask = sys.stdin.isatty() and not flags
     m["ssl"] = bool(args.tls or args.ca_file or args.tls_insecure)
     if ask:
-        m["ssl"] = _yes("connect with TLS (encrypted; cloud brokers such as HiveMQ need it)?",
-                        True)
+        m["ssl"] = _yes(
+            "connect with TLS (encrypted; cloud brokers such as HiveMQ need it)?", True
+        )
     default = 8883 if m["ssl"] else 1883
-    m["port"] = _port(args.port or default) if not ask else _ask(
-        args, "port", "broker port [%d]: " % default, check=_port, default=str(default))
+    m["port"] = (
+        _port(args.port or default)
+        if not ask
+        else _ask(args, "port", "broker port [%d]: " % default, check=_port, default=str(default))
+    )
     m["ca_file"] = ""
     if args.tls_insecure:
         m["tls_insecure"] = True
     elif m["ssl"] and (ask or args.ca_file):
-        m["ca_file"] = _ask(args, "ca_file", "CA certificate file, saved beside config.json "
-                            "[ca.pem] ('none': TLS without certificate checks): ",
-                            default="ca.pem", check=_device_rule("mqtt", "ca_file"))
+        m["ca_file"] = _ask(
+            args,
+            "ca_file",
+            "CA certificate file, saved beside config.json "
+            "[ca.pem] ('none': TLS without certificate checks): ",
+            default="ca.pem",
+            check=_device_rule("mqtt", "ca_file"),
+        )
         if m["ca_file"] == "none":
             m["ca_file"], m["tls_insecure"] = "", True
     elif m["ssl"]:
@@ -146,10 +160,16 @@ def cmd_config_init(args):
         raise Failure("%s exists; give --force to replace it" % path)
     raw = configfile.defaults()
     empty = []
-    raw["wifi"]["ssid"] = _ask(args, "ssid", "Wi-Fi name (SSID): ",
-                               check=_device_rule("wifi", "ssid"))
-    raw["wifi"]["password"] = _ask(args, "wifi_password", "Wi-Fi password (empty: an open "
-                                   "network): ", secret=True, required=False)
+    raw["wifi"]["ssid"] = _ask(
+        args, "ssid", "Wi-Fi name (SSID): ", check=_device_rule("wifi", "ssid")
+    )
+    raw["wifi"]["password"] = _ask(
+        args,
+        "wifi_password",
+        "Wi-Fi password (empty: an open network): ",
+        secret=True,
+        required=False,
+    )
     if not raw["wifi"]["password"]:
         empty.append("an empty Wi-Fi password (an open network; --wifi-password sets one)")
     m = raw["mqtt"]
@@ -157,13 +177,19 @@ def cmd_config_init(args):
     _tls(args, m)
     m["user"] = _ask(args, "user", "broker user (empty: none): ", required=False)
     if m["user"]:
-        m["password"] = _ask(args, "broker_password", "broker password: ", secret=True,
-                             required=False)
+        m["password"] = _ask(
+            args, "broker_password", "broker password: ", secret=True, required=False
+        )
         if not m["password"]:
-            empty.append("an empty broker password for %s (--broker-password sets one)"
-                         % m["user"])
-    m["topic"] = _ask(args, "topic", "topic for this board, e.g. home/garage: ",
-                      check=_device_rule("mqtt", "topic"))
+            empty.append(
+                "an empty broker password for %s (--broker-password sets one)" % m["user"]
+            )
+    m["topic"] = _ask(
+        args,
+        "topic",
+        "topic for this board, e.g. home/garage: ",
+        check=_device_rule("mqtt", "topic"),
+    )
     m["client_id"] = args.client_id or ""
     g = raw["gpio"]
     _pins(args, g)
@@ -174,20 +200,24 @@ def cmd_config_init(args):
     if args.mfa:
         key = keys.new_totp_key()
         raw["mfa"]["pins"] = dict((str(p), [key]) for p in _pin_list(args.mfa, "mfa"))
-        made.append("a TOTP key for %s (enrol it: tinyctrl key show --pin %s --config %s)"
-                    % (args.mfa, _pin_list(args.mfa, "mfa")[0], path))
+        made.append(
+            "a TOTP key for %s (enrol it: tinyctrl key show --pin %s --config %s)"
+            % (args.mfa, _pin_list(args.mfa, "mfa")[0], path)
+        )
     if args.sign:
         raw["sign"]["keys"] = {"script": keys.new_sign_key()}
         raw["sign"]["pins"] = dict((str(p), ["script"]) for p in _pin_list(args.sign, "sign"))
-        made.append("a signing key \"script\" for %s (tinyctrl send signs with it)" % args.sign)
+        made.append('a signing key "script" for %s (tinyctrl send signs with it)' % args.sign)
     configfile.save(path, raw)
     ui.out("wrote %s (mode 0600: it holds your passwords and keys)" % path)
     for what in empty:
         ui.out("  note: " + what)
     for line in made:
         ui.out("  generated " + line)
-    ui.out("next: tinyctrl key new --pin N --config %s to protect a relay with your phone, then "
-            "tinyctrl provision -c %s" % (path, path))
+    ui.out(
+        "next: tinyctrl key new --pin N --config %s to protect a relay with your phone, then "
+        "tinyctrl provision -c %s" % (path, path)
+    )
     return 0
 
 
@@ -224,12 +254,17 @@ def cmd_config_import(args):
 
 
 def add_commands(sub):
-    cfg = options.add_group(sub, "config", "write, check or import config.json",
-                            "tinyctrl config check -c garage.json")
+    cfg = options.add_group(
+        sub, "config", "write, check or import config.json", "tinyctrl config check -c garage.json"
+    )
     csub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
-    init = options.add_group(csub, "init", "write a new config.json (asks for what flags do "
-                             "not give)", "tinyctrl config init --ssid MyWifi --server "
-                             "xxxx.s1.eu.hivemq.cloud --topic home/garage --relay 16,17")
+    init = options.add_group(
+        csub,
+        "init",
+        "write a new config.json (asks for what flags do not give)",
+        "tinyctrl config init --ssid MyWifi --server "
+        "xxxx.s1.eu.hivemq.cloud --topic home/garage --relay 16,17",
+    )
     options.add_config(init, "the file to write")
     init.add_argument("--ssid")
     init.add_argument("--wifi-password")
@@ -237,8 +272,11 @@ def add_commands(sub):
     init.add_argument("--port", type=int, help="broker port (default 1883, 8883 with TLS)")
     init.add_argument("--tls", action="store_true", help="connect with TLS (CA file ca.pem)")
     init.add_argument("--ca-file", help="CA certificate file name on the board (implies --tls)")
-    init.add_argument("--tls-insecure", action="store_true",
-                      help="TLS without certificate checks (implies --tls)")
+    init.add_argument(
+        "--tls-insecure",
+        action="store_true",
+        help="TLS without certificate checks (implies --tls)",
+    )
     init.add_argument("--user", help="broker user")
     init.add_argument("--broker-password")
     init.add_argument("--topic")
@@ -253,17 +291,28 @@ def add_commands(sub):
     init.add_argument("--sign", help="pins a new signing key may set, e.g. 16")
     init.add_argument("--force", action="store_true", help="replace an existing file")
     init.set_defaults(func=cmd_config_init)
-    check = options.add_group(csub, "check", "check a config.json as the device would, and "
-                              "the CA certificate it names", "tinyctrl config check --json")
+    check = options.add_group(
+        csub,
+        "check",
+        "check a config.json as the device would, and the CA certificate it names",
+        "tinyctrl config check --json",
+    )
     options.add_config(check)
     options.add_json(check)
     check.set_defaults(func=cmd_config_check)
-    imp = options.add_group(csub, "import", "convert the seed's mqtt_tiny_controller_config.py",
-                            "tinyctrl config import mqtt_tiny_controller_config.py")
+    imp = options.add_group(
+        csub,
+        "import",
+        "convert the seed's mqtt_tiny_controller_config.py",
+        "tinyctrl config import mqtt_tiny_controller_config.py",
+    )
     imp.add_argument("old", metavar="SEED_FILE")
     options.add_config(imp, "the file to write")
-    imp.add_argument("--ca-file", default="ca.pem",
-                     help="the broker's CA certificate on the board (default: ca.pem)")
+    imp.add_argument(
+        "--ca-file",
+        default="ca.pem",
+        help="the broker's CA certificate on the board (default: ca.pem)",
+    )
     imp.add_argument("--force", action="store_true", help="replace an existing file")
     imp.set_defaults(func=cmd_config_import)
     push.add_config_push(csub)

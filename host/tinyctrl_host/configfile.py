@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """config.json on the PC: read it, check it with the device's own validator, write it (mode 0600,
 it holds the Wi-Fi password and the keys)."""
+
 import json
 import os
 import ssl
@@ -28,8 +29,10 @@ def read_text(path):
     except OSError as e:
         raise Failure("%s: cannot read it (%s)" % (path, e.strerror or e))
     if len(text) > device_config.MAX_PAYLOAD:
-        raise Failure("%s: larger than %d bytes, the device would refuse it"
-                      % (path, device_config.MAX_PAYLOAD))
+        raise Failure(
+            "%s: larger than %d bytes, the device would refuse it"
+            % (path, device_config.MAX_PAYLOAD)
+        )
     return text
 
 
@@ -52,8 +55,11 @@ def load(path):
     """(raw dict, validated config); a Failure naming the first problem if it is not valid."""
     raw, cfg, found = problems(path)
     if found:
-        more = " (and %d more; run: tinyctrl config check %s)" % (len(found) - 1, path) \
-            if len(found) > 1 else ""
+        more = (
+            " (and %d more; run: tinyctrl config check %s)" % (len(found) - 1, path)
+            if len(found) > 1
+            else ""
+        )
         raise Failure("%s is not valid: %s%s" % (path, found[0], more))
     return raw, cfg
 
@@ -79,12 +85,16 @@ def ca_problem(path):
         return "mqtt.ca_file: cannot read %s (%s)" % (path, e.strerror or e)
     if net.PEM_BEGIN not in data:
         return "mqtt.ca_file: %s is not a PEM certificate (no %s line)" % (
-            path, net.PEM_BEGIN.decode())
+            path,
+            net.PEM_BEGIN.decode(),
+        )
     try:
         ssl.create_default_context().load_verify_locations(cadata=net.der_certificate(data))
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         return "mqtt.ca_file: %s is not a valid certificate (%s)" % (
-            path, getattr(e, "reason", None) or e)
+            path,
+            getattr(e, "reason", None) or e,
+        )
     return None
 
 
@@ -93,8 +103,7 @@ def dumps(raw):
     lines = []
     for name, value in raw.items():
         if isinstance(value, dict) and value:
-            inner = ",\n".join("    %s: %s" % (json.dumps(k), _json(v))
-                               for k, v in value.items())
+            inner = ",\n".join("    %s: %s" % (json.dumps(k), _json(v)) for k, v in value.items())
             lines.append("  %s: {\n%s\n  }" % (json.dumps(name), inner))
         else:
             lines.append("  %s: %s" % (json.dumps(name), _json(value)))

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl send` and `tinyctrl watch`: the device's topic on its broker, as config.json
 names them."""
+
 import json
 import os
 import time
@@ -58,8 +59,9 @@ def cmd_send(args):
     result = Result(args.json)
     try:
         paused = time.monotonic()
-        obj = mqttio.authorise(cfg, req, obj, cfg["mqtt"]["topic"], args.code, args.key_file,
-                               wait=_wait_for_next_code)
+        obj = mqttio.authorise(
+            cfg, req, obj, cfg["mqtt"]["topic"], args.code, args.key_file, wait=_wait_for_next_code
+        )
         deadline += time.monotonic() - paused  # the wait for a fresh code is not the device's
         topic.publish(json.dumps(obj))
         device = cfg["name"]  # "FROM" names the device, never its client id
@@ -69,25 +71,32 @@ def cmd_send(args):
             if payload is None:
                 # The device's session is persistent: the broker keeps a request for it while
                 # it is away and delivers it when it is back, however late.
-                later = (": the request may wait queued at the broker and switch %s when the "
-                         "device is back" % ", ".join("%s%d" % (prefix, p)
-                                                      for p in req.pins)) if req.pins else ""
-                raise Failure("no answer from the device within %d s%s (is it online? "
-                              "tinyctrl watch -c %s)" % (args.timeout, later, args.config),
-                              NO_ANSWER)
+                later = (
+                    (
+                        ": the request may wait queued at the broker and switch %s when the "
+                        "device is back" % ", ".join("%s%d" % (prefix, p) for p in req.pins)
+                    )
+                    if req.pins
+                    else ""
+                )
+                raise Failure(
+                    "no answer from the device within %d s%s (is it online? "
+                    "tinyctrl watch -c %s)" % (args.timeout, later, args.config),
+                    NO_ANSWER,
+                )
             done, refused = mqttio.answer(payload, req, device, prefix)
             if not done:
                 continue
-            result.show("answer", payload.decode(errors="replace"),
-                        mqttio.describe(payload, prefix))
+            result.show(
+                "answer", payload.decode(errors="replace"), mqttio.describe(payload, prefix)
+            )
             reason = payload if payload.startswith(b"Error:") else None
             if req.pins and not reason:
                 # A refusal publishes the true state and then the reason, in one go: a
                 # state that looks right may still come with an error (pin already there).
                 reason = _next_error(topic, 3 if refused else ERROR_GRACE_S)
                 if reason:
-                    result.show("reason", reason.decode(errors="replace"),
-                                mqttio.describe(reason))
+                    result.show("reason", reason.decode(errors="replace"), mqttio.describe(reason))
             if reason and reason.startswith(auth.DENIED.encode()):
                 why = _explain_denial(topic, obj, args, cfg, reason)
                 if why:
@@ -107,8 +116,10 @@ def _next_error(topic, wait_s):
 
 
 def _wait_for_next_code(seconds):
-    ui.note("this PC sent the current code already and the device takes each code once: "
-            "waiting %d s for the next code" % seconds)
+    ui.note(
+        "this PC sent the current code already and the device takes each code once: "
+        "waiting %d s for the next code" % seconds
+    )
     with ui.Spinner("waiting for the next code"):
         time.sleep(seconds)
 
@@ -124,18 +135,23 @@ def _explain_denial(topic, obj, args, cfg, line):
     while stats is not None and not stats.startswith(b"Uptime="):
         stats = topic.next(deadline)
     if stats and b"Rtc=not synced" in stats:
-        why = ("the device's clock is not set yet (stats: Rtc=not synced), and until NTP answers "
-               "it refuses every code and signature; try: tinyctrl send -c %s --cmd ntp"
-               % args.config)
+        why = (
+            "the device's clock is not set yet (stats: Rtc=not synced), and until NTP answers "
+            "it refuses every code and signature; try: tinyctrl send -c %s --cmd ntp" % args.config
+        )
     elif "SIG" in obj:
-        why = ("the signature was refused: this PC's clock more than %d s (sign.window_s) from "
-               "the device's, or a signing key the board does not have (tinyctrl provision)"
-               % cfg["sign"]["window_s"])
+        why = (
+            "the signature was refused: this PC's clock more than %d s (sign.window_s) from "
+            "the device's, or a signing key the board does not have (tinyctrl provision)"
+            % cfg["sign"]["window_s"]
+        )
     elif args.code is not None:
         why = "the code was refused: a wrong code, or one already used (each code works once)"
     else:
-        why = ("the current code of the key in %s was refused: another client used it first, "
-               "the board has other keys (tinyctrl provision), or a clock is off" % args.config)
+        why = (
+            "the current code of the key in %s was refused: another client used it first, "
+            "the board has other keys (tinyctrl provision), or a clock is off" % args.config
+        )
     return why + "; each refusal counts toward a lockout"
 
 
@@ -164,8 +180,10 @@ def cmd_watch(args):
             if args.json:
                 ui.out_json(_record(payload, cfg["name"]))
             else:
-                ui.out("%s %s" % (time.strftime("%H:%M:%S"),
-                                  mqttio.describe(payload, prefix, cfg["name"])))
+                ui.out(
+                    "%s %s"
+                    % (time.strftime("%H:%M:%S"), mqttio.describe(payload, prefix, cfg["name"]))
+                )
             seen += 1
     finally:
         topic.close()
@@ -188,8 +206,12 @@ def _record(payload, device):
 
 
 def add_commands(sub):
-    send = options.add_group(sub, "send", "send a request and print the device's answer",
-                             "tinyctrl send --pin 16 --on   (or '{\"GP16\": 1}', --cmd stats)")
+    send = options.add_group(
+        sub,
+        "send",
+        "send a request and print the device's answer",
+        "tinyctrl send --pin 16 --on   (or '{\"GP16\": 1}', --cmd stats)",
+    )
     options.add_config(send)
     send.add_argument("request", nargs="?", help="JSON, e.g. '{\"GP18\": 1}'")
     send.add_argument("--pin", type=int)
@@ -202,8 +224,9 @@ def add_commands(sub):
     options.add_json(send)
     send.set_defaults(func=cmd_send)
 
-    watch = options.add_group(sub, "watch", "follow the topic in readable form",
-                              "tinyctrl watch --count 5 --json")
+    watch = options.add_group(
+        sub, "watch", "follow the topic in readable form", "tinyctrl watch --count 5 --json"
+    )
     options.add_config(watch)
     watch.add_argument("--count", type=int, help="stop after this many messages")
     options.add_timeout(watch, None, "until it stops")

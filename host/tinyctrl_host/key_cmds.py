@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl key`: TOTP keys for authenticator apps in config.json: new (with its QR code),
 show, list, remove, and the current code."""
+
 import os
 import sys
 import time
@@ -19,8 +20,10 @@ def _show_key(uri, args):
     ui.out(uri if args.show else keys.redacted(uri))
     rows = keys.qr_rows(uri)
     if rows > keys.QR_ROWS:
-        ui.out("note: this QR code is %d rows (a long account name): a terminal must show %d "
-                "to show it whole; use --png or a shorter --name" % (rows, rows + 2))
+        ui.out(
+            "note: this QR code is %d rows (a long account name): a terminal must show %d "
+            "to show it whole; use --png or a shorter --name" % (rows, rows + 2)
+        )
     ui.out("Scan this with Google Authenticator (or any TOTP app):")
     keys.qr_terminal(uri, sys.stdout)
 
@@ -53,11 +56,15 @@ def cmd_key_new(args):
     prefix = cfg["gpio"]["prefix"]
     ui.out("added a new 160-bit key for %s%d to %s" % (prefix, args.pin, args.config))
     if had:
-        ui.out("%s%d already has %d key(s); each one opens it (tinyctrl key list, key remove)"
-                % (prefix, args.pin, had))
+        ui.out(
+            "%s%d already has %d key(s); each one opens it (tinyctrl key list, key remove)"
+            % (prefix, args.pin, had)
+        )
     if not args.push:
-        ui.out("copy %s to the board (tinyctrl provision, or config push) for the key to take "
-               "effect" % args.config)
+        ui.out(
+            "copy %s to the board (tinyctrl provision, or config push) for the key to take "
+            "effect" % args.config
+        )
     _show_key(uri, args)
     push.remember_name(args.config, args.pin, key, args.name)  # for key revoke --name
     return push.after_key_new(args)
@@ -115,8 +122,10 @@ def cmd_key_remove(args):
         del raw["mfa"]["pins"][_pin_name(raw, args.pin)]
     configfile.save(args.config, raw)
     prefix = cfg["gpio"]["prefix"]
-    ui.out("removed key %d of %s%d from %s%s" % (args.index, prefix, args.pin, args.config,
-                                                  "" if ks else "; the pin is open now"))
+    ui.out(
+        "removed key %d of %s%d from %s%s"
+        % (args.index, prefix, args.pin, args.config, "" if ks else "; the pin is open now")
+    )
     ui.out("copy %s to the board (tinyctrl provision) for it to take effect" % args.config)
     return 0
 
@@ -125,12 +134,21 @@ def cmd_key_code(args):
     raw, cfg = configfile.load(args.config)
     pins = [args.pin] if args.pin is not None else sorted(cfg["mfa"]["pins"])
     if not pins or not any(_pin_keys(raw, p) for p in pins):
-        raise Failure("no TOTP key for %s in %s" % ("GP%d" % args.pin if args.pin is not None
-                                                    else "any pin", args.config))
+        raise Failure(
+            "no TOTP key for %s in %s"
+            % ("GP%d" % args.pin if args.pin is not None else "any pin", args.config)
+        )
     now = time.time()  # one instant for every code and the seconds left
-    codes = [{"pin": p, "key": i, "code": "%06d" % keys.current_code(key, now),
-              "valid_s": keys.seconds_left(now)}
-             for p in pins for i, key in enumerate(_pin_keys(raw, p), 1)]
+    codes = [
+        {
+            "pin": p,
+            "key": i,
+            "code": "%06d" % keys.current_code(key, now),
+            "valid_s": keys.seconds_left(now),
+        }
+        for p in pins
+        for i, key in enumerate(_pin_keys(raw, p), 1)
+    ]
     if args.json:
         ui.out_json(codes)
         return 0
@@ -141,14 +159,24 @@ def cmd_key_code(args):
 
 
 def add_commands(sub):
-    key = options.add_group(sub, "key", "TOTP keys for authenticator apps",
-                            "tinyctrl key new --pin 18 --name phone")
+    key = options.add_group(
+        sub, "key", "TOTP keys for authenticator apps", "tinyctrl key new --pin 18 --name phone"
+    )
     ksub = key.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, func, text, example in (
-            ("new", cmd_key_new, "add a new key for a pin, show its QR code",
-             "tinyctrl key new --pin 18 --name phone --png key.png"),
-            ("show", cmd_key_show, "show the QR code of a pin's key again",
-             "tinyctrl key show --pin 18 --index 2")):
+        (
+            "new",
+            cmd_key_new,
+            "add a new key for a pin, show its QR code",
+            "tinyctrl key new --pin 18 --name phone --png key.png",
+        ),
+        (
+            "show",
+            cmd_key_show,
+            "show the QR code of a pin's key again",
+            "tinyctrl key show --pin 18 --index 2",
+        ),
+    ):
         k = options.add_group(ksub, name, text, example)
         k.add_argument("--pin", type=int, required=True)
         k.add_argument("--name", help="account name shown in the app (default: the topic)")
@@ -156,25 +184,29 @@ def add_commands(sub):
         k.add_argument("--png", help="also write the QR code to this PNG file")
         k.add_argument("--show", action="store_true", help="print the URI with the secret")
         if name == "show":
-            k.add_argument("--index", type=int, default=1,
-                           help="which of the pin's keys (default: 1)")
+            k.add_argument(
+                "--index", type=int, default=1, help="which of the pin's keys (default: 1)"
+            )
         else:
             k.add_argument("--push", action="store_true", help="push the file to the device")
             push.add_push_options(k)
         k.set_defaults(func=func)
-    ls = options.add_group(ksub, "list", "list the pins' keys (never the secrets)",
-                           "tinyctrl key list")
+    ls = options.add_group(
+        ksub, "list", "list the pins' keys (never the secrets)", "tinyctrl key list"
+    )
     options.add_config(ls)
     ls.set_defaults(func=cmd_key_list)
-    rm = options.add_group(ksub, "remove", "remove one of a pin's keys",
-                           "tinyctrl key remove --pin 18 --index 1")
+    rm = options.add_group(
+        ksub, "remove", "remove one of a pin's keys", "tinyctrl key remove --pin 18 --index 1"
+    )
     rm.add_argument("--pin", type=int, required=True)
     rm.add_argument("--index", type=int, required=True, help="which key (see key list)")
     options.add_config(rm)
     rm.set_defaults(func=cmd_key_remove)
     push.add_key_revoke(ksub)
-    code = options.add_group(ksub, "code", "print the current codes",
-                             "tinyctrl key code --pin 18 --json")
+    code = options.add_group(
+        ksub, "code", "print the current codes", "tinyctrl key code --pin 18 --json"
+    )
     code.add_argument("--pin", type=int, help="only this pin's keys")
     options.add_config(code)
     options.add_json(code)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """TOTP keys for authenticator apps, signing keys for programs, and the QR codes that enrol them.
 Codes come from the device's own TOTP code (tinyctrl.totp)."""
+
 import base64
 import hashlib
 import json
@@ -43,7 +44,7 @@ def otpauth_uri(key, account):
 
 
 def redacted(uri):
-    return uri.split("secret=")[0] + "secret=<hidden: add --show>" + uri[uri.index("&issuer"):]
+    return uri.split("secret=")[0] + "secret=<hidden: add --show>" + uri[uri.index("&issuer") :]
 
 
 def qr_rows(uri):
@@ -61,8 +62,9 @@ def qr_terminal(uri, out):
         line, last = [], None
         for colours in zip(top, bottom):
             if colours != last:
-                line.append("\x1b[38;5;%d;48;5;%dm" % tuple(QR_DARK if c else QR_LIGHT
-                                                            for c in colours))
+                line.append(
+                    "\x1b[38;5;%d;48;5;%dm" % tuple(QR_DARK if c else QR_LIGHT for c in colours)
+                )
                 last = colours
             line.append("\u2580")
         out.write("".join(line) + "\x1b[0m\n")

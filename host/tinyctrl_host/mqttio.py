@@ -2,6 +2,7 @@
 """The PC on the device's topic (paho-mqtt): send a request and wait for the device's answer,
 or follow the topic in readable form. Requests for protected pins carry a TOTP code or a
 signature made with the device's own code (tinyctrl.totp, tinyctrl.protocol.canonical)."""
+
 import json
 import queue
 import secrets
@@ -30,8 +31,11 @@ class Topic:
         self.where = "%s:%d" % (m["server"], m["port"])
         self.messages = queue.Queue()
         self._closing = False
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=True,
-                                  client_id="tinyctrl-pc-" + secrets.token_hex(4))
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            clean_session=True,
+            client_id="tinyctrl-pc-" + secrets.token_hex(4),
+        )
         if m["user"]:
             self.client.username_pw_set(m["user"], m["password"])
         if m["ssl"]:
@@ -55,13 +59,16 @@ class Topic:
         try:
             self.client.connect(m["server"], m["port"], keepalive=30)
         except OSError as e:
-            raise Failure("broker %s: cannot connect (%s)" % (self.where, e.strerror or e),
-                          NO_BROKER)
+            raise Failure(
+                "broker %s: cannot connect (%s)" % (self.where, e.strerror or e), NO_BROKER
+            )
         self.client.loop_start()
         if not self._ready.wait(timeout) or self._refused:
             self.close()
-            raise Failure("broker %s: %s" % (self.where, self._refused or "no answer within %d s"
-                                             % timeout), NO_BROKER)
+            raise Failure(
+                "broker %s: %s" % (self.where, self._refused or "no answer within %d s" % timeout),
+                NO_BROKER,
+            )
 
     def _on_connect(self, client, userdata, flags, reason, properties):
         if reason.is_failure:
@@ -70,14 +77,18 @@ class Topic:
             client.disconnect()
         else:
             if self._ready.is_set():
-                self.messages.put(Event("connected again to the broker; what was published "
-                                        "meanwhile is not shown"))
+                self.messages.put(
+                    Event(
+                        "connected again to the broker; what was published meanwhile is not shown"
+                    )
+                )
             client.subscribe(self.topic, qos=1)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
         if self._ready.is_set() and not self._closing:
-            self.messages.put(Event("lost the connection to the broker (%s); reconnecting"
-                                    % reason))
+            self.messages.put(
+                Event("lost the connection to the broker (%s); reconnecting" % reason)
+            )
 
     def publish(self, payload):
         info = self.client.publish(self.topic, payload, qos=1)
@@ -110,10 +121,11 @@ def parse_request(cfg, text):
     g = cfg["gpio"]
     outputs = set(g["relay"]) | set(g["momentary"])
     try:
-        req = protocol.parse(text.encode(), g["prefix"], cfg["mfa"]["keyname"], outputs,
-                             set(g["contact"]))
+        req = protocol.parse(
+            text.encode(), g["prefix"], cfg["mfa"]["keyname"], outputs, set(g["contact"])
+        )
     except protocol.RequestError as e:
-        raise Failure(str(e)[len("Error: "):])
+        raise Failure(str(e)[len("Error: ") :])
     if req is None:
         raise Failure("that is a device response, not a request")
     return req, json.loads(text)
@@ -136,11 +148,14 @@ def authorise(cfg, req, obj, topic, code=None, key_file=None, now=None, wait=Non
         msg = protocol.canonical(topic, now, req.pins, cfg["gpio"]["prefix"]).encode()
         obj.update(TS=now, SIG=totp.hmac_sha256(signer.encode(), msg).hex())
         return obj
-    shared = [k for k in mfa["pins"].get(need[0], ())
-              if all(k in mfa["pins"].get(p, ()) for p in need)]
+    shared = [
+        k for k in mfa["pins"].get(need[0], ()) if all(k in mfa["pins"].get(p, ()) for p in need)
+    ]
     if not shared:
-        raise Failure("no one key unlocks %s: send them one at a time" % ", ".join(
-            "%s%d" % (cfg["gpio"]["prefix"], p) for p in need))
+        raise Failure(
+            "no one key unlocks %s: send them one at a time"
+            % ", ".join("%s%d" % (cfg["gpio"]["prefix"], p) for p in need)
+        )
     key = shared[0]
     step = totp.counter_at(now)
     sent = keys.last_sent_step(key)
@@ -160,8 +175,9 @@ def _signer(sign, need, key_file):
                 return f.read().strip()
         except OSError as e:
             raise Failure("%s: cannot read the key file (%s)" % (key_file, e.strerror or e))
-    names = [n for n in sign["pins"].get(need[0], ())
-             if all(n in sign["pins"].get(p, ()) for p in need)]
+    names = [
+        n for n in sign["pins"].get(need[0], ()) if all(n in sign["pins"].get(p, ()) for p in need)
+    ]
     return sign["keys"][names[0]] if names else None
 
 
@@ -227,7 +243,7 @@ def describe(payload, prefix="GP", device=None):
 def _describe(text, payload, prefix, device):
     for mark, label in (("Error:", "ERROR "), ("Info:", "info  "), ("Uptime=", "stats ")):
         if text.startswith(mark):
-            return label + text[len(mark):].strip() if mark != "Uptime=" else label + text
+            return label + text[len(mark) :].strip() if mark != "Uptime=" else label + text
     if protocol.is_device_output(payload):
         try:
             obj = json.loads(text)
@@ -247,7 +263,9 @@ def _describe(text, payload, prefix, device):
 
 def _pins(obj, prefix):
     """GP0=0  GP1=1  GP16=1 ..., in pin order."""
+
     def order(name):
-        n = name[len(prefix):]
+        n = name[len(prefix) :]
         return (0, int(n)) if name.startswith(prefix) and n.isdigit() else (1, name)
+
     return "  ".join("%s=%s" % (k, obj[k]) for k in sorted(obj, key=order))

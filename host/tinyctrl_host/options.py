@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Options every command group shares, so each means the same everywhere: the config file,
 timeouts, --json."""
+
 import argparse
 import os
 
@@ -10,9 +11,13 @@ DEFAULT_CONFIG = "config.json"
 
 def add_config(p, what="the config file"):
     """-c/--config: the one rule for naming config.json in every command."""
-    p.add_argument("-c", "--config", metavar="FILE",
-                   default=os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
-                   help="%s (default: $%s, else ./%s)" % (what, CONFIG_ENV, DEFAULT_CONFIG))
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
+        help="%s (default: $%s, else ./%s)" % (what, CONFIG_ENV, DEFAULT_CONFIG),
+    )
 
 
 def seconds(text):
@@ -27,8 +32,13 @@ def seconds(text):
 
 
 def add_timeout(p, default, what):
-    p.add_argument("--timeout", type=seconds, default=default, metavar="S",
-                   help="seconds %s, all told (default: %s)" % (what, default or "none"))
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=default,
+        metavar="S",
+        help="seconds %s, all told (default: %s)" % (what, default or "none"),
+    )
 
 
 def add_json(p):
@@ -37,5 +47,10 @@ def add_json(p):
 
 def add_group(sub, name, help, example):
     """A command group's parser, with an example under its --help."""
-    return sub.add_parser(name, help=help, description=help, epilog="example: " + example,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog="example: " + example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )

@@ -2,6 +2,7 @@
 """Config pushes over the broker (`tinyctrl config push`, `tinyctrl key revoke`): the device key
 kept beside the config, sealing (AES-256-CTR and HMAC-SHA256, the device's tinyctrl.seal
 format), chunks on <mqtt.topic>/config, and the device's answers on its topic."""
+
 import hashlib
 import hmac
 import json
@@ -50,8 +51,10 @@ def read_key(config_path):
         with open(path) as f:
             key = bytes.fromhex(f.read().strip())
     except FileNotFoundError:
-        raise Failure("%s: no device key; the device gets one over USB with tinyctrl provision "
-                      "%s" % (path, config_path))
+        raise Failure(
+            "%s: no device key; the device gets one over USB with tinyctrl provision "
+            "%s" % (path, config_path)
+        )
     except (OSError, ValueError) as e:
         raise Failure("%s: not a device key (%s)" % (path, getattr(e, "strerror", None) or e))
     if len(key) != seal.KEY_LEN:
@@ -63,9 +66,22 @@ def seal_config(text, device_key, seq, to, topic, trial_s=TRIAL_S, nonce=None):
     """The sealed config (bytes): header line, AES-256-CTR ciphertext, HMAC-SHA256 tag."""
     enc, mac = seal.derive(device_key)
     nonce = nonce or secrets.token_bytes(seal.NONCE_LEN)
-    header = json.dumps({"len": len(text), "nonce": nonce.hex(), "seq": seq, "to": to,
-                         "topic": topic, "trial_s": trial_s, "v": seal.VERSION},
-                        sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    header = (
+        json.dumps(
+            {
+                "len": len(text),
+                "nonce": nonce.hex(),
+                "seq": seq,
+                "to": to,
+                "topic": topic,
+                "trial_s": trial_s,
+                "v": seal.VERSION,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        + b"\n"
+    )
     ctr = Cipher(algorithms.AES(enc), modes.CTR(nonce)).encryptor()
     body = ctr.update(text) + ctr.finalize()
     return header + body + hmac.new(mac, header + body, hashlib.sha256).digest()
@@ -75,8 +91,9 @@ def chunks(sealed, seq):
     """The messages for <mqtt.topic>/config: "<id> <index>/<count>\\n" and a piece each."""
     size = device_push.CHUNK
     count = (len(sealed) + size - 1) // size
-    return [b"%d %d/%d\n" % (seq, i, count) + sealed[i * size:(i + 1) * size]
-            for i in range(count)]
+    return [
+        b"%d %d/%d\n" % (seq, i, count) + sealed[i * size : (i + 1) * size] for i in range(count)
+    ]
 
 
 def new_seq():
@@ -91,10 +108,12 @@ def _line(payload, seq):
     except UnicodeDecodeError:
         return None
     if text.startswith(device_push.REFUSED):
-        return "refused", text[len("Error: "):]
-    for kind, mark in (("received", "Info: config push %d received" % seq),
-                       ("confirmed", "Info: config push %d confirmed" % seq),
-                       ("rolled back", "Error: config push %d rolled back" % seq)):
+        return "refused", text[len("Error: ") :]
+    for kind, mark in (
+        ("received", "Info: config push %d received" % seq),
+        ("confirmed", "Info: config push %d confirmed" % seq),
+        ("rolled back", "Error: config push %d rolled back" % seq),
+    ):
         if text.startswith(mark):
             return kind, text.split(": ", 1)[1]
     return None
@@ -141,16 +160,19 @@ def send(new_path, old_path=None, trial_s=TRIAL_S, progress=None, out=print):
                 progress(i + 1, len(parts))
         said = _wait([old], seq, time.monotonic() + RECEIVED_WAIT_S, ("refused", "received"))
         if said is None:
-            raise Failure("no answer from %s within %d s (is it online, with a push key from "
-                          "tinyctrl provision?)" % (old_cfg["name"], RECEIVED_WAIT_S))
+            raise Failure(
+                "no answer from %s within %d s (is it online, with a push key from "
+                "tinyctrl provision?)" % (old_cfg["name"], RECEIVED_WAIT_S)
+            )
         if said[0] == "refused":
             raise Failure(said[1])
         out("device: " + said[1])
         wait_s = trial_s + CONFIRM_SLACK_S
         said = _wait(topics, seq, time.monotonic() + wait_s, ("confirmed", "rolled back"))
         if said is None:
-            raise Failure("config push %d: neither confirmed nor rolled back within %d s"
-                          % (seq, wait_s))
+            raise Failure(
+                "config push %d: neither confirmed nor rolled back within %d s" % (seq, wait_s)
+            )
         if said[0] == "rolled back":
             raise Failure(said[1])
         out("device: " + said[1])
@@ -163,6 +185,7 @@ def send(new_path, old_path=None, trial_s=TRIAL_S, progress=None, out=print):
 
 
 # --- names of TOTP keys -----------------------------------------------------------------------
+
 
 def fingerprint(key):
     """What the names file keeps of a key: 64 bits of its hash, not the key."""
@@ -203,14 +226,17 @@ def revoke(config_path, pin, index=None, name=None, leave_open=False):
         mark = names.get(str(pin), {}).get(name)
         found = [i for i, k in enumerate(ks) if fingerprint(k) == mark]
         if not found:
-            raise Failure("%s%d has no key named %r (names come from key new --name)"
-                          % (prefix, pin, name))
+            raise Failure(
+                "%s%d has no key named %r (names come from key new --name)" % (prefix, pin, name)
+            )
         index = found[0] + 1
     if index is None or not 1 <= index <= len(ks):
         raise Failure("give --index 1-%d or --name for %s%d's keys" % (len(ks), prefix, pin))
     if len(ks) == 1 and not leave_open:
-        raise Failure("that is %s%d's only key: without it anyone on the topic moves the pin; "
-                      "add another first (key new) or give --leave-open" % (prefix, pin))
+        raise Failure(
+            "that is %s%d's only key: without it anyone on the topic moves the pin; "
+            "add another first (key new) or give --leave-open" % (prefix, pin)
+        )
     gone = ks.pop(index - 1)
     if not ks:
         del pins[entry]
@@ -224,6 +250,7 @@ def revoke(config_path, pin, index=None, name=None, leave_open=False):
 
 
 # --- the commands -----------------------------------------------------------------------------
+
 
 def cmd_config_push(args):
     seq = send(args.file, args.to, args.trial_s, ui.progress("sending"))
@@ -252,31 +279,48 @@ def _as_push(args):
 
 def add_config_push(config_sub):
     """`config push`, for config_cmds' sub-parser."""
-    push = options.add_group(config_sub, "push", "send config.json to its device over the "
-                             "broker, sealed", "tinyctrl config push garage.json")
+    push = options.add_group(
+        config_sub,
+        "push",
+        "send config.json to its device over the broker, sealed",
+        "tinyctrl config push garage.json",
+    )
     push.add_argument("file")
-    push.add_argument("--to", metavar="OLD.json",
-                      help="the config the device runs now, when topic, broker or name change")
+    push.add_argument(
+        "--to",
+        metavar="OLD.json",
+        help="the config the device runs now, when topic, broker or name change",
+    )
     add_push_options(push)
     push.set_defaults(func=cmd_config_push)
 
 
 def add_key_revoke(key_sub):
     """`key revoke`, for key_cmds' sub-parser."""
-    rev = options.add_group(key_sub, "revoke", "remove a pin's TOTP key (--push: from the "
-                            "device too)", "tinyctrl key revoke --pin 18 --name phone --push")
+    rev = options.add_group(
+        key_sub,
+        "revoke",
+        "remove a pin's TOTP key (--push: from the device too)",
+        "tinyctrl key revoke --pin 18 --name phone --push",
+    )
     rev.add_argument("--pin", type=int, required=True)
     rev.add_argument("--index", type=int, help="which of the pin's keys (as key list)")
     rev.add_argument("--name", help="the name key new --name gave it")
     options.add_config(rev)
-    rev.add_argument("--leave-open", action="store_true",
-                     help="remove the pin's last key: anyone on the topic may then move it")
+    rev.add_argument(
+        "--leave-open",
+        action="store_true",
+        help="remove the pin's last key: anyone on the topic may then move it",
+    )
     rev.add_argument("--push", action="store_true", help="push the file to the device")
     add_push_options(rev)
     rev.set_defaults(func=cmd_key_revoke)
 
 
 def add_push_options(p):
-    p.add_argument("--trial-s", type=int, default=TRIAL_S,
-                   help="seconds the device tries it before going back (%d-%d)"
-                   % device_push.TRIAL_S)
+    p.add_argument(
+        "--trial-s",
+        type=int,
+        default=TRIAL_S,
+        help="seconds the device tries it before going back (%d-%d)" % device_push.TRIAL_S,
+    )

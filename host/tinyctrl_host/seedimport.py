@@ -4,6 +4,7 @@
 The file is parsed (ast), never executed: only `name = literal` lines are accepted, so a file
 with code in it is refused rather than run. Every seed variable is either carried over, noted as
 having no equivalent, or noted where its meaning changed."""
+
 import ast
 
 from tinyctrl import protocol
@@ -50,15 +51,23 @@ FIXED = {
     "notification_keyname": ("NOTIFY", 'notifications use "NOTIFY"'),
 }
 NO_EQUIVALENT = {
-    "time_keyname": "the time shows in {\"CMD\": \"stats\"} as Rtc=",
-    "default_clock_year_in_unix_timestamp":
-        "the clock waits for NTP; protected pins refuse until then",
+    "time_keyname": 'the time shows in {"CMD": "stats"} as Rtc=',
+    "default_clock_year_in_unix_timestamp": "the clock waits for NTP; protected pins refuse "
+    "until then",
 }
 # The TOTP keys in the seed's own example config: published, so they protect nothing.
 SEED_EXAMPLE_KEYS = ("ONSWG4TFOQQHI33UOAQGG3DJMVXHIIBR", "MNWGSZLOOQQDEIDTMVRXEZLU")
 # Guards whose -1 meant "off" in the seed; the device has no off switch for them.
-NO_OFF = {"publish_max", "publish_window_s", "max_changes", "window_s", "max_violations",
-          "cooldown_s", "max_expired_codes", "force_wait_s"}
+NO_OFF = {
+    "publish_max",
+    "publish_window_s",
+    "max_changes",
+    "window_s",
+    "max_violations",
+    "cooldown_s",
+    "max_expired_codes",
+    "force_wait_s",
+}
 
 
 def read(text, name):
@@ -73,15 +82,22 @@ def read(text, name):
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # a docstring or a bare string used as a comment
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)):
-            raise Failure("%s:%d: only `name = value` lines are read; this file has code in it "
-                          "and is not run" % (name, node.lineno))
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            raise Failure(
+                "%s:%d: only `name = value` lines are read; this file has code in it "
+                "and is not run" % (name, node.lineno)
+            )
         try:
             values[node.targets[0].id] = ast.literal_eval(node.value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise Failure("%s:%d: %s is not a plain value (code is not run)"
-                          % (name, node.lineno, node.targets[0].id))
+            raise Failure(
+                "%s:%d: %s is not a plain value (code is not run)"
+                % (name, node.lineno, node.targets[0].id)
+            )
     return values
 
 
@@ -93,9 +109,11 @@ def convert(seed, ca_file="ca.pem"):
     mqtt = cfg["mqtt"]
     # The seed connects with TLS on 8883 and checks no certificate (MQTTClient ssl=True).
     mqtt.update(port=8883, ssl=True, ca_file=ca_file)
-    notes.append("mqtt.port 8883 and mqtt.ssl true: the seed hard-codes TLS on 8883; the device "
-                 "also checks the broker's certificate against %s (put your broker's CA "
-                 "certificate there, see SECURITY.md)" % ca_file)
+    notes.append(
+        "mqtt.port 8883 and mqtt.ssl true: the seed hard-codes TLS on 8883; the device "
+        "also checks the broker's certificate against %s (put your broker's CA "
+        "certificate there, see SECURITY.md)" % ca_file
+    )
     for var, value in seed.items():
         if var in CARRIED:
             section, key = CARRIED[var]
@@ -115,7 +133,8 @@ def convert(seed, ca_file="ca.pem"):
             pass  # used above
         elif var == "gpio_pins_for_totp_enabled":
             lists = isinstance(value, dict) and all(
-                isinstance(k, (list, tuple)) for k in value.values())
+                isinstance(k, (list, tuple)) for k in value.values()
+            )
             if not lists:
                 raise Failure("%s: must be a dict pin -> list of keys" % var)
             cfg["mfa"]["pins"] = dict((str(p), list(k)) for p, k in _by_pin(value, var))
@@ -133,8 +152,10 @@ def convert(seed, ca_file="ca.pem"):
         elif var == "wifi_max_retries":
             if value == -1:
                 cfg["wifi"]["reset_delay_s"] = -1
-                notes.append("wifi_max_retries -1 (retry for ever) is wifi.reset_delay_s -1: "
-                             "the board never resets for Wi-Fi")
+                notes.append(
+                    "wifi_max_retries -1 (retry for ever) is wifi.reset_delay_s -1: "
+                    "the board never resets for Wi-Fi"
+                )
             else:
                 cfg["wifi"]["max_retries"] = value
                 carried.append("%s -> wifi.max_retries" % var)
@@ -148,8 +169,10 @@ def convert(seed, ca_file="ca.pem"):
             if not extra:
                 carried.append("commands: all available")
             else:
-                notes.append("commands: %s not available (the device has %s)"
-                             % (", ".join(extra), ", ".join(protocol.COMMANDS)))
+                notes.append(
+                    "commands: %s not available (the device has %s)"
+                    % (", ".join(extra), ", ".join(protocol.COMMANDS))
+                )
         elif var in FIXED:
             fixed, why = FIXED[var]
             if value != fixed:
@@ -169,20 +192,26 @@ def _replace_example_keys(pins, prefix, notes):
         for i, key in enumerate(keys):
             if key in SEED_EXAMPLE_KEYS:
                 keys[i] = new.setdefault(key, new_totp_key())
-                notes.append("%s%s key %d: the seed's published example key, replaced by a new "
-                             "one; enrol it: tinyctrl key show --pin %s --index %d"
-                             % (prefix, pin, i + 1, pin, i + 1))
+                notes.append(
+                    "%s%s key %d: the seed's published example key, replaced by a new "
+                    "one; enrol it: tinyctrl key show --pin %s --index %d"
+                    % (prefix, pin, i + 1, pin, i + 1)
+                )
 
 
 def _carry(cfg, section, key, value, var, notes):
     target = cfg[section] if section else cfg
     if value == -1 and key in NO_OFF:
-        notes.append("%s = -1 (off in the seed) has no equivalent: %s keeps its default %r, the "
-                     "device cannot turn this guard off" % (var, _name(section, key), target[key]))
+        notes.append(
+            "%s = -1 (off in the seed) has no equivalent: %s keeps its default %r, the "
+            "device cannot turn this guard off" % (var, _name(section, key), target[key])
+        )
         return False
     if key == "max_expired_codes" and isinstance(value, int) and value > 10:
-        notes.append("%s = %d lowered to 10, the most the device accepts (each accepted code "
-                     "makes guessing easier)" % (var, value))
+        notes.append(
+            "%s = %d lowered to 10, the most the device accepts (each accepted code "
+            "makes guessing easier)" % (var, value)
+        )
         value = 10
     target[key] = value
     return True

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """What the user sees: result lines on standard output (or JSON for scripts), errors and
 progress on standard error, in colour on a terminal unless NO_COLOR is set (no-color.org)."""
+
 import json
 import os
 import sys
@@ -49,6 +50,7 @@ def progress(what):
             shown[0] = pct // 25
             sys.stderr.write("%s %d%%\n" % (what, pct))
         sys.stderr.flush()
+
     return update
 
 
@@ -68,8 +70,9 @@ class Spinner:
         started = time.monotonic()
         frame = 0
         while not self.stop.wait(0.2 if frame else 1.0):  # quiet for the first second
-            sys.stderr.write("\r%s %s (%d s)" % (self.FRAMES[frame % 4], self.what,
-                                                 time.monotonic() - started))
+            sys.stderr.write(
+                "\r%s %s (%d s)" % (self.FRAMES[frame % 4], self.what, time.monotonic() - started)
+            )
             sys.stderr.flush()
             frame += 1
         if frame:

@@ -84,8 +84,7 @@ class AuthGate:
             f.count += 1
             if f.count >= self.max_failures:
                 f.count = 0
-                f.locked_until = mono_ms + min(MAX_LOCKOUT_S * 1000,
-                                               self.lockout_ms << f.lockouts)
+                f.locked_until = mono_ms + min(MAX_LOCKOUT_S * 1000, self.lockout_ms << f.lockouts)
                 f.lockouts += 1  # each lockout doubles the next
         return self._lock_error(keys, mono_ms) or AuthError(DENIED)
 
@@ -137,8 +136,11 @@ class AuthGate:
             expected = "".join("%02x" % b for b in totp.hmac_sha256(key, msg))
             if _same(expected, req.sig):
                 self._last_ts[key] = req.ts
-                if first_sync is not None and abs(unix_s - req.ts) <= self.sign_window_s \
-                        and req.ts > max(first_sync, self._floor):  # see _spend_code
+                if (
+                    first_sync is not None
+                    and abs(unix_s - req.ts) <= self.sign_window_s
+                    and req.ts > max(first_sync, self._floor)
+                ):  # see _spend_code
                     signers.append(name)
         return signers
 

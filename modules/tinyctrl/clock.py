@@ -62,7 +62,8 @@ def offset_s(tz, utc):
     if tz in _US_ZONES:
         std = _US_ZONES[tz] * 3600
         y = civil(int(utc) // 86400)[0]
-        # US rule since 2007: 2nd Sunday of March 02:00 standard to 1st Sunday of November 02:00 daylight.
+        # US rule since 2007: 2nd Sunday of March 02:00 standard to 1st Sunday of November 02:00
+        # daylight.
         start = _nth_sunday(y, 3, 2) * 86400 + 2 * 3600 - std
         end = _nth_sunday(y, 11, 1) * 86400 + 2 * 3600 - (std + 3600)
         return std + 3600 if start <= utc < end else std

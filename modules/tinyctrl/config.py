@@ -77,24 +77,30 @@ def _letters(v, where, problems, most):
 
 
 def _topic(v, where, problems):
-    if isinstance(_str(v, where, problems), str) and (not v or "+" in v or "#" in v
-                                                      or len(v) > 200):
+    if isinstance(_str(v, where, problems), str) and (
+        not v or "+" in v or "#" in v or len(v) > 200
+    ):
         problems.append("%s: must be a topic name without wildcards" % where)
     return v
 
 
 def _client_id(v, where, problems):
     if isinstance(_str(v, where, problems), str) and (
-            len(v) > 64 or any(not (c.isalpha() or c.isdigit() or c in "_-.") for c in v)):
+        len(v) > 64 or any(not (c.isalpha() or c.isdigit() or c in "_-.") for c in v)
+    ):
         problems.append("%s: use at most 64 letters, digits, '_', '-', '.'" % where)
     return v
 
 
 def _timezone(v, where, problems):
-    if isinstance(_str(v, where, problems), str) and v not in TIMEZONES \
-            and utc_offset_s(v) is None:
-        problems.append("%s: %r is not one of %s or an offset like +05:30"
-                        % (where, v, ", ".join(TIMEZONES)))
+    if (
+        isinstance(_str(v, where, problems), str)
+        and v not in TIMEZONES
+        and utc_offset_s(v) is None
+    ):
+        problems.append(
+            "%s: %r is not one of %s or an offset like +05:30" % (where, v, ", ".join(TIMEZONES))
+        )
     return v
 
 
@@ -131,8 +137,9 @@ def _expired_codes(v, where, problems):
 
 def _publish_max(v, where, problems):
     if _is_int(_whole(v, where, problems, *COUNT)) and v < MIN_PUBLISH_MAX:
-        problems.append("%s: must be at least 4 (state, notify, replies and errors share it)"
-                        % where)
+        problems.append(
+            "%s: must be at least 4 (state, notify, replies and errors share it)" % where
+        )
     return v
 
 
@@ -156,8 +163,7 @@ def _pin(v, where, problems):
         problems.append("%s: '%s' is not a pin number" % (where, shown(v)))
         return None
     if v not in PICO_W_PINS:
-        problems.append("%s: GP%d does not exist on the Pico W (GP0-GP22, GP26-GP28)"
-                        % (where, v))
+        problems.append("%s: GP%d does not exist on the Pico W (GP0-GP22, GP26-GP28)" % (where, v))
         return None
     return v
 
@@ -205,7 +211,7 @@ def _seconds_held(secs, where, problems):
 def _momentary(v, where, problems):
     if isinstance(v, list):  # seed style: pins only, 2 s each
         v = dict((str(p), 2) for p in v)
-    return _pin_map(v, where, problems, _seconds_held, "pin to seconds, e.g. {\"18\": 2}")
+    return _pin_map(v, where, problems, _seconds_held, 'pin to seconds, e.g. {"18": 2}')
 
 
 def _pin_text(text, where, problems):
@@ -216,7 +222,7 @@ def _pin_text(text, where, problems):
 
 
 def _pin_texts(v, where, problems):
-    return _pin_map(v, where, problems, _pin_text, "pin numbers to text, e.g. {\"16\": \"Light\"}")
+    return _pin_map(v, where, problems, _pin_text, 'pin numbers to text, e.g. {"16": "Light"}')
 
 
 def _key_list(item):
@@ -226,6 +232,7 @@ def _key_list(item):
             return None
         got = [item(x, where, problems) for x in keys]
         return [x for x in got if x is not None]
+
     return check
 
 
@@ -254,7 +261,8 @@ def _weak(key, symbols):
         return "key is the example from README.md; generate your own"
     if len(set(symbols)) < MIN_KEY_SYMBOLS:
         return "key has fewer than %d different characters; generate a random one" % (
-            MIN_KEY_SYMBOLS)
+            MIN_KEY_SYMBOLS
+        )
     return None
 
 
@@ -285,8 +293,9 @@ def _sign_keys(v, where, problems):
         elif _weak(key, key):
             problems.append("%s: %s" % (at, _weak(key, key)))
         elif key in seen:  # one key, two names: each request could be replayed once per name
-            problems.append("%s: same key as %s.%s; give each client its own"
-                            % (at, where, shown(seen[key])))
+            problems.append(
+                "%s: same key as %s.%s; give each client its own" % (at, where, shown(seen[key]))
+            )
         else:
             seen[key] = name
     return v
@@ -304,8 +313,7 @@ def _power_on_mode(mode, where, problems):
 
 
 def _power_on_state(v, where, problems):
-    return _pin_map(v, where, problems, _power_on_mode,
-                    "pin to a value, e.g. {\"16\": \"restore\"}")
+    return _pin_map(v, where, problems, _power_on_mode, 'pin to a value, e.g. {"16": "restore"}')
 
 
 def _on_seconds(secs, where, problems):
@@ -317,7 +325,7 @@ def _on_seconds(secs, where, problems):
 
 
 def _max_on_s(v, where, problems):
-    return _pin_map(v, where, problems, _on_seconds, "pin to a value, e.g. {\"16\": 600}")
+    return _pin_map(v, where, problems, _on_seconds, 'pin to a value, e.g. {"16": 600}')
 
 
 def _dead_ms(v, where, problems):
@@ -382,7 +390,7 @@ def _input(item, where, problems):
     elif long is not None and long not in LONG_ACTIONS:
         problems.append("%s.long: %r is not one of %s" % (where, long, ", ".join(LONG_ACTIONS)))
     elif long is not None and mode != "press":
-        problems.append("%s.long: only a push button (mode \"press\") has a long press" % where)
+        problems.append('%s.long: only a push button (mode "press") has a long press' % where)
     elif relay is not None and invert in (True, False):
         return {"relay": relay, "mode": mode, "invert": invert, "long": long}
     return None
@@ -397,18 +405,22 @@ def _failsafe_item(item, where, problems):
         return None
     secs, state = item.get("after_s"), item.get("state", "off")
     if not _is_int(secs) or not MAX_ON_S[0] <= secs <= MAX_ON_S[1]:
-        problems.append("%s.after_s: must be a whole number of seconds from 1 to %d"
-                        % (where, MAX_ON_S[1]))
+        problems.append(
+            "%s.after_s: must be a whole number of seconds from 1 to %d" % (where, MAX_ON_S[1])
+        )
     elif state not in FAILSAFE_STATES:
-        problems.append("%s.state: %r is not one of %s" % (where, state,
-                                                          ", ".join(FAILSAFE_STATES)))
+        problems.append(
+            "%s.state: %r is not one of %s" % (where, state, ", ".join(FAILSAFE_STATES))
+        )
     else:
         return {"after_s": secs, "state": state}
     return None
 
 
 def _failsafe(v, where, problems):
-    return _pin_map(v, where, problems, _failsafe_item, "pins to objects, e.g. " + FAILSAFE_EXAMPLE)
+    return _pin_map(
+        v, where, problems, _failsafe_item, "pins to objects, e.g. " + FAILSAFE_EXAMPLE
+    )
 
 
 # ---- the schema: section -> key -> (default, checker, bounds...). Built on demand: the
@@ -506,8 +518,9 @@ def defaults():
     as config.json would give them."""
     out = {}
     for name, rows in _schema().items():
-        section = dict((k, row[0]) for k, row in rows.items()
-                       if row[0] is not REQUIRED and row[0] is not None)
+        section = dict(
+            (k, row[0]) for k, row in rows.items() if row[0] is not REQUIRED and row[0] is not None
+        )
         if name:
             out[name] = section
         else:
@@ -524,8 +537,11 @@ def _section(raw, rows, where, problems, bad):
     out = {}
     for key in raw:
         if key not in rows:
-            problems.append("%s: unknown key '%s'" % (where, shown(key)) if where
-                            else "unknown key '%s'" % shown(key))
+            problems.append(
+                "%s: unknown key '%s'" % (where, shown(key))
+                if where
+                else "unknown key '%s'" % shown(key)
+            )
     for key, row in rows.items():
         name = where + "." + key if where else key
         if key in raw:
@@ -547,16 +563,21 @@ def _section(raw, rows, where, problems, bad):
 def _mqtt_rules(cfg, bad, problems):
     mqtt = cfg["mqtt"]
     if mqtt["ssl"] is True and not mqtt["ca_file"] and mqtt["tls_insecure"] is not True:
-        problems.append("mqtt.ca_file: required when mqtt.ssl is true (or set mqtt.tls_insecure: "
-                        "true to skip certificate checks)")
+        problems.append(
+            "mqtt.ca_file: required when mqtt.ssl is true (or set mqtt.tls_insecure: "
+            "true to skip certificate checks)"
+        )
 
 
 def _gpio_rules(cfg, bad, problems):
     gpio = cfg["gpio"]
     momentary = gpio["momentary"]
     seen = {}
-    for group, pins in (("relay", gpio["relay"]), ("momentary", sorted(momentary)),
-                        ("contact", gpio["contact"])):
+    for group, pins in (
+        ("relay", gpio["relay"]),
+        ("momentary", sorted(momentary)),
+        ("contact", gpio["contact"]),
+    ):
         for p in pins:
             if p in seen:
                 problems.append("gpio: GP%d is in both %s and %s" % (p, seen[p], group))
@@ -571,21 +592,25 @@ def _gpio_rules(cfg, bad, problems):
             problems.append("gpio.power_on_state.%d: a momentary relay always starts off" % p)
     for p in gpio["max_on_s"]:
         if p in momentary:
-            problems.append("gpio.max_on_s.%d: a momentary relay already has its wait in "
-                            "gpio.momentary" % p)
+            problems.append(
+                "gpio.max_on_s.%d: a momentary relay already has its wait in gpio.momentary" % p
+            )
         elif p not in outputs:
             problems.append("gpio.max_on_s: GP%d is not a relay" % p)
     timed = [p for p in gpio["max_on_s"] if gpio["power_on_state"].get(p, "off") != "off"]
     if len(timed) > TIMED_RELAYS:
-        problems.append("gpio.max_on_s: at most %d relays with a power_on_state \"on\" or "
-                        "\"restore\" (the time each has been on is kept across a reset)"
-                        % TIMED_RELAYS)
+        problems.append(
+            'gpio.max_on_s: at most %d relays with a power_on_state "on" or '
+            '"restore" (the time each has been on is kept across a reset)' % TIMED_RELAYS
+        )
     grouped = {}
     for i, group in enumerate(gpio["interlock"]):
         ons = [p for p in group if gpio["power_on_state"].get(p) == "on"]
         if len(ons) > 1:
-            problems.append("gpio.interlock[%d]: GP%d and GP%d are both on at power-on "
-                            "(gpio.power_on_state)" % (i, ons[0], ons[1]))
+            problems.append(
+                "gpio.interlock[%d]: GP%d and GP%d are both on at power-on "
+                "(gpio.power_on_state)" % (i, ons[0], ons[1])
+            )
         for p in group:
             if p in grouped:
                 problems.append("gpio.interlock: GP%d is in two groups" % p)
@@ -615,13 +640,14 @@ def _auth_rules(cfg, bad, problems):
     if gpio["interlock_mode"] != "switch" or "gpio.interlock_mode" in bad:
         return
     for i, group in enumerate(gpio["interlock"]):
-        needs = [(sorted(mfa["pins"].get(p, [])), sorted(sign["pins"].get(p, [])))
-                 for p in group]
+        needs = [(sorted(mfa["pins"].get(p, [])), sorted(sign["pins"].get(p, []))) for p in group]
         for p, need in zip(group[1:], needs[1:]):
             if need != needs[0]:
-                problems.append("gpio.interlock[%d]: GP%d and GP%d must need the same mfa.pins "
-                                "and sign.pins keys with interlock_mode \"switch\" (a request "
-                                "for one switches the other off)" % (i, group[0], p))
+                problems.append(
+                    "gpio.interlock[%d]: GP%d and GP%d must need the same mfa.pins "
+                    'and sign.pins keys with interlock_mode "switch" (a request '
+                    "for one switches the other off)" % (i, group[0], p)
+                )
                 break
 
 
@@ -631,8 +657,10 @@ def _top_rules(cfg, bad, problems):
     if cfg["name"] == "":
         problems.append("name: must not be empty")
     elif "mqtt.client_id" not in bad and cfg["name"] == cfg["mqtt"]["client_id"]:
-        problems.append("name: must differ from mqtt.client_id "
-                        "(whoever knows the client id can take the device's place)")
+        problems.append(
+            "name: must differ from mqtt.client_id "
+            "(whoever knows the client id can take the device's place)"
+        )
 
 
 def _homeassistant_rules(cfg, bad, problems):
@@ -644,27 +672,35 @@ def _homeassistant_rules(cfg, bad, problems):
     for p, cls in ha["device_class"].items():
         if p in contacts:
             if cls not in CONTACT_CLASSES:
-                problems.append("homeassistant.device_class.%d: '%s' is not a binary_sensor "
-                                "class (e.g. door, garage_door, window)" % (p, cls))
+                problems.append(
+                    "homeassistant.device_class.%d: '%s' is not a binary_sensor "
+                    "class (e.g. door, garage_door, window)" % (p, cls)
+                )
         elif p in relays:
             if cls not in RELAY_CLASSES:
-                problems.append("homeassistant.device_class.%d: a relay is 'outlet' or 'switch'"
-                                % p)
+                problems.append(
+                    "homeassistant.device_class.%d: a relay is 'outlet' or 'switch'" % p
+                )
         else:
             problems.append("homeassistant.device_class: GP%d is not a relay or contact" % p)
     if "homeassistant.prefix" in bad or "mqtt.topic" in bad:
         return
     if (cfg["mqtt"]["topic"] + "/").startswith(ha["prefix"] + "/"):
-        problems.append("homeassistant.prefix: must not contain mqtt.topic (Home Assistant "
-                        "reads everything under it)")
+        problems.append(
+            "homeassistant.prefix: must not contain mqtt.topic (Home Assistant "
+            "reads everything under it)"
+        )
 
 
 def _local_rules(cfg, bad, problems):
     local, gpio = cfg["local"], cfg["gpio"]
     momentary = gpio["momentary"]
     outputs = set(gpio["relay"]) | set(momentary)
-    kinds = (("relay", gpio["relay"]), ("momentary relay", momentary),
-             ("contact", gpio["contact"]))
+    kinds = (
+        ("relay", gpio["relay"]),
+        ("momentary relay", momentary),
+        ("contact", gpio["contact"]),
+    )
     for p, spec in local["inputs"].items():
         taken = [name for name, pins in kinds if p in pins]
         if taken:

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # Watching contacts: an IRQ on either edge wakes one task, which reads every contact and hands
 # changes to the outbox. The first edge is read and published at once; the contact is read
-# again only after DEBOUNCE_MS, so a bouncing contact gives one change, not several. A poll every CONTACT_POLL_S is the safety net for an edge the IRQ missed.
+# again only after DEBOUNCE_MS, so a bouncing contact gives one change, not several. A poll every
+# CONTACT_POLL_S is the safety net for an edge the IRQ missed.
 import asyncio
 
 DEBOUNCE_MS = 30

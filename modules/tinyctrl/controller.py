@@ -48,15 +48,16 @@ class Controller:
         self.contacts = Contacts(cfg["gpio"]["contact"], hw, self.outbox)
         local = cfg["local"]
         self.inputs = local["inputs"] and Inputs(cfg, hw, self.relays, self.outbox, self.mono_ms)
-        self.failsafe = local["failsafe"] and Failsafe(cfg, self.relays, self.outbox,
-                                                       self.mono_ms)
+        self.failsafe = local["failsafe"] and Failsafe(cfg, self.relays, self.outbox, self.mono_ms)
         self.push = Receiver(cfg, hw, self.outbox, self.mono_ms)  # config pushes, push.py
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
-        self.commands = Commands(cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms,
-                                 self.boot)
+        self.commands = Commands(
+            cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms, self.boot
+        )
         self.announcer = cfg["homeassistant"] and homeassistant.Announcer(
-            cfg, hw, self.outbox, board_name(hw.unique_id()))
+            cfg, hw, self.outbox, board_name(hw.unique_id())
+        )
         # Where the device says `online` for Home Assistant; watched for forgeries.
         self.status_topic = cfg["homeassistant"] and homeassistant.status_topic(self.topic)
         self._status = self.status_topic and self.status_topic.encode()
@@ -79,11 +80,22 @@ class Controller:
         m, w = self.cfg["mqtt"], self.cfg["wifi"]
         c = dict(mqtt_as.config)
         c.update(
-            server=m["server"], port=m["port"], user=m["user"], password=m["password"],
-            client_id=m["client_id"], keepalive=m["keepalive"], ssid=w["ssid"], wifi_pw=w["password"],
-            clean=False, clean_init=True, queue_len=0, response_time=10,
+            server=m["server"],
+            port=m["port"],
+            user=m["user"],
+            password=m["password"],
+            client_id=m["client_id"],
+            keepalive=m["keepalive"],
+            ssid=w["ssid"],
+            wifi_pw=w["password"],
+            clean=False,
+            clean_init=True,
+            queue_len=0,
+            response_time=10,
             will=(self.topic, protocol.status_json("offline", self.device), False, 1),
-            subs_cb=self._on_message, wifi_coro=self._on_link, connect_coro=self._on_connect,
+            subs_cb=self._on_message,
+            wifi_coro=self._on_link,
+            connect_coro=self._on_connect,
         )
         if m["ssl"]:
             c["ssl"] = True
@@ -135,8 +147,10 @@ class Controller:
         if self.clock.synced:
             self.auth.raise_floor(self.unix_s())
         if streak == BACKLOG:
-            self.outbox.reply("Info: requests are arriving faster than the device reads them; "
-                              "MFA codes and signed requests made before this ends are refused")
+            self.outbox.reply(
+                "Info: requests are arriving faster than the device reads them; "
+                "MFA codes and signed requests made before this ends are refused"
+            )
 
     def _status_message(self, msg, retained):
         """<topic>/status is the device's own: a retained message there (which would stand
@@ -156,9 +170,12 @@ class Controller:
             return
         kind, value = said[0], said[1]
         if kind == "state" or kind == "notify":
-            wrong = [p for p, v in value.items()
-                     if (p in self.relays.pins or p in self.contacts.pins)
-                     and self.pin_states((p,))[p] != v]
+            wrong = [
+                p
+                for p, v in value.items()
+                if (p in self.relays.pins or p in self.contacts.pins)
+                and self.pin_states((p,))[p] != v
+            ]
             if wrong:
                 self.outbox.state(wrong)
         elif kind == "status" and value != "online":
@@ -173,11 +190,13 @@ class Controller:
             # at every connect (e.g. a request with Retain on, a forged state).
             self.outbox.post(self.topic, b"", True)
         if oversize:
-            return error("Error: request too large (%d bytes, max %d)"
-                         % (oversize, protocol.MAX_REQUEST))
+            return error(
+                "Error: request too large (%d bytes, max %d)" % (oversize, protocol.MAX_REQUEST)
+            )
         try:
-            req = protocol.parse(msg, self.prefix, self.cfg["mfa"]["keyname"], self.relays.pins,
-                                 self.contacts.pins)
+            req = protocol.parse(
+                msg, self.prefix, self.cfg["mfa"]["keyname"], self.relays.pins, self.contacts.pins
+            )
         except protocol.RequestError as e:
             return error(str(e))
         if req is None:  # device output (ours, or a forgery of it), or empty
@@ -217,8 +236,10 @@ class Controller:
         w = self.cfg["wifi"]
         failures = 0
         verify = self.cfg["mqtt"]["ssl"] and self.cfg["mqtt"]["ca_file"]
-        log("joining Wi-Fi '%s', then the broker %s:%d"
-            % (w["ssid"], self.cfg["mqtt"]["server"], self.cfg["mqtt"]["port"]))
+        log(
+            "joining Wi-Fi '%s', then the broker %s:%d"
+            % (w["ssid"], self.cfg["mqtt"]["server"], self.cfg["mqtt"]["port"])
+        )
         while True:
             try:
                 if verify and not self.clock.synced:
@@ -235,7 +256,10 @@ class Controller:
                 failures += 1
                 self.push.failure = "connect failed (%d): %r" % (failures, e)  # a trial's why
                 log(self.push.failure)
-            if failures >= w["max_retries"] and 0 <= w["reset_delay_s"] * 1000 <= self.mono_ms() - self.started:
+            if (
+                failures >= w["max_retries"]
+                and 0 <= w["reset_delay_s"] * 1000 <= self.mono_ms() - self.started
+            ):
                 log("no connection; resetting")
                 self.hw.reset()
             await asyncio.sleep(FIRST_CONNECT_PAUSE_S)

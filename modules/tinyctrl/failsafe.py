@@ -24,8 +24,10 @@ class Failsafe:
                 self._down_since = now_ms
             return
         if self._down_since is not None and self._done:
-            self.outbox.reply("Info: broker unreachable for %ds: %s (local.failsafe)" % (
-                (now_ms - self._down_since) // 1000, ", ".join(what for _, what in self._done)))
+            self.outbox.reply(
+                "Info: broker unreachable for %ds: %s (local.failsafe)"
+                % ((now_ms - self._down_since) // 1000, ", ".join(what for _, what in self._done))
+            )
         self._down_since = None
         self._done = []
 

@@ -36,14 +36,20 @@ class BurnoutGuard:
         if self.locked(pin) and value == 0:
             return None
         if self.locked(pin):
-            return "Error: %s locked after %d burnout violations until reset" % (name, self.max_violations)
+            return "Error: %s locked after %d burnout violations until reset" % (
+                name,
+                self.max_violations,
+            )
         times = self._changes.get(pin)
         if not times:
             return None
         while times and now_ms - times[0] >= self.window_ms:
             times.pop(0)
         if times and now_ms - times[-1] < self.cooldown_ms:
-            return "Error: %s cooling down, try again in %ds" % (name, ceil_s(self.cooldown_ms - (now_ms - times[-1])))
+            return "Error: %s cooling down, try again in %ds" % (
+                name,
+                ceil_s(self.cooldown_ms - (now_ms - times[-1])),
+            )
         if len(times) >= self.max_changes:
             v = self._violations.get(pin, 0) + 1
             self._violations[pin] = v
@@ -51,7 +57,13 @@ class BurnoutGuard:
                 return "Error: %s locked after %d burnout violations until reset" % (name, v)
             wait = ceil_s(self.window_ms - (now_ms - times[0]))
             return "Error: %s changed %d times in %ds, paused for %ds (violation %d of %d)" % (
-                name, len(times), self.window_ms // 1000, wait, v, self.max_violations)
+                name,
+                len(times),
+                self.window_ms // 1000,
+                wait,
+                v,
+                self.max_violations,
+            )
         return None
 
     def record(self, pin, now_ms):
@@ -140,6 +152,9 @@ class RateLimit:
         last = self._last
         if last is not None and now_ms - last < self.wait_ms:
             return "Error: %s %ds ago; try again in %ds" % (
-                what, (now_ms - last) // 1000, ceil_s(self.wait_ms - (now_ms - last)))
+                what,
+                (now_ms - last) // 1000,
+                ceil_s(self.wait_ms - (now_ms - last)),
+            )
         self._last = now_ms
         return None

@@ -15,29 +15,80 @@ BIRTH = b"online"  # Home Assistant's birth message on <prefix>/status
 ONLINE = b"online"
 # Home Assistant's binary_sensor and switch device classes (integrations' const.py, 2025.4).
 CONTACT_CLASSES = (
-    "battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door",
-    "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy",
-    "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound",
-    "tamper", "update", "vibration", "window")
+    "battery",
+    "battery_charging",
+    "carbon_monoxide",
+    "cold",
+    "connectivity",
+    "door",
+    "garage_door",
+    "gas",
+    "heat",
+    "light",
+    "lock",
+    "moisture",
+    "motion",
+    "moving",
+    "occupancy",
+    "opening",
+    "plug",
+    "power",
+    "presence",
+    "problem",
+    "running",
+    "safety",
+    "smoke",
+    "sound",
+    "tamper",
+    "update",
+    "vibration",
+    "window",
+)
 RELAY_CLASSES = ("outlet", "switch")
 # The device's own JSON with this key; '' (ignored) for anything else. `is mapping` never
 # touches an undefined value_json (a text line), so nothing is logged. In three parts around the
 # key, so it is written without building the template (no quote or backslash to escape).
-_PIN_TEMPLATE = ("{{ value_json.", " if value_json is mapping and 'FROM' in value_json and '",
-                 "' in value_json else '' }}")
+_PIN_TEMPLATE = (
+    "{{ value_json.",
+    " if value_json is mapping and 'FROM' in value_json and '",
+    "' in value_json else '' }}",
+)
 # The single topic's last will, {"STATUS": "offline", "FROM": ...}, is the one "offline".
-_OFFLINE_TEMPLATE = ("{{ 'offline' if value_json is mapping and 'FROM' in value_json"
-                     " and value_json.STATUS == 'offline' else '' }}")
+_OFFLINE_TEMPLATE = (
+    "{{ 'offline' if value_json is mapping and 'FROM' in value_json"
+    " and value_json.STATUS == 'offline' else '' }}"
+)
 # Diagnostics come from the stats line: "Uptime=1 days 5 hrs 3 min, ..., Temp=18.6C/65.5F, ..."
 _STATS_TEMPLATE = "{%% set m = value | regex_findall('^Uptime=%s') %%}{{ %s if m else '' }}"
 _DIAGNOSTICS = (
     # key, name, stats pattern, value, unit, device class, state class
-    ("uptime", "Uptime", "([0-9]+) days ([0-9]+) hrs ([0-9]+) min",
-     "m[0][0]|int * 1440 + m[0][1]|int * 60 + m[0][2]|int", "min", "duration", "total_increasing"),
-    ("rssi", "Wi-Fi signal", ".*, Rssi=(-?[0-9]+)dBm", "m[0]", "dBm", "signal_strength",
-     "measurement"),
-    ("temperature", "Temperature", ".*, Temp=(-?[0-9.]+)C", "m[0]", "\u00b0C", "temperature",
-     "measurement"),
+    (
+        "uptime",
+        "Uptime",
+        "([0-9]+) days ([0-9]+) hrs ([0-9]+) min",
+        "m[0][0]|int * 1440 + m[0][1]|int * 60 + m[0][2]|int",
+        "min",
+        "duration",
+        "total_increasing",
+    ),
+    (
+        "rssi",
+        "Wi-Fi signal",
+        ".*, Rssi=(-?[0-9]+)dBm",
+        "m[0]",
+        "dBm",
+        "signal_strength",
+        "measurement",
+    ),
+    (
+        "temperature",
+        "Temperature",
+        ".*, Temp=(-?[0-9.]+)C",
+        "m[0]",
+        "\u00b0C",
+        "temperature",
+        "measurement",
+    ),
 )
 
 
@@ -202,7 +253,7 @@ def payload(cfg, device, board_id, diagnostics):
     def copy(piece):
         i = at[0]
         at[0] = i + len(piece)
-        buf[i:at[0]] = piece.encode()
+        buf[i : at[0]] = piece.encode()
 
     announcement(copy, cfg, device, board_id, diagnostics)
     return buf

@@ -108,13 +108,22 @@ class Inputs:
                 wanted[q] = 1 if action == "on" else 0
         name = relays.name
         if not wanted:
-            return log("local: %s ignored: local control of %s is off (local.disabled)"
-                       % (name(inp.pin), name(r)))
+            return log(
+                "local: %s ignored: local control of %s is off (local.disabled)"
+                % (name(inp.pin), name(r))
+            )
         moved = relays.apply(wanted) or {}
         if moved:
-            self.outbox.reply("Info: %s (local, %s%s)" % (", ".join(
-                "%s %s" % (name(q), "on" if moved[q] else "off") for q in sorted(moved)),
-                name(inp.pin), ", " + how if how else ""))
+            self.outbox.reply(
+                "Info: %s (local, %s%s)"
+                % (
+                    ", ".join(
+                        "%s %s" % (name(q), "on" if moved[q] else "off") for q in sorted(moved)
+                    ),
+                    name(inp.pin),
+                    ", " + how if how else "",
+                )
+            )
 
     async def run(self):
         while True:

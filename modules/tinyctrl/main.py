@@ -56,8 +56,11 @@ def started(cfg):
     """The console's first line: a user who just copied config.json sees what it set up."""
     g = cfg["gpio"]
     parts = []
-    for what, pins in (("relays", g["relay"]), ("momentary", sorted(g["momentary"])),
-                       ("contacts", g["contact"])):
+    for what, pins in (
+        ("relays", g["relay"]),
+        ("momentary", sorted(g["momentary"])),
+        ("contacts", g["contact"]),
+    ):
         if pins:
             parts.append(what + " " + " ".join(g["prefix"] + str(p) for p in pins))
     return "tinyctrl %s %s starting: %s" % (__version__, cfg["name"], ", ".join(parts))

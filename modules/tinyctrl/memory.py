@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # Relay states kept for gpio.power_on_state "restore" (and how long gpio.max_on_s relays have
 # been on): in memory that survives a watchdog or soft reset (the port's scratch words), and,
-# if gpio.restore_after_power_cut is "flash", in a small file for after a power cut. The file is written only when a restored
+# if gpio.restore_after_power_cut is "flash", in a small file for after a power cut. The file is
+# written only when a restored
 # relay really changed, at most once per FLASH_EVERY_S (coalesced), to bound flash wear.
 import asyncio
 

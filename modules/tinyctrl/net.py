@@ -22,7 +22,7 @@ def der_certificate(data):
     if end < 0:
         raise OSError("mqtt.ca_file: PEM certificate has no END line")
     try:
-        return binascii.a2b_base64(data[begin + len(PEM_BEGIN):end])
+        return binascii.a2b_base64(data[begin + len(PEM_BEGIN) : end])
     except ValueError:
         raise OSError("mqtt.ca_file: the PEM certificate is not valid Base64")
 
@@ -37,13 +37,17 @@ def ssl_params(m):
             with open(m["ca_file"], "rb") as f:
                 data = f.read()
         except OSError:
-            raise OSError("mqtt.ca_file: cannot read %s; copy the CA certificate beside"
-                          " config.json" % m["ca_file"])
+            raise OSError(
+                "mqtt.ca_file: cannot read %s; copy the CA certificate beside"
+                " config.json" % m["ca_file"]
+            )
         params["cadata"] = der_certificate(data)
         params["cert_reqs"] = ssl.CERT_REQUIRED
     else:
-        log("TLS without certificate verification (mqtt.tls_insecure):"
-            " the broker is not authenticated")
+        log(
+            "TLS without certificate verification (mqtt.tls_insecure):"
+            " the broker is not authenticated"
+        )
     return params
 
 
@@ -53,7 +57,12 @@ def _split_url(url):
         raise ValueError("ip_provider must be an http:// or https:// URL")
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.partition(":")
-    return scheme == "https", host, int(port) if port else (443 if scheme == "https" else 80), "/" + path
+    return (
+        scheme == "https",
+        host,
+        int(port) if port else (443 if scheme == "https" else 80),
+        "/" + path,
+    )
 
 
 def _ip_from(body):
@@ -75,9 +84,13 @@ async def public_ip(url, timeout_s=10):
         # The answer is informational; certificate checks stay with the MQTT connection.
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.verify_mode = ssl.CERT_NONE
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx), timeout_s)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, port, ssl=ctx), timeout_s
+    )
     try:
-        writer.write(("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: tinyctrl\r\n\r\n" % (path, host)).encode())
+        writer.write(
+            ("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: tinyctrl\r\n\r\n" % (path, host)).encode()
+        )
         await writer.drain()
         body = b""
         while len(body) <= HTTP_LIMIT:

@@ -82,8 +82,9 @@ class Sync:
             try:
                 t = await self.once()
                 if forced:
-                    self.outbox.reply("Info: clock synced, Rtc="
-                                      + clock.format_local(self.cfg["timezone"], t))
+                    self.outbox.reply(
+                        "Info: clock synced, Rtc=" + clock.format_local(self.cfg["timezone"], t)
+                    )
                 wait = n["interval_s"]
             except Exception as e:
                 log("ntp:", repr(e))

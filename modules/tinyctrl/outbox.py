@@ -112,8 +112,13 @@ class Outbox:
     # ---- sending
 
     def _pending_kinds(self):
-        return (self._posts, self._replies, self._full or self._changed, self._notify_pending,
-                self._errors)
+        return (
+            self._posts,
+            self._replies,
+            self._full or self._changed,
+            self._notify_pending,
+            self._errors,
+        )
 
     def pending(self):
         return any(self._pending_kinds())

@@ -54,13 +54,13 @@ class _Reader:
 
     def take(self, ch):
         self.ws()
-        if self.s[self.i:self.i + 1] != ch:
+        if self.s[self.i : self.i + 1] != ch:
             self.fail()
         self.i += 1
 
     def value(self, depth, code=False):
         self.ws()
-        c = self.s[self.i:self.i + 1]
+        c = self.s[self.i : self.i + 1]
         if c == "{" or c == "[":
             if depth >= MAX_DEPTH:
                 raise TooDeep()
@@ -78,13 +78,13 @@ class _Reader:
         close = "}" if c == "{" else "]"
         out = {} if c == "{" else []
         self.ws()
-        if self.s[self.i:self.i + 1] == close:
+        if self.s[self.i : self.i + 1] == close:
             self.i += 1
             return out
         while True:
             if c == "{":
                 self.ws()
-                if self.s[self.i:self.i + 1] != '"':
+                if self.s[self.i : self.i + 1] != '"':
                     self.fail()
                 key = self.string()
                 self.take(":")
@@ -94,7 +94,7 @@ class _Reader:
             else:
                 out.append(self.value(depth))
             self.ws()
-            nxt = self.s[self.i:self.i + 1]
+            nxt = self.s[self.i : self.i + 1]
             self.i += 1
             if nxt == close:
                 return out
@@ -111,9 +111,9 @@ class _Reader:
                 self.i = i + 1
                 return "".join(out)
             if c == "\\":
-                e = s[i + 1:i + 2]
+                e = s[i + 1 : i + 2]
                 if e == "u":
-                    h = s[i + 2:i + 6]
+                    h = s[i + 2 : i + 6]
                     if len(h) != 4 or any(x not in "0123456789abcdefABCDEF" for x in h):
                         break
                     out.append(chr(int(h, 16)))
@@ -144,21 +144,21 @@ class _Reader:
     def number(self, code=False):
         """A number; with `code`, digits with leading zeros are returned as their text."""
         s, start = self.s, self.i
-        first = start + (s[start:start + 1] == "-")
+        first = start + (s[start : start + 1] == "-")
         i = self.digits(first)
         if s[first] == "0" and i - first > 1:  # no leading zeros
-            if code and first == start and s[i:i + 1] not in (".", "e", "E"):
+            if code and first == start and s[i : i + 1] not in (".", "e", "E"):
                 self.i = i
                 return s[start:i]
             self.i = i
             self.fail()
         is_float = False
-        if s[i:i + 1] == ".":
+        if s[i : i + 1] == ".":
             i = self.digits(i + 1)
             is_float = True
-        if s[i:i + 1] in ("e", "E"):
+        if s[i : i + 1] in ("e", "E"):
             i += 1
-            if s[i:i + 1] in ("+", "-"):
+            if s[i : i + 1] in ("+", "-"):
                 i += 1
             i = self.digits(i)
             is_float = True
@@ -220,9 +220,14 @@ def _pin_values(obj, prefix):
         return None
     out = {}
     for key, v in obj.items():
-        digits = key[len(prefix):]
-        if not key.startswith(prefix) or not digits.isdigit() or isinstance(v, bool) \
-                or not isinstance(v, int) or v not in (0, 1):
+        digits = key[len(prefix) :]
+        if (
+            not key.startswith(prefix)
+            or not digits.isdigit()
+            or isinstance(v, bool)
+            or not isinstance(v, int)
+            or v not in (0, 1)
+        ):
             return None
         out[int(digits)] = v
     return out
@@ -259,7 +264,9 @@ def parse(payload, prefix, keyname, relays, contacts):
     `relays` are settable pins (relays and momentaries), `contacts` read-only ones. Raises
     RequestError."""
     if len(payload) > MAX_REQUEST:
-        raise RequestError("Error: request too large (%d bytes, max %d)" % (len(payload), MAX_REQUEST))
+        raise RequestError(
+            "Error: request too large (%d bytes, max %d)" % (len(payload), MAX_REQUEST)
+        )
     if not payload or is_device_output(payload):  # empty: a retained message cleared
         return None
     try:
@@ -278,7 +285,9 @@ def parse(payload, prefix, keyname, relays, contacts):
     for key, v in obj.items():
         if key == "CMD":
             if not isinstance(v, str) or v.lower() not in COMMANDS:
-                raise RequestError("Error: unknown command '%s' (%s)" % (printable(v), ", ".join(COMMANDS)))
+                raise RequestError(
+                    "Error: unknown command '%s' (%s)" % (printable(v), ", ".join(COMMANDS))
+                )
             req.cmd = v.lower()
         elif key == keyname:
             req.code = _code(v)
@@ -290,8 +299,10 @@ def parse(payload, prefix, keyname, relays, contacts):
             if not isinstance(v, str) or len(v) != 64:
                 raise RequestError("Error: SIG must be 64 hex digits")
             req.sig = v.lower()
-        elif key.startswith(prefix) and key[len(prefix):].isdigit() and len(key) <= len(prefix) + 2:
-            pin = int(key[len(prefix):])
+        elif (
+            key.startswith(prefix) and key[len(prefix) :].isdigit() and len(key) <= len(prefix) + 2
+        ):
+            pin = int(key[len(prefix) :])
             if pin in relays:
                 req.pins[pin] = _value(key, v)
             elif pin in contacts:
@@ -311,7 +322,11 @@ def parse(payload, prefix, keyname, relays, contacts):
 
 def canonical(topic, ts, pins, prefix):
     """The text a signed request's SIG covers: topic, time stamp, pins in order."""
-    return "%s|%d|%s" % (topic, ts, ",".join("%s%d=%d" % (prefix, p, pins[p]) for p in sorted(pins)))
+    return "%s|%d|%s" % (
+        topic,
+        ts,
+        ",".join("%s%d=%d" % (prefix, p, pins[p]) for p in sorted(pins)),
+    )
 
 
 def _pairs(prefix, states):

@@ -104,14 +104,14 @@ class Receiver:
         self._pid = None
         end = msg.find(b"\n")
         head = bytes(msg[:end]).split() if 0 < end <= 24 else ()
-        index, _, count = (head[1].partition(b"/") if len(head) == 2 else (b"", b"", b""))
+        index, _, count = head[1].partition(b"/") if len(head) == 2 else (b"", b"", b"")
         if not (head and head[0].isdigit() and index.isdigit() and count.isdigit()):
             raise Refused("not a push chunk")
         pid, index, count = int(head[0]), int(index), int(count)
         if pid == self._dead:
             return
         self._pid = pid
-        data = msg[end + 1:]
+        data = msg[end + 1 :]
         most = (config.MAX_PAYLOAD + seal.MAX_HEADER + seal.TAG_LEN) // CHUNK + 1
         if not 0 <= index < count <= most or len(data) > CHUNK:
             raise Refused("not a push chunk")
@@ -147,8 +147,9 @@ class Receiver:
         if h["to"] != self.name or h["topic"] != self.device_topic:
             raise Refused("push %d is sealed for another device" % p.id)
         if h["seq"] <= self.last_seq():
-            raise Refused("push %d is a replay: this device has accepted push %d"
-                          % (p.id, self.last_seq()))
+            raise Refused(
+                "push %d is a replay: this device has accepted push %d" % (p.id, self.last_seq())
+            )
         if h["len"] > config.MAX_PAYLOAD:
             raise Refused("larger than %d bytes" % config.MAX_PAYLOAD)
         if not TRIAL_S[0] <= h["trial_s"] <= TRIAL_S[1]:
@@ -180,8 +181,10 @@ class Receiver:
         # push.seq first: a replay of this push is refused even if its trial fails
         trial.write_atomic(self.file(SEQ_FILE), str(p.id))
         os.rename(self.file(trial.PART), self.file(trial.NEW))
-        trial.write_atomic(self.file(trial.MARK), '{"id": %d, "attempts": 0, "trial_s": %d}'
-                           % (p.id, p.header["trial_s"]))
+        trial.write_atomic(
+            self.file(trial.MARK),
+            '{"id": %d, "attempts": 0, "trial_s": %d}' % (p.id, p.header["trial_s"]),
+        )
         self._push = None
         log("config push", p.id, "received")
         self.outbox.reply("Info: config push %d received, restarting to try it" % p.id)
@@ -242,9 +245,10 @@ class Receiver:
             return
         await asyncio.sleep_ms(bound)
         if self.boot.trying:
-            why = self.failure or ("reached the broker, but its messages on mqtt.topic did not "
-                                   "come back within %d s (may its login use the topic?)"
-                                   % (bound // 1000))
+            why = self.failure or (
+                "reached the broker, but its messages on mqtt.topic did not "
+                "come back within %d s (may its login use the topic?)" % (bound // 1000)
+            )
             self.boot.fail(self.boot.trying, why)
             self.hw.reset()
 
@@ -261,5 +265,7 @@ class Receiver:
         p = self._push
         if p and self.mono_ms() - p.last_ms >= ABANDON_MS:
             self._drop()
-            self.outbox.error(REFUSED + "push %d abandoned: no chunk for %d s"
-                              % (p.id, ABANDON_MS // 1000), "push")
+            self.outbox.error(
+                REFUSED + "push %d abandoned: no chunk for %d s" % (p.id, ABANDON_MS // 1000),
+                "push",
+            )

@@ -24,15 +24,17 @@ class Relays:
         for p in g["relay"] + sorted(g["momentary"]):
             self.pins[p] = hw.RelayPin(p, g["active_low"])
         self.momentary = g["momentary"]  # pin -> seconds held
-        self.burnout = BurnoutGuard(gd["cooldown_s"], gd["max_changes"], gd["window_s"],
-                                    gd["max_violations"])
+        self.burnout = BurnoutGuard(
+            gd["cooldown_s"], gd["max_changes"], gd["window_s"], gd["max_violations"]
+        )
         self._releases = {}  # momentary or max_on_s pin -> its switch-off task
         self.power_on_state = g["power_on_state"]
         self.max_on_s = g["max_on_s"]
         self.memory = memory  # memory.RelayMemory, for "restore"
         # max_on_s relays that may be on after a reset: their slot in the time word.
-        self.timed = sorted(p for p in self.max_on_s
-                            if self.power_on_state.get(p, "off") != "off")[:TIMED_RELAYS]
+        self.timed = sorted(
+            p for p in self.max_on_s if self.power_on_state.get(p, "off") != "off"
+        )[:TIMED_RELAYS]
         self._time_word = 0
         self.groups = g["interlock"]
         self.group = {}  # interlocked pin -> its group
@@ -76,22 +78,37 @@ class Relays:
         for want in ("restore", "on"):
             for p in sorted(self.pins):
                 mode = self.power_on_state.get(p, "off")
-                if mode != want or p in self.momentary or (mode == "restore"
-                                                           and not saved >> p & 1):
+                if (
+                    mode != want
+                    or p in self.momentary
+                    or (mode == "restore" and not saved >> p & 1)
+                ):
                     continue
                 grp = self.group.get(p, ())
-                running = [q for q in grp if q != p and (self.pins[q].value() or q in self._delayed)]
+                running = [
+                    q for q in grp if q != p and (self.pins[q].value() or q in self._delayed)
+                ]
                 if running:
-                    lines.append((p, "%s off (%s; interlocked with %s, which is on)"
-                                  % (self.name(p), mode, self.name(running[0]))))
+                    lines.append(
+                        (
+                            p,
+                            "%s off (%s; interlocked with %s, which is on)"
+                            % (self.name(p), mode, self.name(running[0])),
+                        )
+                    )
                     continue
                 wait = 0
                 if grp and (before is None or any(before >> q & 1 for q in grp if q != p)):
                     wait = self.dead_ms
                 if wait:
                     self._delayed[p] = asyncio.create_task(self._on_after(p, wait))
-                    lines.append((p, "%s on in %d ms (%s; gpio.interlock_dead_ms)"
-                                  % (self.name(p), wait, mode)))
+                    lines.append(
+                        (
+                            p,
+                            "%s on in %d ms (%s; gpio.interlock_dead_ms)"
+                            % (self.name(p), wait, mode),
+                        )
+                    )
                     continue
                 used = 0
                 if p in self.timed and before is not None and before >> p & 1:
@@ -104,12 +121,14 @@ class Relays:
                 left = ""
                 if used:
                     left = "; %ds of gpio.max_on_s left" % (
-                        self.max_on_s[p] * (TIME_STEPS - used) // TIME_STEPS)
+                        self.max_on_s[p] * (TIME_STEPS - used) // TIME_STEPS
+                    )
                 lines.append((p, "%s on (%s%s)" % (self.name(p), mode, left)))
         if lines:  # in pin order, whatever went first
             lines.sort()
-            self.outbox.reply("Info: power-on after %s reset: %s"
-                              % (cause, ", ".join(line for _, line in lines)))
+            self.outbox.reply(
+                "Info: power-on after %s reset: %s" % (cause, ", ".join(line for _, line in lines))
+            )
 
     def apply(self, wanted):
         """Move the pins in `wanted` ({pin: value}); refusals go out as error lines. Returns
@@ -118,8 +137,10 @@ class Relays:
         self.outbox.state(wanted)  # the requested pins' state, moved or not
         both = self._interlocked(wanted)
         if both:
-            return self.outbox.error("Error: %s are interlocked, never on together; request "
-                                     "refused" % " and ".join(self.name(p) for p in both))
+            return self.outbox.error(
+                "Error: %s are interlocked, never on together; request "
+                "refused" % " and ".join(self.name(p) for p in both)
+            )
         for p in wanted:  # a pin's own newest request wins over its delayed on
             self._cancel_delayed(p)
         moves = {}
@@ -139,15 +160,23 @@ class Relays:
         if pin in self.momentary and v == 0:  # early release is always safe
             moves[pin] = 0
             return
-        others = [q for q in self.group.get(pin, ()) if q != pin and v
-                  and self.pins[q].value() and moves.get(q) != 0]
+        others = [
+            q
+            for q in self.group.get(pin, ())
+            if q != pin and v and self.pins[q].value() and moves.get(q) != 0
+        ]
         # Another pin's authorised on, waiting out the dead time: only a request that could
         # move that pin itself may replace it (interlock_mode "switch": the same keys).
         waiting = [q for q in self.group.get(pin, ()) if q != pin and v and q in self._delayed]
         if (others or waiting) and not self.interlock_switch:
-            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is %s"
-                                     % (self.name(pin), self.name((others + waiting)[0]),
-                                        "on" if others else "switching on"))
+            return self.outbox.error(
+                "Error: %s not switched on: interlocked with %s, which is %s"
+                % (
+                    self.name(pin),
+                    self.name((others + waiting)[0]),
+                    "on" if others else "switching on",
+                )
+            )
         reason = self.burnout.refuse(pin, now_ms, self.name(pin), v)
         if reason:
             return self.outbox.error(reason)
@@ -167,10 +196,15 @@ class Relays:
         line = ""
         if others:
             line = "%s switched off first: interlocked with %s" % (
-                ", ".join(self.name(q) for q in others), self.name(pin))
+                ", ".join(self.name(q) for q in others),
+                self.name(pin),
+            )
         if wait > 0:
             line += "%s%s on in %d ms (gpio.interlock_dead_ms)" % (
-                "; " if line else "", self.name(pin), wait)
+                "; " if line else "",
+                self.name(pin),
+                wait,
+            )
         if line:
             self.outbox.reply("Info: " + line)
         if wait > 0:
@@ -197,8 +231,10 @@ class Relays:
         self._delayed.pop(pin, None)
         others = [q for q in self.group[pin] if q != pin and self.pins[q].value()]
         if others:
-            return self.outbox.error("Error: %s not switched on: interlocked with %s, which is on"
-                                     % (self.name(pin), self.name(others[0])))
+            return self.outbox.error(
+                "Error: %s not switched on: interlocked with %s, which is on"
+                % (self.name(pin), self.name(others[0]))
+            )
         self.pins[pin].value(1)
         self._moved(pin, 1, self.mono_ms())
 
@@ -238,6 +274,7 @@ class Relays:
         self._releases.pop(pin, None)
         self.pins[pin].value(0)
         if pin in self.max_on_s:  # the forgotten command, the lost client: say why
-            self.outbox.reply("Info: %s switched off after %ds (gpio.max_on_s)"
-                              % (self.name(pin), wait_s))
+            self.outbox.reply(
+                "Info: %s switched off after %ds (gpio.max_on_s)" % (self.name(pin), wait_s)
+            )
         self._moved(pin, 0, self.mono_ms())

@@ -82,7 +82,7 @@ class Ctr:
             counters = bytearray(blocks * BLOCK)
             c = self._counter
             for i in range(blocks):
-                counters[i * BLOCK:(i + 1) * BLOCK] = ((c + i) & _MASK).to_bytes(BLOCK, "big")
+                counters[i * BLOCK : (i + 1) * BLOCK] = ((c + i) & _MASK).to_bytes(BLOCK, "big")
             self._counter = (c + blocks) & _MASK
             stream = stream + self._ecb(bytes(counters))
         self._rest = stream[n:]
@@ -102,8 +102,11 @@ def read_header(line):
         h = json.loads(line)
     except Exception:  # MicroPython and CPython raise different types
         raise SealError("not a sealed config")
-    if not isinstance(h, dict) or len(h) != len(_HEADER_KEYS) \
-            or any(k not in h for k in _HEADER_KEYS):
+    if (
+        not isinstance(h, dict)
+        or len(h) != len(_HEADER_KEYS)
+        or any(k not in h for k in _HEADER_KEYS)
+    ):
         raise SealError("not a sealed config")
     if h["v"] != VERSION:
         raise SealError("format version %r, this device reads %d" % (h["v"], VERSION))
@@ -111,11 +114,15 @@ def read_header(line):
         if not isinstance(h[k], int) or isinstance(h[k], bool) or h[k] < 0:
             raise SealError("not a sealed config")
     n = h["nonce"]
-    if not isinstance(n, str) or len(n) != 2 * NONCE_LEN or not isinstance(h["to"], str) \
-            or not isinstance(h["topic"], str):
+    if (
+        not isinstance(n, str)
+        or len(n) != 2 * NONCE_LEN
+        or not isinstance(h["to"], str)
+        or not isinstance(h["topic"], str)
+    ):
         raise SealError("not a sealed config")
     try:
-        h["nonce"] = bytes(int(n[i:i + 2], 16) for i in range(0, len(n), 2))
+        h["nonce"] = bytes(int(n[i : i + 2], 16) for i in range(0, len(n), 2))
     except ValueError:
         raise SealError("not a sealed config")
     return h
@@ -145,10 +152,10 @@ class Opener:
             if len(self._head) > MAX_HEADER:
                 raise SealError("not a sealed config")
             return None
-        line, rest = self._head[:end], self._head[end + 1:]
+        line, rest = self._head[:end], self._head[end + 1 :]
         self.header = read_header(line)
         self._mac = Hmac(self._keys[1])
-        self._mac.update(self._head[:end + 1])
+        self._mac.update(self._head[: end + 1])
         self._ctr = Ctr(self._ecb(self._keys[0]), self.header["nonce"])
         self._left = self.header["len"]
         self._head = b""
@@ -156,9 +163,9 @@ class Opener:
 
     def feed(self, data):
         """Ciphertext and tag in; plaintext out."""
-        body = data[:self._left]
+        body = data[: self._left]
         self._left -= len(body)
-        tag = data[len(body):]
+        tag = data[len(body) :]
         if len(self._tag) + len(tag) > TAG_LEN:
             raise SealError("longer than its header says")
         self._tag += tag

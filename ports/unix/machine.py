@@ -47,4 +47,3 @@ def drive(id, level):
 def level(id):
     """An output's electrical level, None if the pin was never set up (reset state: input)."""
     return _levels.get(id)
-

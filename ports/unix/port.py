@@ -16,6 +16,8 @@ def use_config(path):
     global CONFIG_PATH, STATE_PATH
     CONFIG_PATH = path
     STATE_PATH = path.rsplit("/", 1)[0] + "/relay_state" if "/" in path else "relay_state"
+
+
 on_output = None  # the simulator's hook: on_output(gpio, logical_value)
 contacts = {}  # gpio -> ContactPin, for the simulator to drive
 

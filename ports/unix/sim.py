@@ -42,8 +42,8 @@ class Simulator:
         if name == "WIFI":
             network.set_link(value == "1")
             return log("sim: Wi-Fi link", "up" if value == "1" else "down")
-        if name.startswith(self.prefix) and name[len(self.prefix):].isdigit():
-            contact = port.contacts.get(int(name[len(self.prefix):]))
+        if name.startswith(self.prefix) and name[len(self.prefix) :].isdigit():
+            contact = port.contacts.get(int(name[len(self.prefix) :]))
             if contact:
                 return contact.close(value == "1")
         log("sim: %s is not a simulated contact" % name)

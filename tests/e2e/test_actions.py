@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The seed's Actions A-O, MFA deny/allow, guards and bad requests: the real controller on the
 MicroPython unix port, the pinned mqtt_as, a loopback mosquitto."""
+
 import json
 import re
 import time
@@ -14,8 +15,12 @@ from simharness import KEY_A, KEY_B, Client, Sim, base_config, state, text
 @pytest.fixture(scope="module")
 def rig(services):
     broker, ntp, ip = services
-    cfg = base_config(broker.port, ntp.port, ip.port,
-                      mfa={"pins": {"17": [KEY_A, KEY_B], "19": [KEY_A]}, "max_expired_codes": 2})
+    cfg = base_config(
+        broker.port,
+        ntp.port,
+        ip.port,
+        mfa={"pins": {"17": [KEY_A, KEY_B], "19": [KEY_A]}, "max_expired_codes": 2},
+    )
     client = Client(broker.port)
     mark = client.mark()
     sim = Sim(cfg)
@@ -29,8 +34,17 @@ def rig(services):
 def test_action_f_full_list_on_first_connect(rig):
     _, _, first, _, _ = rig
     assert {k: v for k, v in first.items() if k != "FROM"} == {
-        "GP0": 0, "GP1": 0, "GP2": 0, "GP3": 0, "GP16": 0, "GP17": 0,
-        "GP18": 0, "GP19": 0, "GP26": 0, "GP27": 0}
+        "GP0": 0,
+        "GP1": 0,
+        "GP2": 0,
+        "GP3": 0,
+        "GP16": 0,
+        "GP17": 0,
+        "GP18": 0,
+        "GP19": 0,
+        "GP26": 0,
+        "GP27": 0,
+    }
     assert first["FROM"] == "garage-pico"  # config "name", never the client id
 
 
@@ -136,13 +150,18 @@ def test_ntp_command_syncs_the_clock(rig):
     before = ntp.requests
     m = client.mark()
     client.send({"CMD": "ntp"})
-    line = client.wait_for(lambda p: p.startswith(b"Info: clock synced") or p.startswith(b"Error: NTP"), since=m)
+    line = client.wait_for(
+        lambda p: p.startswith(b"Info: clock synced") or p.startswith(b"Error: NTP"), since=m
+    )
     assert line.startswith(b"Info: clock synced"), line
     assert ntp.requests > before
     m = client.mark()
     client.send({"CMD": "ntp"})  # forced syncs are rate limited (force_wait_s: 180 by default)
     refusal = client.wait_for(text("Error: NTP sync was forced"), since=m).decode()
-    ago, left = map(int, re.match(r"Error: NTP sync was forced (\d+)s ago; try again in (\d+)s$", refusal).groups())
+    ago, left = map(
+        int,
+        re.match(r"Error: NTP sync was forced (\d+)s ago; try again in (\d+)s$", refusal).groups(),
+    )
     assert ago < 10 and ago + left == 180, refusal
 
 
@@ -219,17 +238,20 @@ def test_action_o_two_momentaries_each_released_after_its_own_wait(rig):
     client.wait_for(state("GP26", 0), since=m)
 
 
-@pytest.mark.parametrize("payload, error", [
-    (b"hello", b"Error: request is not valid JSON"),
-    (b"[1, 2]", b"Error: request must be a JSON object"),
-    (b'{"GP16": 7}', b"Error: GP16 value must be 0 or 1"),
-    (b'{"GP5": 1}', b"Error: GP5 is not configured"),
-    (b'{"GP1": 1}', b"Error: GP1 is a contact switch"),
-    (b'{"CMD": "reboot"}', b"Error: unknown command 'reboot'"),
-    (b'{"foo": 1}', b"Error: unknown key 'foo'"),
-    (b"\xff\xfe{}", b"Error: request is not UTF-8"),
-    (b'{"GP16": 1, "pad": "' + b"x" * 600 + b'"}', b"Error: request too large"),
-])
+@pytest.mark.parametrize(
+    "payload, error",
+    [
+        (b"hello", b"Error: request is not valid JSON"),
+        (b"[1, 2]", b"Error: request must be a JSON object"),
+        (b'{"GP16": 7}', b"Error: GP16 value must be 0 or 1"),
+        (b'{"GP5": 1}', b"Error: GP5 is not configured"),
+        (b'{"GP1": 1}', b"Error: GP1 is a contact switch"),
+        (b'{"CMD": "reboot"}', b"Error: unknown command 'reboot'"),
+        (b'{"foo": 1}', b"Error: unknown key 'foo'"),
+        (b"\xff\xfe{}", b"Error: request is not UTF-8"),
+        (b'{"GP16": 1, "pad": "' + b"x" * 600 + b'"}', b"Error: request too large"),
+    ],
+)
 def test_bad_requests_get_a_clear_error_and_move_nothing(rig, payload, error):
     sim, client, _, _, _ = rig
     before = dict(sim.pins)
@@ -243,8 +265,11 @@ def test_bad_requests_get_a_clear_error_and_move_nothing(rig, payload, error):
 def test_device_ignores_its_own_and_forged_responses(rig):
     sim, client, _, _, _ = rig
     before = dict(sim.pins)
-    forged = [b'{"GP16": 1, "FROM": "garage-pico"}', b'{"GP26": 1, "GP27": 1, "FROM": "someone"}',
-              b"Error: MFA validation failed"]
+    forged = [
+        b'{"GP16": 1, "FROM": "garage-pico"}',
+        b'{"GP26": 1, "GP27": 1, "FROM": "someone"}',
+        b"Error: MFA validation failed",
+    ]
     m = client.mark()
     for payload in forged:
         client.send(payload)

@@ -3,6 +3,7 @@
 what comes while a publish is in flight goes out combined (Action E), and a bouncing contact
 gives one change. The real controller on the simulator, a loopback mosquitto, and a loopback
 proxy that holds the device's traffic to keep a publish in flight."""
+
 import time
 
 import pytest
@@ -28,8 +29,11 @@ def rig(services):
 
 def device_states(client, since):
     """The device's state messages (not NOTIFY) since `since`, without FROM."""
-    return [dict((k, v) for k, v in obj.items() if k != "FROM")
-            for obj in client.device_json(since) if "NOTIFY" not in obj]
+    return [
+        dict((k, v) for k, v in obj.items() if k != "FROM")
+        for obj in client.device_json(since)
+        if "NOTIFY" not in obj
+    ]
 
 
 def test_changes_while_a_publish_is_in_flight_go_out_combined(rig):

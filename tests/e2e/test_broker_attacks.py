@@ -7,6 +7,7 @@ topic that ate the request on another, a flood that made the broker drop the own
 its code stayed unspent, interlocks that let an open pin move a protected one, harmless commands
 that crowded out every other message, forged and retained device messages, and an overwritten
 Home Assistant discovery config."""
+
 import base64
 import json
 import os
@@ -36,13 +37,28 @@ KEY_PHONE, KEY_FLOOD, KEY_MOTOR = new_key(), new_key(), new_key()
 def attack_config(services, **changes):
     broker, ntp, ip = services
     cfg = sh.base_config(
-        broker.port, ntp.port, ip.port,
-        gpio={"relay": [LAMP, LIGHT, UP, DOWN], "momentary": {str(GARAGE): 1, str(GATE): 1},
-              "contact": [DOOR], "notify": [DOOR], "interlock": [[UP, DOWN]],
-              "interlock_dead_ms": 3000},
-        mfa={"pins": {str(LAMP): [KEY_PHONE], str(GARAGE): [KEY_PHONE],
-                      str(LIGHT): [KEY_FLOOD], str(GATE): [KEY_FLOOD], str(UP): [KEY_MOTOR]}},
-        homeassistant={"discovery": True})
+        broker.port,
+        ntp.port,
+        ip.port,
+        gpio={
+            "relay": [LAMP, LIGHT, UP, DOWN],
+            "momentary": {str(GARAGE): 1, str(GATE): 1},
+            "contact": [DOOR],
+            "notify": [DOOR],
+            "interlock": [[UP, DOWN]],
+            "interlock_dead_ms": 3000,
+        },
+        mfa={
+            "pins": {
+                str(LAMP): [KEY_PHONE],
+                str(GARAGE): [KEY_PHONE],
+                str(LIGHT): [KEY_FLOOD],
+                str(GATE): [KEY_FLOOD],
+                str(UP): [KEY_MOTOR],
+            }
+        },
+        homeassistant={"discovery": True},
+    )
     for name, values in changes.items():
         cfg[name].update(values)
     return cfg
@@ -68,7 +84,9 @@ def started(cfg, client):
 
 
 def reply(client, since):
-    return client.wait_for(lambda p: p.startswith(b"Error:") or p.startswith(b"Info:"), since=since)
+    return client.wait_for(
+        lambda p: p.startswith(b"Error:") or p.startswith(b"Info:"), since=since
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +111,11 @@ def test_retained_forgeries_on_the_devices_topics_are_cleared(rig, services):
     """A retained `online` would show a dead device as available to a restarted Home
     Assistant; a retained request would come back at every connect."""
     sim, owner, _, _ = rig
-    sh.wait_until(lambda: retained(services[0].port, STATUS_TOPIC) is None, 10,
-                  "the planted online is cleared")
+    sh.wait_until(
+        lambda: retained(services[0].port, STATUS_TOPIC) is None,
+        10,
+        "the planted online is cleared",
+    )
     assert retained(services[0].port, sh.TOPIC) is None
     assert sim.pin(DOWN) == 0  # and the retained request was refused, as before
     sim.assert_alive()
@@ -132,8 +153,10 @@ def test_a_request_that_moves_nothing_leaves_an_authorised_delayed_on(rig):
     m = attacker.mark()
     attacker.send({"GP%d" % DOWN: 0})
     attacker.send({"GP%d" % DOWN: 1})
-    attacker.wait_for(sh.text("Error: GP26 not switched on: interlocked with GP22, which is "
-                              "switching on"), since=m)
+    attacker.wait_for(
+        sh.text("Error: GP26 not switched on: interlocked with GP22, which is switching on"),
+        since=m,
+    )
     sim.wait_pin(UP, 1, timeout=6)
     assert sim.pin(DOWN) == 0
     time.sleep(0.5)
@@ -181,7 +204,8 @@ def test_an_overwritten_discovery_config_is_announced_again(rig, services):
 
 
 def test_a_flood_that_makes_the_broker_drop_the_owners_request_leaves_its_code_useless(
-        services, report):
+    services, report
+):
     """A broker drops QoS 1 messages for a client it cannot queue more for (mosquitto:
     max_inflight_messages, then max_queued_messages). A device slower than the flood (here
     stopped for a moment, so the drop is certain) never sees the owner's request and cannot
@@ -201,18 +225,22 @@ def test_a_flood_that_makes_the_broker_drop_the_owners_request_leaves_its_code_u
             for _ in range(60):
                 last = attacker.mqtt.publish(sh.TOPIC, flood, qos=1)
             last.wait_for_publish(10)  # the broker has them all: its queue for the device is full
-            owner.mqtt.publish(sh.TOPIC, json.dumps({"MFA": code, "GP%d" % GATE: 1}),
-                               qos=1).wait_for_publish(10)
+            owner.mqtt.publish(
+                sh.TOPIC, json.dumps({"MFA": code, "GP%d" % GATE: 1}), qos=1
+            ).wait_for_publish(10)
             time.sleep(0.5)
         finally:
             sim.proc.send_signal(signal.SIGCONT)
         time.sleep(3)  # the backlog drains
         seen = [p for _, p in owner.messages[m:]]
-        assert b"GP%d" % GATE not in b"".join(p for p in seen if b'"FROM"' in p), \
+        assert b"GP%d" % GATE not in b"".join(p for p in seen if b'"FROM"' in p), (
             "the broker did not drop the owner's request: the attack was not reproduced"
+        )
         with open(os.path.join(broker.dir, "log"), "rb") as f:
-            assert b"Outgoing messages are being dropped for client %s" % sh.DEVICE.encode() \
+            assert (
+                b"Outgoing messages are being dropped for client %s" % sh.DEVICE.encode()
                 in f.read()
+            )
         m = attacker.mark()
         attacker.send({"MFA": code, "GP%d" % LIGHT: 1})
         assert reply(attacker, m) == DENIED
@@ -233,8 +261,10 @@ def test_an_interlock_that_switches_a_protected_relay_off_needs_its_keys(service
     sim = sh.Sim(attack_config(services, gpio={"interlock_mode": "switch"}))
     try:
         assert sim.proc.wait(20) != 0, "the controller ran"
-        problem = ('gpio.interlock[0]: GP22 and GP26 must need the same mfa.pins and sign.pins '
-                   'keys with interlock_mode "switch"')
+        problem = (
+            "gpio.interlock[0]: GP22 and GP26 must need the same mfa.pins and sign.pins "
+            'keys with interlock_mode "switch"'
+        )
         sh.wait_until(lambda: any(problem in line for _, line in sim.outputs), 5, "the problem")
         assert "Traceback" not in sim.log() and sim.pin(UP) == sim.pin(DOWN) == 0
     finally:
@@ -247,8 +277,13 @@ def test_harmless_commands_do_not_starve_the_other_messages(services, report):
     owner = sh.Client(services[0].port, client_id="owner-s")
     attacker = sh.Client(services[0].port, client_id="attacker-s")
     m = owner.mark()
-    sim = sh.Sim(attack_config(services, guard={"publish_max": 20, "publish_window_s": 10},
-                               homeassistant={"discovery": False}))
+    sim = sh.Sim(
+        attack_config(
+            services,
+            guard={"publish_max": 20, "publish_window_s": 10},
+            homeassistant={"discovery": False},
+        )
+    )
     try:
         owner.wait_for(sh.state("GP16", 0), since=m, timeout=40)
         end = time.monotonic() + 18
@@ -265,13 +300,19 @@ def test_harmless_commands_do_not_starve_the_other_messages(services, report):
         assert changed is not None
         delays = {}
         for t, p in owner.messages[m:]:
-            kind = "notify" if p.startswith(b'{"NOTIFY"') else "error" if p.startswith(
-                b"Error:") else None
+            kind = (
+                "notify"
+                if p.startswith(b'{"NOTIFY"')
+                else "error"
+                if p.startswith(b"Error:")
+                else None
+            )
             if kind and kind not in delays:
                 delays[kind] = t - changed
-        report("flood of stats and refresh: NOTIFY after %s s, auth error after %s s"
-               % tuple("%.1f" % delays[k] if k in delays else "never" for k in
-                       ("notify", "error")))
+        report(
+            "flood of stats and refresh: NOTIFY after %s s, auth error after %s s"
+            % tuple("%.1f" % delays[k] if k in delays else "never" for k in ("notify", "error"))
+        )
         assert set(delays) == {"notify", "error"} and max(delays.values()) < 10, delays
         sim.assert_alive()
     finally:

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Without mqtt.client_id the device connects as tinyctrl-<board id in hex>: the port gives the
 board id (`port.unique_id()`), portable code (tinyctrl/main.py) builds the name once."""
+
 import os
 
 from simharness import Client, Sim, base_config, state, wait_until

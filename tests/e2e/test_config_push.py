@@ -5,6 +5,7 @@ them; a revoked key's fresh code is refused right after; a replayed, tampered, m
 invalid push is refused with one line and the old config keeps running; a wrong Wi-Fi password
 and a wrong broker roll back within the trial bound; a power cut in the middle of a trial
 leaves a complete config; no message on the broker holds a secret of any config or the key."""
+
 import base64
 import json
 import os
@@ -29,10 +30,14 @@ GARAGE = 18
 
 def first_config(services):
     broker, ntp, ip = services
-    return base_config(broker.port, ntp.port, ip.port,
-                       mqtt={"user": "tinyctrl", "password": "broker-secret-pw"},
-                       mfa={"pins": {str(GARAGE): [KEY_PHONE, KEY_TABLET]}},
-                       gpio={"power_on_state": {"16": "restore"}})
+    return base_config(
+        broker.port,
+        ntp.port,
+        ip.port,
+        mqtt={"user": "tinyctrl", "password": "broker-secret-pw"},
+        mfa={"pins": {str(GARAGE): [KEY_PHONE, KEY_TABLET]}},
+        gpio={"power_on_state": {"16": "restore"}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +59,16 @@ def rig(services):
     finally:
         del os.environ["TINYCTRL_SIM_WIFI_PASSWORD"]
     client.wait_for(state("GP16", 0), since=m, timeout=40)
-    rig = {"sim": sim, "client": client, "spy": spy, "pc": pc_config, "codes": Codes(),
-           "broker": broker.port,
-           "configs": [cfg], "syncs": 1}
+    rig = {
+        "sim": sim,
+        "client": client,
+        "spy": spy,
+        "pc": pc_config,
+        "codes": Codes(),
+        "broker": broker.port,
+        "configs": [cfg],
+        "syncs": 1,
+    }
     wait_log(sim, "clock synced")
     rig["codes"].synced()
     yield rig
@@ -105,8 +117,9 @@ def sealed_push(rig, raw, **kw):
     seq = host_push.new_seq()
     args = dict(to=NAME, topic=TOPIC, trial_s=TRIAL_S)
     args.update(kw)
-    sealed = host_push.seal_config(json.dumps(raw).encode(), args.pop("key", DEVICE_KEY), seq,
-                                   **args)
+    sealed = host_push.seal_config(
+        json.dumps(raw).encode(), args.pop("key", DEVICE_KEY), seq, **args
+    )
     return seq, host_push.chunks(sealed, seq)
 
 
@@ -147,8 +160,20 @@ def test_a_push_changes_pins_and_keys_and_the_device_runs_them(rig):
 
 
 def test_a_new_key_pushed_at_once_works_right_after(rig):
-    done = run("key", "new", "--pin", GARAGE, "--name", "watch", "--config", rig["pc"],
-               "--push", "--trial-s", TRIAL_S, timeout=120)
+    done = run(
+        "key",
+        "new",
+        "--pin",
+        GARAGE,
+        "--name",
+        "watch",
+        "--config",
+        rig["pc"],
+        "--push",
+        "--trial-s",
+        TRIAL_S,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "confirmed" in done.stdout
     watch = device_config(rig)["mfa"]["pins"][str(GARAGE)][-1]
@@ -160,8 +185,20 @@ def test_a_new_key_pushed_at_once_works_right_after(rig):
 
 def test_a_revoked_key_is_refused_right_after_the_push(rig):
     assert state("GP18", 1)(code_answer(rig, KEY_PHONE))  # the phone's key works before
-    done = run("key", "revoke", "--pin", GARAGE, "--index", 1, "--config", rig["pc"], "--push",
-               "--trial-s", TRIAL_S, timeout=120)
+    done = run(
+        "key",
+        "revoke",
+        "--pin",
+        GARAGE,
+        "--index",
+        1,
+        "--config",
+        rig["pc"],
+        "--push",
+        "--trial-s",
+        TRIAL_S,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "removed key 1 of GP18" in done.stdout and "confirmed" in done.stdout
     rig["configs"].append(device_config(rig))
@@ -196,9 +233,11 @@ def test_an_invalid_file_is_refused_with_the_validators_messages(rig):
     raw["guard"]["auth_failures"] = 0
     _, messages = sealed_push(rig, raw)
     line = refused_once(rig, messages, "gpio.relay: GP99 does not exist on the Pico W")
-    assert line.decode() == ("Error: config push refused: gpio.relay: GP99 does not exist on "
-                             "the Pico W (GP0-GP22, GP26-GP28); guard.auth_failures: must be a "
-                             "whole number from 1 to 10")
+    assert line.decode() == (
+        "Error: config push refused: gpio.relay: GP99 does not exist on "
+        "the Pico W (GP0-GP22, GP26-GP28); guard.auth_failures: must be a "
+        "whole number from 1 to 10"
+    )
 
 
 def rolled_back(rig, change, why, report):
@@ -221,20 +260,27 @@ def rolled_back(rig, change, why, report):
     back = next(t for t, p in rig["client"].messages[m:] if b"rolled back" in p)
     # the bound, then the reset and the old config's connect before it can say so
     assert back - received < TRIAL_S + 15, back - received
-    report("config push rolled back (%s): %.1f s after 'received', bound %d s"
-           % (why, back - received, TRIAL_S))
+    report(
+        "config push rolled back (%s): %.1f s after 'received', bound %d s"
+        % (why, back - received, TRIAL_S)
+    )
     assert len(lines) == 2, lines
     assert device_config(rig) == before
     assert sorted(os.listdir(rig["sim"].dir)) == sorted(
-        ["config.json", "push.key", "push.seq", "stderr.log"])
+        ["config.json", "push.key", "push.seq", "stderr.log"]
+    )
     booted(rig)
     rig["client"].send({"CMD": "refresh"})
     rig["client"].wait_for(state("GP20", 0), since=m)  # the pushed pin, off after a reset
 
 
 def test_a_wrong_wifi_password_rolls_back_within_the_bound(rig, report):
-    rolled_back(rig, lambda r: r["wifi"].update(password="not-the-wifi-pw"),
-                "Wi-Fi join failed (status -3)", report)
+    rolled_back(
+        rig,
+        lambda r: r["wifi"].update(password="not-the-wifi-pw"),
+        "Wi-Fi join failed (status -3)",
+        report,
+    )
 
 
 def test_a_wrong_broker_rolls_back_within_the_bound(rig, report):
@@ -255,8 +301,9 @@ def test_a_power_cut_in_the_trial_leaves_a_complete_config(rig):
     wait_log(sim, "trying pushed config", count=tries + 1)
     wait_log(sim, "connect failed", count=fails + 1)
     sim.send("POWERCYCLE")
-    line = rig["client"].wait_for(text("Error: config push %d rolled back" % seq), since=m,
-                                  timeout=40)
+    line = rig["client"].wait_for(
+        text("Error: config push %d rolled back" % seq), since=m, timeout=40
+    )
     assert line.endswith(b"the device restarted before it reached the broker"), line
     assert device_config(rig) == before
     assert "config.new" not in os.listdir(sim.dir) and "config.trial" not in os.listdir(sim.dir)
@@ -280,8 +327,10 @@ def test_a_full_size_push_is_read_with_a_bounded_heap(rig, report):
     time.sleep(1)
     during = min(sim.heap() for _ in range(3))
     assert during - idle < 8 * 1024, (idle, during)
-    report("heap halfway through a %d-byte push: %+d bytes over idle (%d chunks)"
-           % (len(json.dumps(raw)), during - idle, len(messages)))
+    report(
+        "heap halfway through a %d-byte push: %+d bytes over idle (%d chunks)"
+        % (len(json.dumps(raw)), during - idle, len(messages))
+    )
     last = bytearray(messages[-1])
     last[-1] ^= 0x80  # the tag: nothing of it is run
     refused_once(rig, messages[half:-1] + [bytes(last)], "not sealed with this device's key")
@@ -361,18 +410,24 @@ def test_a_topic_the_login_may_not_use_rolls_back(services, report):
         client.wait_for(state("GP16", 0), since=m, timeout=40)
         raw = dict(cfg, mqtt=dict(cfg["mqtt"], topic="elsewhere/pico"))
         seq = host_push.new_seq()
-        sealed = host_push.seal_config(json.dumps(raw).encode(), DEVICE_KEY, seq, NAME, TOPIC,
-                                       TRIAL_S)
+        sealed = host_push.seal_config(
+            json.dumps(raw).encode(), DEVICE_KEY, seq, NAME, TOPIC, TRIAL_S
+        )
         for chunk in host_push.chunks(sealed, seq):
             client.mqtt.publish(TOPIC + "/config", chunk, qos=1).wait_for_publish(10)
         client.wait_for(text("Info: config push %d received" % seq), since=m)
         start = time.monotonic()
-        line = client.wait_for(text("Error: config push %d rolled back" % seq), since=m,
-                               timeout=TRIAL_S + 30)
-        report("config push rolled back (topic not allowed): %.1f s after 'received'"
-               % (time.monotonic() - start))
-        assert line.endswith(b"reached the broker, but its messages on mqtt.topic did not come "
-                             b"back within %d s (may its login use the topic?)" % TRIAL_S), line
+        line = client.wait_for(
+            text("Error: config push %d rolled back" % seq), since=m, timeout=TRIAL_S + 30
+        )
+        report(
+            "config push rolled back (topic not allowed): %.1f s after 'received'"
+            % (time.monotonic() - start)
+        )
+        assert line.endswith(
+            b"reached the broker, but its messages on mqtt.topic did not come "
+            b"back within %d s (may its login use the topic?)" % TRIAL_S
+        ), line
         assert device_config_at(sim) == cfg
     finally:
         client.close()

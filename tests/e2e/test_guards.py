@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Burnout guards and the device's own publish pacing, end to end."""
+
 import time
 
 import pytest
@@ -11,9 +12,19 @@ PUBLISH_MAX, PUBLISH_WINDOW = 8, 4
 @pytest.fixture(scope="module")
 def rig(services):
     broker, ntp, ip = services
-    cfg = base_config(broker.port, ntp.port, ip.port,
-                      guard={"cooldown_s": 1, "max_changes": 3, "window_s": 30, "max_violations": 2,
-                             "publish_max": PUBLISH_MAX, "publish_window_s": PUBLISH_WINDOW})
+    cfg = base_config(
+        broker.port,
+        ntp.port,
+        ip.port,
+        guard={
+            "cooldown_s": 1,
+            "max_changes": 3,
+            "window_s": 30,
+            "max_violations": 2,
+            "publish_max": PUBLISH_MAX,
+            "publish_window_s": PUBLISH_WINDOW,
+        },
+    )
     client = Client(broker.port)
     m = client.mark()
     sim = Sim(cfg)
@@ -72,7 +83,11 @@ def test_device_paces_itself_under_its_publish_limit(rig):
         client.send([{"CMD": "stats"}, {"CMD": "refresh"}, "bad"][i % 3], qos=0)
         sim.contact(i % 4, i % 2)
     time.sleep(PUBLISH_WINDOW * 2)
-    sent = [t for t, p in client.messages[m:] if b"FROM" in p or p.startswith((b"Error:", b"Uptime=", b"Info:"))]
+    sent = [
+        t
+        for t, p in client.messages[m:]
+        if b"FROM" in p or p.startswith((b"Error:", b"Uptime=", b"Info:"))
+    ]
     assert sent, "the device answered nothing"
     for i, t in enumerate(sent):
         assert len([s for s in sent[i:] if s - t < PUBLISH_WINDOW - 0.2]) <= PUBLISH_MAX

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The device's side of Home Assistant discovery on the broker: simulator + mosquitto.
 tests/ha/ checks the same against a real Home Assistant."""
+
 import json
 import time
 
@@ -48,8 +49,11 @@ def test_announces_online_and_state_on_connect(services):
     watcher = Watcher(services[0].port, "watch-1")
     sim = start(services, discovery=True)
     try:
-        sh.wait_until(lambda: watcher.on(CONFIG_TOPIC) and watcher.on("home/pico/status"), 30,
-                      "the announcement")
+        sh.wait_until(
+            lambda: watcher.on(CONFIG_TOPIC) and watcher.on("home/pico/status"),
+            30,
+            "the announcement",
+        )
         payload, retained = watcher.on(CONFIG_TOPIC)[0]
         assert retained is False  # a live subscriber gets it as published; the broker keeps it:
         again = Watcher(services[0].port, "watch-2")

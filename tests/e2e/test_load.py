@@ -10,6 +10,7 @@
 
 The fuzz seed is printed; replay a failure with TINYCTRL_FUZZ_SEED=<seed>.
 """
+
 import collections
 import os
 import random
@@ -26,8 +27,14 @@ RELAYS = (16, 17)
 ALL_PINS = OUTPUTS + CONTACTS
 # The seed's burnout defaults. Publishing: 40 per 2 s, so the error budget (publish_max // 4
 # per window) refills quickly and a fuzz run can count every error it suppressed.
-GUARD = {"cooldown_s": 2, "max_changes": 5, "window_s": 60, "max_violations": 3,
-         "publish_max": 40, "publish_window_s": 2}
+GUARD = {
+    "cooldown_s": 2,
+    "max_changes": 5,
+    "window_s": 60,
+    "max_violations": 3,
+    "publish_max": 40,
+    "publish_window_s": 2,
+}
 ERROR_WINDOW_S = GUARD["publish_window_s"]
 ERRORS_PER_WINDOW = GUARD["publish_max"] // 4
 STATS_WITHIN_S = 2
@@ -68,8 +75,15 @@ def start(services, name):
     topic = "home/" + name
     client = Client(broker.port, topic=topic, client_id=name + "-sender")
     mark = client.mark()
-    sim = Sim(base_config(broker.port, ntp.port, ip.port, guard=GUARD,
-                          mqtt={"client_id": "pico-" + name, "topic": topic}))
+    sim = Sim(
+        base_config(
+            broker.port,
+            ntp.port,
+            ip.port,
+            guard=GUARD,
+            mqtt={"client_id": "pico-" + name, "topic": topic},
+        )
+    )
     client.wait_for(full_state, since=mark, timeout=40)
     return sim, client
 
@@ -78,8 +92,11 @@ def start(services, name):
 
 
 def burst_commands(count):
-    """Every output flipped back and forth in turn: relays, and momentaries pressed and released."""
-    return [{"GP%d" % OUTPUTS[i % len(OUTPUTS)]: (i // len(OUTPUTS) + 1) % 2} for i in range(count)]
+    """Every output flipped back and forth in turn: relays, and momentaries pressed and
+    released."""
+    return [
+        {"GP%d" % OUTPUTS[i % len(OUTPUTS)]: (i // len(OUTPUTS) + 1) % 2} for i in range(count)
+    ]
 
 
 class Burst:
@@ -139,11 +156,13 @@ def burst(services):
 def test_burst_stays_within_the_burnout_guard(burst, report):
     sim, client = burst.sim, burst.client
     # Momentaries release themselves after their wait (at most 3 s here).
-    wait_until(lambda: all(sim.pin(p) == 0 for p in OUTPUTS if p not in RELAYS), 5, "momentaries released")
+    wait_until(
+        lambda: all(sim.pin(p) == 0 for p in OUTPUTS if p not in RELAYS), 5, "momentaries released"
+    )
     # The guard counts every relay change and every momentary press (a release is always allowed).
     guarded = collections.defaultdict(list)
     for t, line in changes(sim, 0):
-        pin, value = int(line[2:line.index("=")]), int(line[-1])
+        pin, value = int(line[2 : line.index("=")]), int(line[-1])
         if pin in RELAYS or value == 1:
             guarded[pin].append(t)
     for pin in OUTPUTS:
@@ -155,22 +174,41 @@ def test_burst_stays_within_the_burnout_guard(burst, report):
             in_window = [u for u in times[i:] if u - t < GUARD["window_s"]]
             assert len(in_window) <= GUARD["max_changes"], (pin, times)
     # Refusals say why, and the device re-publishes the true state.
-    wait_until(lambda: any(REFUSAL.match(p) for _, p in client.messages[burst.since_message:]), 30,
-               "a refusal was published")
-    wait_until(lambda: published_match(client, burst.since_message, sim), 10, "the published state matched the pins")
+    wait_until(
+        lambda: any(REFUSAL.match(p) for _, p in client.messages[burst.since_message :]),
+        30,
+        "a refusal was published",
+    )
+    wait_until(
+        lambda: published_match(client, burst.since_message, sim),
+        10,
+        "the published state matched the pins",
+    )
     sim.assert_alive()
     heap_after = sim.idle_heap()
     drift = heap_after - burst.heap_before
-    per_pin = collections.Counter(line.split("=")[0] for _, line in changes(sim, burst.since_output))
-    report("burst of %d commands: %d output changes (%s), heap after gc %d -> %d (%+d bytes)" % (
-        BURST, sum(per_pin.values()), ", ".join("%s x%d" % kv for kv in sorted(per_pin.items())),
-        burst.heap_before, heap_after, drift))
+    per_pin = collections.Counter(
+        line.split("=")[0] for _, line in changes(sim, burst.since_output)
+    )
+    report(
+        "burst of %d commands: %d output changes (%s), heap after gc %d -> %d (%+d bytes)"
+        % (
+            BURST,
+            sum(per_pin.values()),
+            ", ".join("%s x%d" % kv for kv in sorted(per_pin.items())),
+            burst.heap_before,
+            heap_after,
+            drift,
+        )
+    )
     assert drift < HEAP_DRIFT_MAX
 
 
 def test_stats_answered_within_2s_during_the_burst(burst, report):
-    report("stats round trips, one request at a time, through the %d-command burst: %s s"
-           % (BURST, " ".join("%.2f" % t for t in burst.latencies)))
+    report(
+        "stats round trips, one request at a time, through the %d-command burst: %s s"
+        % (BURST, " ".join("%.2f" % t for t in burst.latencies))
+    )
     assert max(burst.latencies) <= STATS_WITHIN_S
 
 
@@ -193,7 +231,7 @@ class Traffic:
         self.client.send(payload)
 
     def scan(self):
-        messages = self.client.messages[self._seen:]
+        messages = self.client.messages[self._seen :]
         self._seen += len(messages)
         for t, payload in messages:
             if self._echoed < len(self.sent) and payload == self.sent[self._echoed]:
@@ -203,12 +241,16 @@ class Traffic:
         return self.device
 
     def barrier(self, timeout=120):
-        """Returns once the device has answered a stats request sent now: it has read all before."""
+        """Returns once the device has answered a stats request sent now: it has read all
+        before."""
         answered = len([1 for _, p in self.scan() if p.startswith(b"Uptime=")])
         sent = time.monotonic()
         self.send(b'{"CMD": "stats"}')
-        wait_until(lambda: len([1 for _, p in self.scan() if p.startswith(b"Uptime=")]) > answered, timeout,
-                   "the device answered a stats request")
+        wait_until(
+            lambda: len([1 for _, p in self.scan() if p.startswith(b"Uptime=")]) > answered,
+            timeout,
+            "the device answered a stats request",
+        )
         return time.monotonic() - sent
 
     def errors(self, since=0):
@@ -216,9 +258,12 @@ class Traffic:
 
 
 def logged_errors(sim):
-    """Every error line the device logged: one per bad request, including those it did not publish."""
+    """Every error line the device logged: one per bad request, including those it did not
+    publish."""
     prefix = "tinyctrl: Error:"
-    return [line[len("tinyctrl: "):] for line in sim.log().splitlines() if line.startswith(prefix)]
+    return [
+        line[len("tinyctrl: ") :] for line in sim.log().splitlines() if line.startswith(prefix)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +277,7 @@ def fuzz_rig(services):
 @pytest.mark.parametrize("count", [1000, pytest.param(20000, marks=pytest.mark.soak)])
 def test_fuzz_bad_payloads(fuzz_rig, report, count):
     sim, client = fuzz_rig
-    seed = int(os.environ.get("TINYCTRL_FUZZ_SEED") or random.randrange(10 ** 9))
+    seed = int(os.environ.get("TINYCTRL_FUZZ_SEED") or random.randrange(10**9))
     replay = "fuzz seed %d: replay with TINYCTRL_FUZZ_SEED=%d" % (seed, seed)
     traffic = Traffic(client)
     since_output = len(sim.outputs)
@@ -241,7 +286,10 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
     # budget: every answer is published and must be the right one.
     largest = b'{"GP16": 1, "pad": "' + b"x" * (fuzz.MAX_INBOUND - 22) + b'"}'
     sample = fuzz.one_of_each(seed, OUTPUTS, CONTACTS, device="pico-fuzz") + [
-        fuzz.Case(-1, "largest", largest, "Error: request too large (%d bytes, max 512)" % len(largest))]
+        fuzz.Case(
+            -1, "largest", largest, "Error: request too large (%d bytes, max 512)" % len(largest)
+        )
+    ]
     for case in sample:
         traffic.send(case.payload)
         time.sleep(1.5 * ERROR_WINDOW_S / ERRORS_PER_WINDOW)
@@ -258,7 +306,7 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
     heap, barriers, busy = [sim.idle_heap()], [], 0.0
     for first in range(0, count, FUZZ_BATCH):
         started = time.monotonic()
-        for case in cases[first:first + FUZZ_BATCH]:
+        for case in cases[first : first + FUZZ_BATCH]:
             traffic.send(case.payload)
         barriers.append(traffic.barrier())
         busy += time.monotonic() - started
@@ -271,18 +319,30 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
     traffic.send(auth_flush.payload)
     traffic.send(flush.payload)
     # Errors go out after replies and state: wait for the flush's own line, the last one.
-    wait_until(lambda: any(line.startswith(flush.expect.encode()) for line in traffic.errors(published_from)), 30,
-               "the device answered the last bad request")
+    wait_until(
+        lambda: any(
+            line.startswith(flush.expect.encode()) for line in traffic.errors(published_from)
+        ),
+        30,
+        "the device answered the last bad request",
+    )
     erroring = [c for c in cases if c.expect is not None] + [auth_flush, flush]
 
     # Every bad payload was answered with its own error, in order (the log has them all).
     logged = logged_errors(sim)[logged_from:]
-    assert len(logged) == len(erroring), (replay, "errors logged", len(logged), "bad payloads", len(erroring))
+    assert len(logged) == len(erroring), (
+        replay,
+        "errors logged",
+        len(logged),
+        "bad payloads",
+        len(erroring),
+    )
     for case, line in zip(erroring, logged):
         assert case.matches(line), (replay, case, line)
 
     # Published: the right error for its payload; in between, errors counted as suppressed.
-    # Failed authentications and other errors have a budget and a count each (SECURITY.md, finding 2.5).
+    # Failed authentications and other errors have a budget and a count each (SECURITY.md, finding
+    # 2.5).
     suppressed, reports = 0, 0
     for auth in (True, False):
         mine = [c for c in erroring if c.expect.startswith(AUTH_ERROR) == auth]
@@ -296,19 +356,43 @@ def test_fuzz_bad_payloads(fuzz_rig, report, count):
             suppressed += skipped
             reports += bool(m)
             assert index < len(mine), (replay, line)
-            assert mine[index].matches(line[:m.start()].decode() if m else line.decode()), (replay, mine[index], line)
-        assert index == len(mine) - 1, (replay, "errors unaccounted for", auth, len(mine) - 1 - index)
+            assert mine[index].matches(line[: m.start()].decode() if m else line.decode()), (
+                replay,
+                mine[index],
+                line,
+            )
+        assert index == len(mine) - 1, (
+            replay,
+            "errors unaccounted for",
+            auth,
+            len(mine) - 1 - index,
+        )
     assert reports, "suppression was never reported"
 
     assert changes(sim, since_output) == [], replay
     sim.assert_alive()
     drift = heap[-1] - heap[1]
     kinds = collections.Counter(c.kind for c in cases)
-    report("fuzz: %d payloads (%s), %s; %d errors, %d published, %d suppressed in %d reports; %.0f payloads/s; "
-           "stats after each batch of %d in %.1f-%.1f s; heap after gc %s (%+d bytes from batch 1)" % (
-               count, ", ".join("%s %d" % kv for kv in sorted(kinds.items())), replay, len(erroring),
-               len(erroring) - suppressed, suppressed, reports, count / busy, FUZZ_BATCH, min(barriers),
-               max(barriers), " ".join(map(str, heap)), drift))
+    report(
+        "fuzz: %d payloads (%s), %s; %d errors, %d published, %d suppressed in %d reports; %.0f "
+        "payloads/s; "
+        "stats after each batch of %d in %.1f-%.1f s; heap after gc %s (%+d bytes from batch 1)"
+        % (
+            count,
+            ", ".join("%s %d" % kv for kv in sorted(kinds.items())),
+            replay,
+            len(erroring),
+            len(erroring) - suppressed,
+            suppressed,
+            reports,
+            count / busy,
+            FUZZ_BATCH,
+            min(barriers),
+            max(barriers),
+            " ".join(map(str, heap)),
+            drift,
+        )
+    )
     assert drift < HEAP_DRIFT_MAX, (replay, heap)
 
 

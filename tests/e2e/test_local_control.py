@@ -2,18 +2,25 @@
 """Local control end to end: wall switches and push buttons on the simulator's inputs move
 relays with and without the broker, past AuthGate but within the guards, and the offline
 failsafe acts once per outage and says so when the device is back."""
+
 import json
 import time
 
 import pytest
 from simharness import KEY_A, Client, Sim, base_config, state, text, wait_log
 
-LOCAL = {"inputs": {"4": {"relay": 16, "mode": "toggle"},
-                    "5": {"relay": 17, "mode": "press"},
-                    "6": {"relay": 19, "mode": "press"},
-                    "7": {"relay": 16, "mode": "press", "long": "all_off"}},
-         "disabled": [19], "debounce_ms": 50, "long_press_ms": 800,
-         "failsafe": {"17": {"after_s": 2, "state": "off"}}}
+LOCAL = {
+    "inputs": {
+        "4": {"relay": 16, "mode": "toggle"},
+        "5": {"relay": 17, "mode": "press"},
+        "6": {"relay": 19, "mode": "press"},
+        "7": {"relay": 16, "mode": "press", "long": "all_off"},
+    },
+    "disabled": [19],
+    "debounce_ms": 50,
+    "long_press_ms": 800,
+    "failsafe": {"17": {"after_s": 2, "state": "off"}},
+}
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ cycles the heap in use after gc.collect() does not drift.
 Faults 3 and 5 wait out a router outage of 20 s (150 s with --soak), so they run in a thread
 beside this module's other tests, on a broker of their own (fault 4 kills the rig's).
 """
+
 import json
 import threading
 import time
@@ -89,7 +90,9 @@ def leave_session(port, client_id, topic):
     """A persistent session subscribed to `topic`, as a device running before a power cut
     leaves on the broker."""
     subscribed = threading.Event()
-    session = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    session = paho.Client(
+        paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+    )
     session.on_subscribe = lambda *args: subscribed.set()
     session.connect("127.0.0.1", port)
     session.loop_start()
@@ -112,7 +115,9 @@ class Device:
     """A simulator, a test client on its topic (on the broker itself, never behind the proxy)
     and the outages the device must have counted."""
 
-    def __init__(self, broker, ntp, ip, port=None, name="pico-test", topic="home/pico", powered_up=True):
+    def __init__(
+        self, broker, ntp, ip, port=None, name="pico-test", topic="home/pico", powered_up=True
+    ):
         self.broker, self.topic, self.name = broker, topic, name
         self.observers = 0
         self.client = self.observer()
@@ -127,27 +132,45 @@ class Device:
 
     def observer(self):
         self.observers += 1
-        return Client(self.broker.port, topic=self.topic, client_id="%s-observer-%d" % (self.name, self.observers))
+        return Client(
+            self.broker.port,
+            topic=self.topic,
+            client_id="%s-observer-%d" % (self.name, self.observers),
+        )
 
     def wait_outage(self):
         """Wait until the device has logged its next outage; returns the time."""
         self.outages += 1
         line = "tinyctrl: connection lost, outage %d\n" % self.outages
-        wait_until(lambda: line in self.sim.log(), DETECT_S + MARGIN_S, "%s noticed outage %d" % (self.name, self.outages))
+        wait_until(
+            lambda: line in self.sim.log(),
+            DETECT_S + MARGIN_S,
+            "%s noticed outage %d" % (self.name, self.outages),
+        )
         return time.monotonic()
 
     def check_recovery(self, since_output, since_message, expected_changes, fault):
         """After a reconnect: every command applied exactly once (the refused one said so), the
         published state equals the pins, nothing crashed."""
         sim, client = self.sim, self.client
-        wait_until(lambda: len(changes(sim, since_output)) >= len(expected_changes), 10,
-                   "%s: the commands were applied: %s" % (fault, changes(sim, since_output)))
+        wait_until(
+            lambda: len(changes(sim, since_output)) >= len(expected_changes),
+            10,
+            "%s: the commands were applied: %s" % (fault, changes(sim, since_output)),
+        )
         time.sleep(0.2)  # long enough for a duplicate, which would come with the backlog
-        assert changes(sim, since_output) == expected_changes, "%s, outage %d" % (fault, self.outages)
+        assert changes(sim, since_output) == expected_changes, "%s, outage %d" % (
+            fault,
+            self.outages,
+        )
         client.wait_for(text("Error: GP17 cooling down"), since=since_message, timeout=5)
         pins = lambda: dict((p, sim.pin(p)) for p in ALL_PINS)  # noqa: E731
-        wait_until(lambda: client.published_pins(since_message) == pins(), 5,
-                   "%s: the published state %s matched the pins %s" % (fault, client.published_pins(since_message), pins()))
+        wait_until(
+            lambda: client.published_pins(since_message) == pins(),
+            5,
+            "%s: the published state %s matched the pins %s"
+            % (fault, client.published_pins(since_message), pins()),
+        )
         sim.assert_alive()
 
     def close(self):
@@ -214,10 +237,16 @@ def outage_cycle(rig, fault, hold_s=0.0):
             device.client.send(c)
     bound = RECONNECT_BOUND_S
     back = arrival(device.client, full_state, mark, timeout=bound + 5)
-    assert back - ended <= bound, "%s: reconnected after %.1f s, bound %d s" % (fault, back - ended, bound)
+    assert back - ended <= bound, "%s: reconnected after %.1f s, bound %d s" % (
+        fault,
+        back - ended,
+        bound,
+    )
     device.check_recovery(since_output, mark, expected, fault)
     if fault != "broker_restart":  # a killed broker sends no will
-        assert any(b'"STATUS": "offline"' in p for _, p in device.client.messages[mark:]), "no last will"
+        assert any(b'"STATUS": "offline"' in p for _, p in device.client.messages[mark:]), (
+            "no last will"
+        )
     return noticed - start, back - ended
 
 
@@ -225,8 +254,10 @@ def test_broker_unreachable_firewall_drop(rig, report):
     # Held past the broker's own keepalive (1.5 x 4 s) and into the device's next CONNECT,
     # which waits in the proxy until the resume.
     noticed, back = outage_cycle(rig, "firewall_drop", hold_s=REJOIN_S + 1)
-    report("1 firewall drop: noticed after %.1f s (bound %.0f), back %.1f s after resume (bound %d)"
-           % (noticed, DETECT_S + MARGIN_S, back, RECONNECT_BOUND_S))
+    report(
+        "1 firewall drop: noticed after %.1f s (bound %.0f), back %.1f s after resume (bound %d)"
+        % (noticed, DETECT_S + MARGIN_S, back, RECONNECT_BOUND_S)
+    )
 
 
 # Held 0 s: the link is back before the device's next join; 2.5 s: back during a join that
@@ -235,20 +266,34 @@ def test_broker_unreachable_firewall_drop(rig, report):
 @pytest.mark.parametrize("hold_s", [0, 2.5, 5, 9])
 def test_wifi_link_drop(rig, report, hold_s):
     noticed, back = outage_cycle(rig, "wifi_link", hold_s=hold_s)
-    report("2 Wi-Fi gone %.1f s after noticed: back %.1f s after the link (bound %d)"
-           % (hold_s, back, RECONNECT_BOUND_S))
+    report(
+        "2 Wi-Fi gone %.1f s after noticed: back %.1f s after the link (bound %d)"
+        % (hold_s, back, RECONNECT_BOUND_S)
+    )
 
 
 def test_broker_killed_and_restarted(rig, report):
     # Down long enough for the device to be refused once before the broker is back.
     noticed, back = outage_cycle(rig, "broker_restart", hold_s=REJOIN_S + 1)
-    report("4 broker killed and restarted: back %.1f s after the restart (bound %d)" % (back, RECONNECT_BOUND_S))
+    report(
+        "4 broker killed and restarted: back %.1f s after the restart (bound %d)"
+        % (back, RECONNECT_BOUND_S)
+    )
 
 
-@pytest.mark.parametrize("cycles, baseline, faults", [
-    (15, 5, ("wifi_link", "broker_restart")),  # the firewall drop takes 5 s more to notice: its own test has it
-    pytest.param(100, 10, ("wifi_link", "broker_restart", "firewall_drop"), marks=pytest.mark.soak),
-])
+@pytest.mark.parametrize(
+    "cycles, baseline, faults",
+    [
+        (
+            15,
+            5,
+            ("wifi_link", "broker_restart"),
+        ),  # the firewall drop takes 5 s more to notice: its own test has it
+        pytest.param(
+            100, 10, ("wifi_link", "broker_restart", "firewall_drop"), marks=pytest.mark.soak
+        ),
+    ],
+)
 def test_heap_flat_over_outage_cycles(rig, report, cycles, baseline, faults):
     heap, reconnects = {}, dict((f, []) for f in faults)
     for n in range(1, cycles + 1):
@@ -262,10 +307,15 @@ def test_heap_flat_over_outage_cycles(rig, report, cycles, baseline, faults):
     stats = client.wait_for(text("Uptime="), since=mark).decode()
     assert "Outages=%d," % rig.device.outages in stats, stats
     drift = heap[cycles] - heap[baseline]
-    report("%d outage cycles: heap after gc %s; cycle %d -> %d: %+d bytes"
-           % (cycles, " ".join(str(heap[n]) for n in sorted(heap)), baseline, cycles, drift))
+    report(
+        "%d outage cycles: heap after gc %s; cycle %d -> %d: %+d bytes"
+        % (cycles, " ".join(str(heap[n]) for n in sorted(heap)), baseline, cycles, drift)
+    )
     for fault, times in reconnects.items():
-        report("  %s: reconnect %.1f-%.1f s over %d cycles" % (fault, min(times), max(times), len(times)))
+        report(
+            "  %s: reconnect %.1f-%.1f s over %d cycles"
+            % (fault, min(times), max(times), len(times))
+        )
     assert drift < HEAP_DRIFT_MAX, heap
 
 
@@ -284,7 +334,9 @@ class RouterOutage:
         self.ip = PublicIpServer()
         self.devices = []
         self.figures, self.error = None, None
-        self.thread = threading.Thread(target=self._run, name="router outage %d s" % down_s, daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name="router outage %d s" % down_s, daemon=True
+        )
         self.thread.start()
 
     def _run(self):
@@ -300,7 +352,9 @@ class RouterOutage:
         # while it was off. Its power-on starts clean (clean_init), so none of them may run.
         leave_session(self.broker.port, "pico-boot", "home/boot")
         powered = time.monotonic()
-        boot = Device(self.broker, self.ntp, self.ip, name="pico-boot", topic="home/boot", powered_up=False)
+        boot = Device(
+            self.broker, self.ntp, self.ip, name="pico-boot", topic="home/boot", powered_up=False
+        )
         self.devices.append(boot)
         boot.client.send({"GP16": 1})
 
@@ -318,15 +372,22 @@ class RouterOutage:
 
         bound = RECONNECT_BOUND_S
         back = arrival(connected.client, full_state, mark, timeout=bound + 5)
-        assert back - up <= bound, "network gone: back after %.1f s, bound %d s" % (back - up, bound)
+        assert back - up <= bound, "network gone: back after %.1f s, bound %d s" % (
+            back - up,
+            bound,
+        )
         connected.check_recovery(since_output, mark, expected, "network gone")
-        assert any(b'"STATUS": "offline"' in p for _, p in connected.client.messages[mark:]), "no last will"
+        assert any(b'"STATUS": "offline"' in p for _, p in connected.client.messages[mark:]), (
+            "no last will"
+        )
 
         failures, connected_s = power_on_schedule(up - powered)
         boot_bound = connected_s + MARGIN_S
         booted = arrival(boot.client, full_state, 0, timeout=boot_bound - (up - powered) + 5)
-        assert booted - powered <= boot_bound, "power-on: connected %.1f s after power-on, bound %d s" % (
-            booted - powered, boot_bound)
+        assert booted - powered <= boot_bound, (
+            "power-on: connected %.1f s after power-on, bound %d s"
+            % (booted - powered, boot_bound)
+        )
         assert boot.sim.log().count("tinyctrl: connect failed") == failures, boot.sim.log()
         # Nothing queued before its first connect ran; it says so by publishing its true state.
         time.sleep(1)
@@ -336,9 +397,12 @@ class RouterOutage:
         boot.sim.wait_pin(16, 1)
         boot.sim.assert_alive()
         return [
-            "3 network gone %d s: back %.1f s after the network (bound %d)" % (self.down_s, back - up, bound),
-            "5 power-on, Wi-Fi %d s later: %d failed attempts, connected %.1f s after power-on, %.1f s after "
-            "Wi-Fi (bound %d s after power-on)" % (self.down_s, failures, booted - powered, booted - up, boot_bound),
+            "3 network gone %d s: back %.1f s after the network (bound %d)"
+            % (self.down_s, back - up, bound),
+            "5 power-on, Wi-Fi %d s later: %d failed attempts, connected %.1f s after power-on, "
+            "%.1f s after "
+            "Wi-Fi (bound %d s after power-on)"
+            % (self.down_s, failures, booted - powered, booted - up, boot_bound),
         ]
 
     def result(self):
@@ -362,7 +426,10 @@ def router_outages(request):
     runs = {}
     if not missing_requirements():
         for item in request.session.items:
-            if item.originalname == "test_network_gone_and_power_on_without_wifi" and not item.get_closest_marker("skip"):
+            if (
+                item.originalname == "test_network_gone_and_power_on_without_wifi"
+                and not item.get_closest_marker("skip")
+            ):
                 down_s = item.callspec.params["down_s"]
                 runs[down_s] = runs.get(down_s) or RouterOutage(down_s)
     yield runs
@@ -370,7 +437,9 @@ def router_outages(request):
         run.close()
 
 
-@pytest.mark.parametrize("down_s", [ROUTER_DOWN_S[0], pytest.param(ROUTER_DOWN_S[1], marks=pytest.mark.soak)])
+@pytest.mark.parametrize(
+    "down_s", [ROUTER_DOWN_S[0], pytest.param(ROUTER_DOWN_S[1], marks=pytest.mark.soak)]
+)
 def test_network_gone_and_power_on_without_wifi(router_outages, report, down_s):
     if missing_requirements():
         pytest.skip(missing_requirements())

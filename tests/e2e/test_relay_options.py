@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """End to end: power-on states across a watchdog-style reset and a power cut, auto-off,
 interlocks, and their interplay with the burnout guard, MFA and momentary relays."""
+
 import json
 import os
 import tempfile
@@ -10,17 +11,29 @@ import pytest
 from oracle import totp_now
 from simharness import KEY_A, Client, Sim, base_config, state, text, wait_until
 
-GPIO = {"relay": [16, 17, 20, 21], "momentary": {"18": 1, "19": 2}, "contact": [0],
-        "notify": [], "power_on_state": {"16": "restore", "17": "on", "20": "restore"},
-        "restore_after_power_cut": "flash", "max_on_s": {"17": 3},
-        "interlock": [[19, 20, 21]]}
+GPIO = {
+    "relay": [16, 17, 20, 21],
+    "momentary": {"18": 1, "19": 2},
+    "contact": [0],
+    "notify": [],
+    "power_on_state": {"16": "restore", "17": "on", "20": "restore"},
+    "restore_after_power_cut": "flash",
+    "max_on_s": {"17": 3},
+    "interlock": [[19, 20, 21]],
+}
 
 
 @pytest.fixture(scope="module")
 def rig(services):
     broker, ntp, ip = services
-    cfg = base_config(broker.port, ntp.port, ip.port, gpio=GPIO, mfa={"pins": {"21": [KEY_A]}},
-                      guard={"cooldown_s": 3})
+    cfg = base_config(
+        broker.port,
+        ntp.port,
+        ip.port,
+        gpio=GPIO,
+        mfa={"pins": {"21": [KEY_A]}},
+        guard={"cooldown_s": 3},
+    )
     client = Client(broker.port)
     m = client.mark()
     sim = Sim(cfg)
@@ -60,8 +73,9 @@ def test_interlock_refuses_and_an_mfa_code_is_spent_anyway(rig):
     sim.wait_pin(20, 1)
     code = totp_now(KEY_A, offset_steps=1)
     client.send({"MFA": code, "GP21": 1})
-    client.wait_for(text("Error: GP21 not switched on: interlocked with GP20, which is on"),
-                    since=m)
+    client.wait_for(
+        text("Error: GP21 not switched on: interlocked with GP20, which is on"), since=m
+    )
     client.send({"GP19": 1})  # a momentary relay in the group is held back too
     client.wait_for(text("Error: GP19 not switched on: interlocked with GP20"), since=m)
     time.sleep(3.2)  # GP20's cooldown
@@ -82,8 +96,13 @@ def test_restore_after_a_watchdog_reset_is_no_change_for_the_guard(rig):
     sim.wait_pin(16, 1)
     sim.wait_pin(20, 1)
     m, seen = restart(sim, client, "RESET")
-    client.wait_for(text("Info: power-on after watchdog reset: GP16 on (restore), GP17 on (on), "
-                         "GP20 on (restore)"), since=m)
+    client.wait_for(
+        text(
+            "Info: power-on after watchdog reset: GP16 on (restore), GP17 on (on), "
+            "GP20 on (restore)"
+        ),
+        since=m,
+    )
     # Every relay went off at the reset; the restored ones came back.
     assert changes(sim, 16, seen) == ["GP16=0", "GP16=1"]
     assert changes(sim, 20, seen) == ["GP20=0", "GP20=1"]
@@ -101,8 +120,9 @@ def test_restore_after_a_power_cut_from_flash(rig):
     # Written when a restored relay changed, at most every 10 s: GP20 on, GP16 off.
     wait_until(lambda: open(state_file).read() == str(1 << 20), 15, "relay_state is written")
     m, seen = restart(sim, client, "POWERCYCLE")
-    client.wait_for(text("Info: power-on after power reset: GP17 on (on), GP20 on (restore)"),
-                    since=m)
+    client.wait_for(
+        text("Info: power-on after power reset: GP17 on (on), GP20 on (restore)"), since=m
+    )
     assert changes(sim, 20, seen) == ["GP20=0", "GP20=1"] and sim.pin(16) == 0
     client.send({"CMD": "stats"})
     assert b"(last: power)" in client.wait_for(text("Uptime="), since=m)
@@ -111,8 +131,14 @@ def test_restore_after_a_power_cut_from_flash(rig):
 
 def test_interlock_switch_mode_with_dead_time(services):
     broker, ntp, ip = services
-    gpio = dict(GPIO, interlock=[[20, 21]], interlock_mode="switch", interlock_dead_ms=800,
-                power_on_state={}, max_on_s={})
+    gpio = dict(
+        GPIO,
+        interlock=[[20, 21]],
+        interlock_mode="switch",
+        interlock_dead_ms=800,
+        power_on_state={},
+        max_on_s={},
+    )
     client = Client(broker.port, client_id="tester-switch")
     m = client.mark()
     sim = Sim(base_config(broker.port, ntp.port, ip.port, gpio=gpio))
@@ -122,8 +148,13 @@ def test_interlock_switch_mode_with_dead_time(services):
         sim.wait_pin(20, 1)
         m, seen = client.mark(), len(sim.outputs)
         client.send({"GP21": 1})
-        client.wait_for(text("Info: GP20 switched off first: interlocked with GP21; GP21 on in "
-                             "800 ms (gpio.interlock_dead_ms)"), since=m)
+        client.wait_for(
+            text(
+                "Info: GP20 switched off first: interlocked with GP21; GP21 on in "
+                "800 ms (gpio.interlock_dead_ms)"
+            ),
+            since=m,
+        )
         sim.wait_pin(21, 1)
         lines = [(t, line) for t, line in sim.outputs[seen:] if line[:4] in ("GP20", "GP21")]
         assert [line for _, line in lines] == ["GP20=0", "GP21=1"]
@@ -156,8 +187,14 @@ def test_simulated_boards_keep_their_files_beside_their_config(services):
     """relay_state goes beside the config the simulator was started with, not into the
     current folder; RESET reads config.json again and reports a watchdog reset, as a board."""
     broker, ntp, ip = services
-    gpio = {"relay": [16, 17], "momentary": {}, "contact": [0], "notify": [],
-            "power_on_state": {"16": "restore"}, "restore_after_power_cut": "flash"}
+    gpio = {
+        "relay": [16, 17],
+        "momentary": {},
+        "contact": [0],
+        "notify": [],
+        "power_on_state": {"16": "restore"},
+        "restore_after_power_cut": "flash",
+    }
     elsewhere = tempfile.mkdtemp(prefix="tinyctrl-cwd-")
     client = Client(broker.port, topic="home/files", client_id="tester-files")
     m = client.mark()
@@ -168,8 +205,11 @@ def test_simulated_boards_keep_their_files_beside_their_config(services):
         client.send({"GP16": 1})
         sim.wait_pin(16, 1)
         state_file = os.path.join(sim.dir, "relay_state")
-        wait_until(lambda: os.path.exists(state_file) and open(state_file).read() == str(1 << 16),
-                   15, "relay_state is written beside config.json")
+        wait_until(
+            lambda: os.path.exists(state_file) and open(state_file).read() == str(1 << 16),
+            15,
+            "relay_state is written beside config.json",
+        )
         assert os.listdir(elsewhere) == []
         # A changed config.json counts from the next reset on, as on a board.
         cfg = json.load(open(sim.config_path))
@@ -177,8 +217,9 @@ def test_simulated_boards_keep_their_files_beside_their_config(services):
         with open(sim.config_path, "w") as f:
             json.dump(cfg, f)
         m, _ = restart(sim, client, "RESET")
-        client.wait_for(text("Info: power-on after watchdog reset: GP16 on (restore), GP17 on "
-                             "(on)"), since=m)
+        client.wait_for(
+            text("Info: power-on after watchdog reset: GP16 on (restore), GP17 on (on)"), since=m
+        )
         client.send({"CMD": "stats"})
         assert b"Resets=1 (last: watchdog)" in client.wait_for(text("Uptime="), since=m)
         sim.assert_alive()
@@ -192,9 +233,15 @@ def test_interlock_dead_time_and_the_running_relay_hold_across_a_reset(services)
     running and GP20 stays off. With GP21 not restored, GP20 waits out the dead time after the
     reset: the motor stops before it reverses, reset or not."""
     broker, ntp, ip = services
-    gpio = {"relay": [16, 17, 20, 21], "momentary": {}, "contact": [0], "notify": [],
-            "interlock": [[20, 21]], "interlock_dead_ms": 2000,
-            "power_on_state": {"20": "on", "21": "restore"}}
+    gpio = {
+        "relay": [16, 17, 20, 21],
+        "momentary": {},
+        "contact": [0],
+        "notify": [],
+        "interlock": [[20, 21]],
+        "interlock_dead_ms": 2000,
+        "power_on_state": {"20": "on", "21": "restore"},
+    }
     client = Client(broker.port, topic="home/dead", client_id="tester-dead-time")
     m = client.mark()
     mqtt = {"topic": "home/dead", "client_id": "pico-dead"}  # beside the module's rig
@@ -208,16 +255,26 @@ def test_interlock_dead_time_and_the_running_relay_hold_across_a_reset(services)
         client.send({"GP21": 1})
         sim.wait_pin(21, 1)
         m, seen = restart(sim, client, "RESET")
-        client.wait_for(text("Info: power-on after watchdog reset: GP20 off (on; interlocked "
-                             "with GP21, which is on), GP21 on (restore)"), since=m)
+        client.wait_for(
+            text(
+                "Info: power-on after watchdog reset: GP20 off (on; interlocked "
+                "with GP21, which is on), GP21 on (restore)"
+            ),
+            since=m,
+        )
         assert changes(sim, 21, seen) == ["GP21=0", "GP21=1"] and changes(sim, 20, seen) == []
         cfg = dict(sim.cfg)
         cfg["gpio"] = dict(gpio, power_on_state={"20": "on"})
         with open(sim.config_path, "w") as f:
             json.dump(cfg, f)
         m, seen = restart(sim, client, "RESET")
-        client.wait_for(text("Info: power-on after watchdog reset: GP20 on in 2000 ms (on; "
-                             "gpio.interlock_dead_ms)"), since=m)
+        client.wait_for(
+            text(
+                "Info: power-on after watchdog reset: GP20 on in 2000 ms (on; "
+                "gpio.interlock_dead_ms)"
+            ),
+            since=m,
+        )
         sim.wait_pin(20, 1, timeout=10)
         lines = [(t, line) for t, line in sim.outputs[seen:] if line[:4] in ("GP20", "GP21")]
         assert [line for _, line in lines] == ["GP21=0", "GP20=1"]
@@ -233,8 +290,14 @@ def test_max_on_s_counts_the_time_on_before_a_reset(services):
     the reset does not give it its max_on_s again (a board resetting in a loop would keep it
     on for ever)."""
     broker, ntp, ip = services
-    gpio = {"relay": [16, 17], "momentary": {}, "contact": [0], "notify": [],
-            "power_on_state": {"16": "restore"}, "max_on_s": {"16": 6}}
+    gpio = {
+        "relay": [16, 17],
+        "momentary": {},
+        "contact": [0],
+        "notify": [],
+        "power_on_state": {"16": "restore"},
+        "max_on_s": {"16": 6},
+    }
     client = Client(broker.port, topic="home/timed", client_id="tester-timed")
     m = client.mark()
     mqtt = {"topic": "home/timed", "client_id": "pico-timed"}  # beside the module's rig

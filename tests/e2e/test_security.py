@@ -6,6 +6,7 @@ one request; an inline code authorises its own message only; signed commands (to
 accepted once and refused when replayed, stale or tampered; each pin requires what config.json
 says; guessing locks a pin for longer each time; TLS verifies the broker's certificate and name;
 config errors never echo a secret."""
+
 import base64
 import json
 import os
@@ -22,8 +23,19 @@ import sign
 from certs import make_ca, make_server_cert
 from oracle import totp_now
 from services import Mosquitto, NtpServer, free_port, wait_port
-from simharness import (KEY_A, KEY_B, NAME, TOPIC, Client, Codes, Sim, base_config, state, text,
-                        wait_log)
+from simharness import (
+    KEY_A,
+    KEY_B,
+    NAME,
+    TOPIC,
+    Client,
+    Codes,
+    Sim,
+    base_config,
+    state,
+    text,
+    wait_log,
+)
 
 DENIED = b"Error: MFA validation failed, GPIO cannot be set"
 LOCKED = b" (locked for %ds after repeated failures)"
@@ -48,19 +60,54 @@ def secured_config(broker_port, ntp_port, ip_port):
     """GP16 open; GP17 TOTP A or B; GP18 (garage, momentary) TOTP A; GP19 signed by the
     scheduler; GP20 TOTP or signed; GP21, GP2, GP3 each with a key of their own."""
     return base_config(
-        broker_port, ntp_port, ip_port,
+        broker_port,
+        ntp_port,
+        ip_port,
         mqtt={"user": "tinyctrl", "password": "broker-secret-pw"},
-        gpio={"relay": [OPEN, LIGHT, SPRINKLER, PORCH, LOCKABLE, REPLAYED, EXPIRING, HALL, DOOR, SHED, PANEL,
-                        VALVE],
-              "momentary": {str(GARAGE): 1}, "contact": [], "notify": []},
-        mfa={"pins": {str(LIGHT): [KEY_A, KEY_B], str(GARAGE): [KEY_A], str(PORCH): [KEY_PORCH],
-                      str(LOCKABLE): [KEY_LOCK], str(REPLAYED): [KEY_REPLAY], str(EXPIRING): [KEY_EXPIRY],
-                      str(HALL): [KEY_HOUSE], str(DOOR): [KEY_HOUSE], str(SHED): [KEY_BARE],
-                      str(PANEL): PANEL_KEYS},
-             "grant_s": GRANT_S, "max_expired_codes": 5},
-        sign={"keys": {"scheduler": SCHEDULER}, "pins": {str(SPRINKLER): ["scheduler"], str(PORCH): ["scheduler"],
-                                                         str(VALVE): ["scheduler"]},
-              "window_s": WINDOW_S},
+        gpio={
+            "relay": [
+                OPEN,
+                LIGHT,
+                SPRINKLER,
+                PORCH,
+                LOCKABLE,
+                REPLAYED,
+                EXPIRING,
+                HALL,
+                DOOR,
+                SHED,
+                PANEL,
+                VALVE,
+            ],
+            "momentary": {str(GARAGE): 1},
+            "contact": [],
+            "notify": [],
+        },
+        mfa={
+            "pins": {
+                str(LIGHT): [KEY_A, KEY_B],
+                str(GARAGE): [KEY_A],
+                str(PORCH): [KEY_PORCH],
+                str(LOCKABLE): [KEY_LOCK],
+                str(REPLAYED): [KEY_REPLAY],
+                str(EXPIRING): [KEY_EXPIRY],
+                str(HALL): [KEY_HOUSE],
+                str(DOOR): [KEY_HOUSE],
+                str(SHED): [KEY_BARE],
+                str(PANEL): PANEL_KEYS,
+            },
+            "grant_s": GRANT_S,
+            "max_expired_codes": 5,
+        },
+        sign={
+            "keys": {"scheduler": SCHEDULER},
+            "pins": {
+                str(SPRINKLER): ["scheduler"],
+                str(PORCH): ["scheduler"],
+                str(VALVE): ["scheduler"],
+            },
+            "window_s": WINDOW_S,
+        },
         guard={"auth_failures": AUTH_FAILURES, "auth_lockout_s": LOCKOUT_S},
     )
 
@@ -103,7 +150,9 @@ def reply_to(client, payload, timeout=10):
     """Send a request; the device's first text line after it (Error: or Info:)."""
     m = client.mark()
     client.send(payload)
-    return client.wait_for(lambda p: p.startswith(b"Error:") or p.startswith(b"Info:"), since=m, timeout=timeout)
+    return client.wait_for(
+        lambda p: p.startswith(b"Error:") or p.startswith(b"Info:"), since=m, timeout=timeout
+    )
 
 
 def refused(sim, client, payload, pin):
@@ -161,6 +210,7 @@ def rig(services):
 
 # ---- TOTP codes and grants
 
+
 def test_a_replayed_code_is_refused_also_after_a_reconnect(rig):
     sim, client, codes, _ = rig
     code = codes.fresh(KEY_REPLAY)
@@ -192,7 +242,9 @@ def test_a_grant_opens_only_its_keys_pins_for_one_request(rig):
 
     assert reply_to(client, {"MFA": codes.fresh(KEY_A)}) == b"Info: MFA code accepted"
     accepted(sim, client, {"GP18": 1}, GARAGE, 1)
-    assert refused(sim, client, {"GP17": flip(sim, LIGHT)}, LIGHT) == DENIED  # first request took it
+    assert (
+        refused(sim, client, {"GP17": flip(sim, LIGHT)}, LIGHT) == DENIED
+    )  # first request took it
     sim.wait_pin(GARAGE, 0, timeout=5)
 
 
@@ -210,17 +262,25 @@ def test_an_inline_code_authorises_exactly_its_message(rig):
     first = {"MFA": codes.fresh(KEY_A), "GP17": flip(sim, LIGHT)}
     accepted(sim, client, first, LIGHT, first["GP17"])
     assert refused(sim, client, {"GP17": flip(sim, LIGHT)}, LIGHT) == DENIED  # it opened no grant
-    accepted(sim, client, {"MFA": codes.fresh(KEY_A), "GP17": flip(sim, LIGHT)}, LIGHT, flip(sim, LIGHT))
+    accepted(
+        sim, client, {"MFA": codes.fresh(KEY_A), "GP17": flip(sim, LIGHT)}, LIGHT, flip(sim, LIGHT)
+    )
     assert refused(sim, client, first, LIGHT) == DENIED  # replayed word for word
 
 
 # ---- signed commands
 
+
 def test_a_signed_request_is_accepted_once(rig):
     sim, client, _, signer = rig
     # The first request comes from the documented command line.
-    out = subprocess.run([sys.executable, SIGN_TOOL, "--topic", TOPIC, "--ts", str(signer.next_ts()), "GP19=1"],
-                         env=dict(os.environ, TINYCTRL_SIGN_KEY=SCHEDULER), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, SIGN_TOOL, "--topic", TOPIC, "--ts", str(signer.next_ts()), "GP19=1"],
+        env=dict(os.environ, TINYCTRL_SIGN_KEY=SCHEDULER),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     on = json.loads(out.stdout)
     assert set(on) == {"GP19", "TS", "SIG"} and SCHEDULER not in out.stdout + out.stderr
     accepted(sim, client, on, SPRINKLER, 1)
@@ -231,9 +291,20 @@ def test_a_signed_request_is_accepted_once(rig):
 def test_a_stale_or_future_signed_request_is_refused(rig):
     sim, client, _, signer = rig
     stale = int(time.time()) - 2 * WINDOW_S
-    assert refused(sim, client, signer.request({SPRINKLER: flip(sim, SPRINKLER)}, ts=stale), SPRINKLER) == DENIED
+    assert (
+        refused(
+            sim, client, signer.request({SPRINKLER: flip(sim, SPRINKLER)}, ts=stale), SPRINKLER
+        )
+        == DENIED
+    )
     # The same request signed now is accepted: only the time stamp was wrong.
-    accepted(sim, client, signer.request({SPRINKLER: flip(sim, SPRINKLER)}), SPRINKLER, flip(sim, SPRINKLER))
+    accepted(
+        sim,
+        client,
+        signer.request({SPRINKLER: flip(sim, SPRINKLER)}),
+        SPRINKLER,
+        flip(sim, SPRINKLER),
+    )
     future = max(int(time.time()), signer.last_ts) + WINDOW_S + 5
     early = signer.request({SPRINKLER: flip(sim, SPRINKLER)}, ts=future)
     assert refused(sim, client, early, SPRINKLER) == DENIED
@@ -242,16 +313,31 @@ def test_a_stale_or_future_signed_request_is_refused(rig):
     signer.last_ts = future
     later = signer.next_ts()  # waits until `future` is within the window
     assert refused(sim, client, early, SPRINKLER) == DENIED
-    accepted(sim, client, signer.request({SPRINKLER: flip(sim, SPRINKLER)}, ts=later), SPRINKLER, flip(sim, SPRINKLER))
+    accepted(
+        sim,
+        client,
+        signer.request({SPRINKLER: flip(sim, SPRINKLER)}, ts=later),
+        SPRINKLER,
+        flip(sim, SPRINKLER),
+    )
 
 
 TAMPERINGS = [
     ("value changed", lambda req: dict(req, GP19=1 - req["GP19"])),
     ("pin added", lambda req: dict(req, GP20=1)),
-    ("signature altered", lambda req: dict(req, SIG=req["SIG"][:-1] + ("0" if req["SIG"][-1] != "0" else "1"))),
+    (
+        "signature altered",
+        lambda req: dict(req, SIG=req["SIG"][:-1] + ("0" if req["SIG"][-1] != "0" else "1")),
+    ),
     ("time stamp moved", lambda req: dict(req, TS=req["TS"] + 1)),
-    ("signed for another topic", lambda req: sign.sign(SCHEDULER, "home/other", {SPRINKLER: req["GP19"]}, req["TS"])),
-    ("signed with an unknown key", lambda req: sign.sign(new_key(), TOPIC, {SPRINKLER: req["GP19"]}, req["TS"])),
+    (
+        "signed for another topic",
+        lambda req: sign.sign(SCHEDULER, "home/other", {SPRINKLER: req["GP19"]}, req["TS"]),
+    ),
+    (
+        "signed with an unknown key",
+        lambda req: sign.sign(new_key(), TOPIC, {SPRINKLER: req["GP19"]}, req["TS"]),
+    ),
 ]
 
 
@@ -265,13 +351,17 @@ def test_a_tampered_signed_request_is_refused(rig):
 
 # ---- what each pin requires
 
+
 def test_each_pin_requires_totp_a_signature_either_or_nothing(rig):
     sim, client, codes, signer = rig
     accepted(sim, client, {"GP16": flip(sim, OPEN)}, OPEN, flip(sim, OPEN))
     # TOTP only: a stolen scheduler key does not open the garage.
     assert refused(sim, client, signer.request({GARAGE: 1}), GARAGE) == DENIED
     # Signature only: a valid code does not water the garden.
-    assert refused(sim, client, {"MFA": codes.fresh(KEY_A), "GP19": flip(sim, SPRINKLER)}, SPRINKLER) == DENIED
+    assert (
+        refused(sim, client, {"MFA": codes.fresh(KEY_A), "GP19": flip(sim, SPRINKLER)}, SPRINKLER)
+        == DENIED
+    )
     # Either: its own key's code, or the scheduler's signature, but not nothing or another key.
     accepted(sim, client, {"MFA": codes.fresh(KEY_PORCH), "GP20": 1}, PORCH, 1)
     accepted(sim, client, signer.request({PORCH: 0}), PORCH, 0)
@@ -282,14 +372,20 @@ def test_each_pin_requires_totp_a_signature_either_or_nothing(rig):
 
 # ---- brute force
 
+
 def test_guessing_locks_the_pin_for_longer_each_time(rig):
     sim, client, codes, _ = rig
     correct = {"MFA": codes.fresh(KEY_LOCK), "GP21": 1}
     lock_ends = []
     for lockout in (LOCKOUT_S, 2 * LOCKOUT_S):
         for i in range(AUTH_FAILURES - 1):
-            assert refused(sim, client, {"MFA": wrong_code(KEY_LOCK), "GP21": 1}, LOCKABLE) == DENIED
-        assert refused(sim, client, {"MFA": wrong_code(KEY_LOCK), "GP21": 1}, LOCKABLE) == DENIED + LOCKED % lockout
+            assert (
+                refused(sim, client, {"MFA": wrong_code(KEY_LOCK), "GP21": 1}, LOCKABLE) == DENIED
+            )
+        assert (
+            refused(sim, client, {"MFA": wrong_code(KEY_LOCK), "GP21": 1}, LOCKABLE)
+            == DENIED + LOCKED % lockout
+        )
         locked_at = time.monotonic()
         lock_ends.append(locked_at + lockout)
         # Even the correct code is refused while locked (and spent: SECURITY.md, finding 2.1).
@@ -304,6 +400,7 @@ def test_guessing_locks_the_pin_for_longer_each_time(rig):
 
 
 # ---- an attacker who can publish and read everything on the topic
+
 
 def lock(sim, client, wrong, pin):
     """Guess wrong until `pin` (or bare codes, pin None) locks; the last refusal."""
@@ -377,11 +474,16 @@ def test_iot_mqtt_panel_sends_a_code_with_a_leading_zero(rig):
 
 # ---- secrets
 
+
 def test_config_errors_never_echo_a_secret(services):
     _, ntp, ip = services
-    cfg = base_config(free_port(), ntp.port, ip.port,
-                      mfa={"pins": {"17": ["NOT-BASE32-SECRET-0189"]}},
-                      sign={"keys": {"sched": "short-secret"}, "pins": {"19": ["sched"]}})
+    cfg = base_config(
+        free_port(),
+        ntp.port,
+        ip.port,
+        mfa={"pins": {"17": ["NOT-BASE32-SECRET-0189"]}},
+        sign={"keys": {"sched": "short-secret"}, "pins": {"19": ["sched"]}},
+    )
     output = config_error_output(Sim(cfg))
     assert "mfa.pins.17: key is not Base32" in output, output
     assert "sign.keys.sched: key must be a string of at least 16 characters" in output, output
@@ -402,12 +504,21 @@ def test_the_leak_check_reads_every_log_output_and_message(rig):
     assert "canary in the output of the simulator in %s" % sim.dir in found_in(heap)
     assert any("received by test client" in where for where in found_in('"FROM": "%s"' % NAME))
     raw = base64.b32decode(KEY_A)
-    planted = [("hex", b"key=" + raw.hex().encode()), ("repr", b"key=%r" % raw),
-               ("json", b'{"key": "%s"}' % KEY_A.encode()), ("clean", b"Info: MFA code accepted")]
-    assert leakcheck.find_leaks([("mfa", KEY_A)], planted) == ["mfa in hex", "mfa in json", "mfa in repr"]
+    planted = [
+        ("hex", b"key=" + raw.hex().encode()),
+        ("repr", b"key=%r" % raw),
+        ("json", b'{"key": "%s"}' % KEY_A.encode()),
+        ("clean", b"Info: MFA code accepted"),
+    ]
+    assert leakcheck.find_leaks([("mfa", KEY_A)], planted) == [
+        "mfa in hex",
+        "mfa in json",
+        "mfa in repr",
+    ]
 
 
 # ---- TLS
+
 
 @pytest.fixture(scope="module")
 def certs():
@@ -428,7 +539,11 @@ def certs():
 
 
 def tls_listener(certs, server):
-    return {"cafile": certs("ca.pem"), "certfile": certs(server + ".pem"), "keyfile": certs(server + ".key")}
+    return {
+        "cafile": certs("ca.pem"),
+        "certfile": certs(server + ".pem"),
+        "keyfile": certs(server + ".key"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -439,7 +554,9 @@ def tls_broker(certs):
     extra = ["listener %d 127.0.0.1" % misnamed_port]
     extra += ["%s %s" % kv for kv in tls_listener(certs, "misnamed").items()]
     extra += ["listener %d 127.0.0.1" % plain_port]
-    broker = Mosquitto(tls=tls_listener(certs, "server"), extra_conf="\n".join(extra) + "\n").start()
+    broker = Mosquitto(
+        tls=tls_listener(certs, "server"), extra_conf="\n".join(extra) + "\n"
+    ).start()
     wait_port(plain_port)
     yield broker, misnamed_port, plain_port
     broker.close()
@@ -447,7 +564,9 @@ def tls_broker(certs):
 
 def tls_config(services, port, **mqtt):
     _, ntp, ip = services
-    return base_config(port, ntp.port, ip.port, mqtt=dict({"ssl": True, "ca_file": "ca.pem"}, **mqtt))
+    return base_config(
+        port, ntp.port, ip.port, mqtt=dict({"ssl": True, "ca_file": "ca.pem"}, **mqtt)
+    )
 
 
 def test_tls_with_the_brokers_ca_connects_and_works(services, certs, tls_broker):
@@ -465,15 +584,25 @@ def test_tls_with_the_brokers_ca_connects_and_works(services, certs, tls_broker)
         sim.stop()
 
 
-@pytest.mark.parametrize("ca, listener, reason", [
-    ("other-ca.pem", "main", "TLS: The certificate is not correctly signed by the trusted CA"),
-    ("ca.pem", "misnamed", "TLS: The certificate Common Name (CN) does not match with the expected CN"),
-])
+@pytest.mark.parametrize(
+    "ca, listener, reason",
+    [
+        ("other-ca.pem", "main", "TLS: The certificate is not correctly signed by the trusted CA"),
+        (
+            "ca.pem",
+            "misnamed",
+            "TLS: The certificate Common Name (CN) does not match with the expected CN",
+        ),
+    ],
+)
 def test_tls_refuses_a_broker_it_cannot_verify(services, certs, tls_broker, ca, listener, reason):
     broker, misnamed_port, plain_port = tls_broker
     client = Client(plain_port)
     with open(certs(ca), "rb") as f:
-        sim = Sim(tls_config(services, broker.port if listener == "main" else misnamed_port), files={"ca.pem": f.read()})
+        sim = Sim(
+            tls_config(services, broker.port if listener == "main" else misnamed_port),
+            files={"ca.pem": f.read()},
+        )
     try:
         wait_log(sim, "connect failed (1): OSError('%s" % reason)  # a clear error
         client.send({"GP16": 1})
@@ -515,9 +644,14 @@ def test_the_device_reconnects_once_the_broker_shows_a_valid_certificate_again(s
 
     show("server")
     plain_port = free_port()
-    broker = Mosquitto(tls={"cafile": certs("ca.pem"), "certfile": os.path.join(live, "broker.pem"),
-                            "keyfile": os.path.join(live, "broker.key")},
-                       extra_conf="listener %d 127.0.0.1\n" % plain_port).start()
+    broker = Mosquitto(
+        tls={
+            "cafile": certs("ca.pem"),
+            "certfile": os.path.join(live, "broker.pem"),
+            "keyfile": os.path.join(live, "broker.key"),
+        },
+        extra_conf="listener %d 127.0.0.1\n" % plain_port,
+    ).start()
     wait_port(plain_port)
     client = Client(plain_port)
     with open(certs("ca.pem"), "rb") as f:
@@ -560,10 +694,23 @@ def tight(services):
     broker, ntp, ip = services
     client = Client(broker.port, topic=TIGHT_TOPIC, client_id="tight-tester")
     m = client.mark()
-    sim = Sim(base_config(broker.port, ntp.port, ip.port, mqtt={"topic": TIGHT_TOPIC, "client_id": "pico-tight"},
-                          mfa={"pins": {"17": [KEY_TIGHT]}},
-                          guard={"cooldown_s": 0.3, "max_changes": 3, "window_s": 60, "max_violations": 1,
-                                 "publish_max": 20, "publish_window_s": 10}))
+    sim = Sim(
+        base_config(
+            broker.port,
+            ntp.port,
+            ip.port,
+            mqtt={"topic": TIGHT_TOPIC, "client_id": "pico-tight"},
+            mfa={"pins": {"17": [KEY_TIGHT]}},
+            guard={
+                "cooldown_s": 0.3,
+                "max_changes": 3,
+                "window_s": 60,
+                "max_violations": 1,
+                "publish_max": 20,
+                "publish_window_s": 10,
+            },
+        )
+    )
     client.wait_for(state("GP16", 0), since=m, timeout=40)
     yield sim, client, ip
     client.close()
@@ -618,7 +765,9 @@ def test_a_flood_of_garbage_does_not_hide_failed_authentications(tight):
     client.wait_for(lambda p: p.startswith(DENIED + b" (locked for"), since=m)
     time.sleep(1)
     lines = [p for _, p in client.messages[m:] if p.startswith(b"Error:")]
-    assert [p for p in lines if p.startswith(DENIED)] == [DENIED, DENIED, DENIED + LOCKED % 30], lines
+    assert [p for p in lines if p.startswith(DENIED)] == [DENIED, DENIED, DENIED + LOCKED % 30], (
+        lines
+    )
     assert len(lines) <= 3 + 5, lines  # the garbage still has its budget
     assert sim.pin(17) == 0
 
@@ -642,7 +791,11 @@ def test_the_device_never_publishes_its_client_id(tight):
 
 # ---- the clock (before the first sync, resets, NTP steps)
 
-CLOCK_TOPIC, KEY_CLOCK, CLOCK_SIGNER = "home/clock", new_key(), base64.b64encode(os.urandom(18)).decode()
+CLOCK_TOPIC, KEY_CLOCK, CLOCK_SIGNER = (
+    "home/clock",
+    new_key(),
+    base64.b64encode(os.urandom(18)).decode(),
+)
 CLOCK_LOCKOUT_S = 20
 
 
@@ -654,11 +807,16 @@ def clock_rig(services):
     ntp = NtpServer()
     ntp_port = ntp.port
     ntp.close()  # down until the test brings it up
-    cfg = base_config(broker.port, ntp_port, ip.port, mqtt={"topic": CLOCK_TOPIC, "client_id": "pico-clock"},
-                      mfa={"pins": {"16": [KEY_CLOCK]}, "max_expired_codes": 5},
-                      sign={"keys": {"clock": CLOCK_SIGNER}, "pins": {"17": ["clock"]}, "window_s": WINDOW_S},
-                      guard={"auth_failures": AUTH_FAILURES, "auth_lockout_s": CLOCK_LOCKOUT_S},
-                      ntp={"force_wait_s": 0})
+    cfg = base_config(
+        broker.port,
+        ntp_port,
+        ip.port,
+        mqtt={"topic": CLOCK_TOPIC, "client_id": "pico-clock"},
+        mfa={"pins": {"16": [KEY_CLOCK]}, "max_expired_codes": 5},
+        sign={"keys": {"clock": CLOCK_SIGNER}, "pins": {"17": ["clock"]}, "window_s": WINDOW_S},
+        guard={"auth_failures": AUTH_FAILURES, "auth_lockout_s": CLOCK_LOCKOUT_S},
+        ntp={"force_wait_s": 0},
+    )
     client = Client(broker.port, topic=CLOCK_TOPIC, client_id="clock-tester")
     state_ = {"sims": [], "ntp": None, "ntp_port": ntp_port, "client": client}
 

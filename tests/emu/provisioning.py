@@ -2,7 +2,8 @@
 """`tinyctrl provision` end to end on the emulated Pico W, run by tests/support/emu/runner.py
 inside a network namespace: the real UF2 boots with no config.json and says so on its console;
 the host tool, with the real mpremote on the board's console (a pty), copies config.json and
-resets the board, which comes online on the local broker. Prints one "ok: ..." line per step passed; any
+resets the board, which comes online on the local broker. Prints one "ok: ..." line per step
+passed; any
 failure raises (the runner exits 1).
 
 Timeouts in emulated seconds are the board's; the tool's own are wall seconds (the emulator runs
@@ -37,13 +38,30 @@ def provision(lab, workdir):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "host"), str(REPO / "modules")]))
     before = board.mark()
     done = subprocess.run(
-        [sys.executable, "-m", "tinyctrl_host", "provision", "--port", port,
-         "--broker", "127.0.0.1:%d" % lab.broker.port, "--timeout", str(TOOL_TIMEOUT_S),
-         "-c", str(config)],
-        capture_output=True, text=True, env=env, timeout=TOOL_TIMEOUT_S + 600,
-        stdin=subprocess.DEVNULL)
-    print("tinyctrl provision exited %d\n%s%s" % (done.returncode, done.stdout, done.stderr),
-          flush=True)
+        [
+            sys.executable,
+            "-m",
+            "tinyctrl_host",
+            "provision",
+            "--port",
+            port,
+            "--broker",
+            "127.0.0.1:%d" % lab.broker.port,
+            "--timeout",
+            str(TOOL_TIMEOUT_S),
+            "-c",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TOOL_TIMEOUT_S + 600,
+        stdin=subprocess.DEVNULL,
+    )
+    print(
+        "tinyctrl provision exited %d\n%s%s" % (done.returncode, done.stdout, done.stderr),
+        flush=True,
+    )
     assert done.returncode == 0, "provision failed; console since:\n" + board.output[-2000:]
     # The device's name (config "name", default "tinyctrl") is what it publishes in "FROM".
     assert "board reset" in done.stdout and "tinyctrl is online" in done.stdout, done.stdout

@@ -63,7 +63,9 @@ class Results:
         try:
             yield details
         except Exception as e:
-            self.record(name, False, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=4)))
+            self.record(
+                name, False, "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=4))
+            )
             if self.lab.boards:
                 console = self.lab.boards[-1].output[-3000:]
                 log("the console up to the failure of %s:\n%s" % (name, console))
@@ -84,7 +86,9 @@ class TopicClient:
         self.board = board
         self.messages = []  # (emulated time, payload text)
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="emu-test", protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="emu-test", protocol=mqtt.MQTTv5
+        )
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(TOPIC, options=SubscribeOptions(qos=1, noLocal=True))
@@ -129,13 +133,20 @@ class TopicClient:
     def wait_pin(self, pin, value, timeout, since):
         key = "GP%d" % pin
         return self.wait(
-            lambda _t, o: isinstance(o, dict) and o.get(key) == value, timeout, since, "a publish of %s=%d" % (key, value)
+            lambda _t, o: isinstance(o, dict) and o.get(key) == value,
+            timeout,
+            since,
+            "a publish of %s=%d" % (key, value),
         )
 
     def wait_notify(self, pin, value, timeout, since):
         key = "GP%d" % pin
         return self.wait(
-            lambda _t, o: isinstance(o, dict) and isinstance(o.get("NOTIFY"), dict) and o["NOTIFY"].get(key) == value,
+            lambda _t, o: (
+                isinstance(o, dict)
+                and isinstance(o.get("NOTIFY"), dict)
+                and o["NOTIFY"].get(key) == value
+            ),
             timeout,
             since,
             "NOTIFY %s=%d" % (key, value),
@@ -173,7 +184,11 @@ def controller(lab, results_path):
     try:
         with results.check("relays_start_de_energised"):
             for pin in cfg["gpio"]["relay"] + [int(p) for p in cfg["gpio"]["momentary"]]:
-                assert board.level(pin) == off, "GP%d level %s, de-energised is %d" % (pin, board.level(pin), off)
+                assert board.level(pin) == off, "GP%d level %s, de-energised is %d" % (
+                    pin,
+                    board.level(pin),
+                    off,
+                )
 
         with results.check("relay_on"):
             since = mqtt.mark()
@@ -211,23 +226,34 @@ def controller(lab, results_path):
         with results.check("mfa_denied_without_code"):
             since = mqtt.mark()
             mqtt.send({"GP%d" % MFA_PIN: 1})
-            mqtt.wait(lambda text, _o: text.startswith(DENIED), ROUND_TRIP_S, since, "the MFA failure text")
+            mqtt.wait(
+                lambda text, _o: text.startswith(DENIED),
+                ROUND_TRIP_S,
+                since,
+                "the MFA failure text",
+            )
             assert board.level(MFA_PIN) == off, "GP%d moved without a code" % MFA_PIN
 
         with results.check("mfa_allowed_with_code"):
             since = mqtt.mark()
             now = lab.guest_time()
-            # One step ahead: codes of the step of the clock's first sync are refused (SECURITY.md, "Replay").
+            # One step ahead: codes of the step of the clock's first sync are refused (SECURITY.md,
+            # "Replay").
             mqtt.send({"MFA": oracle.totp(MFA_KEY, now + 30)})
             try:
-                mqtt.wait(lambda text, _o: text.startswith("Info: MFA code accepted"), ROUND_TRIP_S, since, "code accepted")
+                mqtt.wait(
+                    lambda text, _o: text.startswith("Info: MFA code accepted"),
+                    ROUND_TRIP_S,
+                    since,
+                    "code accepted",
+                )
             except TimeoutError as refused:
                 # Say whose clock is off: read the one the controller uses (this stops it).
                 device = float(board.exec("import time; print(time.time())"))
                 expected = lab.guest_time()
                 raise AssertionError(
-                    "%s; the device clock reads %.0f but NTP gave it %.0f plus the emulated time since (%+.0f s)"
-                    % (refused, device, expected, device - expected)
+                    "%s; the device clock reads %.0f but NTP gave it %.0f plus the emulated time "
+                    "since (%+.0f s)" % (refused, device, expected, device - expected)
                 ) from None
             mqtt.send({"GP%d" % MFA_PIN: 1})
             board.wait_level(MFA_PIN, on, ROUND_TRIP_S)
@@ -261,7 +287,10 @@ def boot_failures(lab, results_path):
     results = Results(results_path, lab)
     cases = {  # name: (config.json, what the message must name)
         "config_not_json": (b'{"wifi": {"ssid": "x"', "JSON"),
-        "config_invalid": (json.dumps(controller_config(gpio={"relay": [16], "contact": [16]})), "GP16"),
+        "config_invalid": (
+            json.dumps(controller_config(gpio={"relay": [16], "contact": [16]})),
+            "GP16",
+        ),
         "config_missing": (None, "not found"),
     }
     for name, (config, named) in cases.items():
@@ -317,8 +346,14 @@ def boot_levels_config(active_low):
     # keep Wi-Fi down here; the levels traced are set before the controller awaits any join
     # (main.load, Controller.run), and tests/e2e/test_relay_options.py boots with Wi-Fi down.
     cfg["wifi"]["ssid"] = "tinyctrl-no-such-network"
-    cfg["gpio"].update(relay=[16, 17, 20], momentary={"18": 1}, contact=[CONTACT], notify=[],
-                       active_low=active_low, power_on_state={"16": "restore", "17": "on"})
+    cfg["gpio"].update(
+        relay=[16, 17, 20],
+        momentary={"18": 1},
+        contact=[CONTACT],
+        notify=[],
+        active_low=active_low,
+        power_on_state={"16": "restore", "17": "on"},
+    )
     cfg["mfa"] = {}
     return cfg
 
@@ -350,9 +385,13 @@ def boot_levels(lab, results_path):
             bad = energised_at(board, (16, 18, 20), on)
             assert not bad, "energised at boot: %s" % bad
             assert [board.level(p) for p in TRACED] == [1 - on, on, 1 - on, 1 - on], board.trace
-            notes.append("relay pins driven off %.3f s emulated after reset, GP17 on at %.3f s"
-                         % (max(first_driven(board, p) for p in (16, 18, 20)),
-                            first_driven(board, 17, (on,))))
+            notes.append(
+                "relay pins driven off %.3f s emulated after reset, GP17 on at %.3f s"
+                % (
+                    max(first_driven(board, p) for p in (16, 18, 20)),
+                    first_driven(board, 17, (on,)),
+                )
+            )
         if not active_low:
             board.stop()
             continue
@@ -362,31 +401,43 @@ def boot_levels(lab, results_path):
             assert board.level(16) == on, "GP16 level %s" % board.level(16)
             reset_at, seen = board.emulated_s(), len(board.trace)
             board.wait_until(lambda: board.resets == 1, 3, "a watchdog reset")
-            board.wait_until(lambda: board.level(16) == on and board.level(17) == on, 10,
-                             "GP16 restored and GP17 on after the reset")
+            board.wait_until(
+                lambda: board.level(16) == on and board.level(17) == on,
+                10,
+                "GP16 restored and GP17 on after the reset",
+            )
             board.idle(0.5)
             after = board.trace[seen:]
-            bad = [(round(t, 4), g) for t, g, s in after
-                   if g in (18, 20) and s == GPIOPinState.LOW]
+            bad = [
+                (round(t, 4), g) for t, g, s in after if g in (18, 20) and s == GPIOPinState.LOW
+            ]
             assert not bad, "energised after the watchdog reset: %s" % bad
             assert (board.level(18), board.level(20)) == (1, 1)
-            notes.append("states right after the reset: %s" % [
-                (g, s.name) for t, g, s in after[:len(TRACED)]])
-            notes.append("GP16 back on %.3f s emulated after the stall began"
-                         % (board.emulated_s() - reset_at))
+            notes.append(
+                "states right after the reset: %s"
+                % [(g, s.name) for t, g, s in after[: len(TRACED)]]
+            )
+            notes.append(
+                "GP16 back on %.3f s emulated after the stall began"
+                % (board.emulated_s() - reset_at)
+            )
             board.stop()
     with results.check("boot_levels_no_config") as notes:
         board = lab.boot(None, trace_pins=TRACED)
         board.wait_for("reset the board", 5)
         board.idle(0.5)
-        driven = [(round(t, 4), g, s.name) for t, g, s in board.trace
-                  if s in (GPIOPinState.LOW, GPIOPinState.HIGH)]
+        driven = [
+            (round(t, 4), g, s.name)
+            for t, g, s in board.trace
+            if s in (GPIOPinState.LOW, GPIOPinState.HIGH)
+        ]
         assert not driven, "driven without a config: %s" % driven
         notes.append("states seen: %s" % sorted(set(s.name for _, _, s in board.trace)))
         board.stop()
 
 
-# ---- SECURITY.md, finding 2.9: a replay across a watchdog reset. The lab's NTP clock runs on emulated
+# ---- SECURITY.md, finding 2.9: a replay across a watchdog reset. The lab's NTP clock runs on
+# emulated
 # time (emu.clock.EmulatedClock): on host time the recorded code's step would be long past when
 # the board is back, and the replay refused whatever the device did.
 
@@ -440,7 +491,9 @@ def accepted(board, mqtt, request, pin, on):
 def refused(board, mqtt, request, pin, off):
     since = mqtt.mark()
     mqtt.send(request)
-    mqtt.wait(lambda text, _o: text.startswith(DENIED), ROUND_TRIP_S, since, "the MFA failure text")
+    mqtt.wait(
+        lambda text, _o: text.startswith(DENIED), ROUND_TRIP_S, since, "the MFA failure text"
+    )
     mqtt.wait_pin(pin, 0, ROUND_TRIP_S, since)  # the pin's true state follows the refusal
     assert board.level(pin) == off, "GP%d moved" % pin
 
@@ -458,44 +511,59 @@ def replay(lab, results_path):
         start = board.exec_start(RUN_UNTIL_STALLED.format(pin=STALL_SIGNAL))
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S, since=start)
         board.wait_for("tinyctrl: clock synced", ROUND_TRIP_S, since=start)
-        notes.append("subscribed and clock synced %.1f s emulated after reset" % board.emulated_s())
+        notes.append(
+            "subscribed and clock synced %.1f s emulated after reset" % board.emulated_s()
+        )
     mqtt = TopicClient(lab.broker.port, board)
     try:
         with results.check("replay_code_and_signature_accepted", fatal=True) as notes:
             first_sync = clock.served[0]
             # As a phone and a scheduler with synced clocks make them: the current step's code,
             # now's time stamp (not ahead: that gap is in SECURITY.md), after the sync's step.
-            board.wait_until(lambda: step(lab.guest_time()) > step(first_sync), SYNC_LEAD_S + 1,
-                             "the step after the first sync's")
+            board.wait_until(
+                lambda: step(lab.guest_time()) > step(first_sync),
+                SYNC_LEAD_S + 1,
+                "the step after the first sync's",
+            )
             now = lab.guest_time()
             used_code = {"MFA": oracle.totp(MFA_KEY, now), "GP%d" % MFA_PIN: 1}
             used_sig = oracle.signed(SIGN_KEY, TOPIC, {SIGNED: 1}, int(now))
             accepted(board, mqtt, used_code, MFA_PIN, on)
             accepted(board, mqtt, used_sig, SIGNED, on)
-            notes.append("code of step %d, TS %d; first sync %.1f (step %d)"
-                         % (step(now), int(now), first_sync, step(first_sync)))
+            notes.append(
+                "code of step %d, TS %d; first sync %.1f (step %d)"
+                % (step(now), int(now), first_sync, step(first_sync))
+            )
 
         with results.check("replay_watchdog_reset", fatal=True) as notes:
             stalled = board.mark()
             board.drive(STALL_SIGNAL, 0)
             board.wait_for("loop stalls now", ROUND_TRIP_S, since=stalled)
             stalled_at = board.emulated_s()
-            board.wait_until(lambda: board.resets == 1, WATCHDOG_S + min(WATCHDOG_S, 8) + 0.5,
-                             "a watchdog reset")
+            board.wait_until(
+                lambda: board.resets == 1,
+                WATCHDOG_S + min(WATCHDOG_S, 8) + 0.5,
+                "a watchdog reset",
+            )
             reset_at = board.emulated_s()
             board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S, since=stalled)
             board.wait_for("tinyctrl: clock synced", ROUND_TRIP_S, since=stalled)
             resync = clock.served[-1]
-            notes.append("reset %.2f s emulated after the stall; clock synced again %.1f s after "
-                         "the reset" % (reset_at - stalled_at, board.emulated_s() - reset_at))
+            notes.append(
+                "reset %.2f s emulated after the stall; clock synced again %.1f s after "
+                "the reset" % (reset_at - stalled_at, board.emulated_s() - reset_at)
+            )
             assert len(clock.served) == 2, "NTP answers: %s" % clock.served
             # Otherwise the replay would be of a step or time ahead of the boot's first sync:
             # the one gap SECURITY.md admits, not what this scenario tests.
             assert step(now) <= step(resync) and int(now) <= synced_second(resync), (
-                "re-synced at %.1f, before the step of %.1f ended" % (resync, now))
+                "re-synced at %.1f, before the step of %.1f ended" % (resync, now)
+            )
             since = mqtt.mark()
             mqtt.send({"CMD": "stats"})
-            _, text = mqtt.wait(lambda t, _o: "Resets=" in t, ROUND_TRIP_S, since, "the stats reply")
+            _, text = mqtt.wait(
+                lambda t, _o: "Resets=" in t, ROUND_TRIP_S, since, "the stats reply"
+            )
             assert "(last: watchdog)" in text, text
             assert (board.level(MFA_PIN), board.level(SIGNED)) == (off, off), "relays not off"
 
@@ -508,11 +576,16 @@ def replay(lab, results_path):
             # The step after the re-sync's: one ahead at once (SECURITY.md), current soon after.
             code = oracle.totp(MFA_KEY, (step(resync) + 1) * 30)
             accepted(board, mqtt, {"MFA": code, "GP%d" % MFA_PIN: 1}, MFA_PIN, on)
-            notes.append("code of step %d; re-synced in step %d" % (step(resync) + 1, step(resync)))
+            notes.append(
+                "code of step %d; re-synced in step %d" % (step(resync) + 1, step(resync))
+            )
         with results.check("replay_fresh_signature_accepted"):
             # Time stamps up to the re-sync's second are refused; a scheduler's next one is not.
-            board.wait_until(lambda: int(lab.guest_time()) > synced_second(resync), 2,
-                             "a second after the re-sync")
+            board.wait_until(
+                lambda: int(lab.guest_time()) > synced_second(resync),
+                2,
+                "a second after the re-sync",
+            )
             fresh = oracle.signed(SIGN_KEY, TOPIC, {SIGNED: 1}, int(lab.guest_time()))
             accepted(board, mqtt, fresh, SIGNED, on)
             assert board.resets == 1, "%d watchdog resets" % board.resets
@@ -592,18 +665,32 @@ def outage_cycle(lab, board, mqtt, fault, target, pulses, on):
             mqtt.send(c)
     key = "GP%d" % RELAY
     bound = RECONNECT_BOUND_S + ROUND_TRIP_S
-    applied, _ = mqtt.wait(lambda _t, o: isinstance(o, dict) and o.get(key) == target, bound, since,
-                           "%s: %s=%d published" % (fault, key, target))
+    applied, _ = mqtt.wait(
+        lambda _t, o: isinstance(o, dict) and o.get(key) == target,
+        bound,
+        since,
+        "%s: %s=%d published" % (fault, key, target),
+    )
     back = applied
     if fault != "firewall":  # the others reconnect: the full state follows (Action F)
-        full, _ = mqtt.wait(lambda _t, o: full_state(o), bound, since, "%s: the full state" % fault)
+        full, _ = mqtt.wait(
+            lambda _t, o: full_state(o), bound, since, "%s: the full state" % fault
+        )
         back = max(applied, full)
-    board.wait_until(lambda: pulses.count > pulses_before, ROUND_TRIP_S, "%s: the momentary press" % fault)
+    board.wait_until(
+        lambda: pulses.count > pulses_before, ROUND_TRIP_S, "%s: the momentary press" % fault
+    )
     board.wait_level(MOMENTARY, 1 - on, MOMENTARY_WAIT_S + ROUND_TRIP_S)
     board.idle(0.5)  # a duplicate would come with the backlog
     assert pulses.count == pulses_before + 1, "%s: the press was applied %d times" % (
-        fault, pulses.count - pulses_before)
-    assert board.level(RELAY) == (on if target else 1 - on), "%s: GP%d not %d" % (fault, RELAY, target)
+        fault,
+        pulses.count - pulses_before,
+    )
+    assert board.level(RELAY) == (on if target else 1 - on), "%s: GP%d not %d" % (
+        fault,
+        RELAY,
+        target,
+    )
     published = {}  # the state as the device's publishes since the outage tell it, latest last
     for _, text in mqtt.messages[since:]:
         try:
@@ -615,7 +702,9 @@ def outage_cycle(lab, board, mqtt, fault, target, pulses, on):
     for pin in (RELAY, MFA_PIN, MOMENTARY):
         level = 1 if board.level(pin) == on else 0
         assert published.get("GP%d" % pin) in (level, None if fault == "firewall" else level), (
-            "%s: published GP%d=%s, the pin is %d" % (fault, pin, published.get("GP%d" % pin), level))
+            "%s: published GP%d=%s, the pin is %d"
+            % (fault, pin, published.get("GP%d" % pin), level)
+        )
     return mqtt, applied - ended, back - ended
 
 
@@ -638,7 +727,8 @@ def firewall(board):
 
 
 def outages(lab, results_path, rounds, *only):
-    """Outages on the emulated board: `rounds` cycles of each fault (or of those named), one boot."""
+    """Outages on the emulated board: `rounds` cycles of each fault (or of those named), one
+    boot."""
     results = Results(results_path, lab)
     rounds = int(rounds)
     kinds = only or OUTAGE_FAULTS
@@ -654,15 +744,24 @@ def outages(lab, results_path, rounds, *only):
         for n in range(rounds):
             for fault in kinds:
                 with results.check("outage_%s_%d" % (fault, n + 1)) as notes:
-                    mqtt, applied, back = outage_cycle(lab, board, mqtt, fault, (n + 1) % 2, pulses, on)
+                    mqtt, applied, back = outage_cycle(
+                        lab, board, mqtt, fault, (n + 1) % 2, pulses, on
+                    )
                     times[fault].append(back)
-                    notes.append("command applied %.1f s, back (state published) %.1f s emulated after "
-                                 "the network returned" % (applied, back))
-                    assert back <= RECONNECT_BOUND_S, "%s: back %.1f s after the network" % (fault, back)
+                    notes.append(
+                        "command applied %.1f s, back (state published) %.1f s emulated after "
+                        "the network returned" % (applied, back)
+                    )
+                    assert back <= RECONNECT_BOUND_S, "%s: back %.1f s after the network" % (
+                        fault,
+                        back,
+                    )
                     shares.append(heap_share(mqtt))
         with results.check("outage_no_unplanned_reset") as notes:
-            notes.append("back after (s emulated, max per fault): %s" % ", ".join(
-                "%s %.1f" % (f, max(t)) for f, t in times.items() if t))
+            notes.append(
+                "back after (s emulated, max per fault): %s"
+                % ", ".join("%s %.1f" % (f, max(t)) for f, t in times.items() if t)
+            )
             assert board.resets == 0, "%d watchdog resets" % board.resets
     finally:
         mqtt.close()
@@ -671,7 +770,9 @@ def outages(lab, results_path, rounds, *only):
         total = int(board.exec("import gc; print(gc.mem_free() + gc.mem_alloc())"))
         heaps = [total * s // 1000 for s in shares]
         drift = heaps[-1] - heaps[1]  # from after the first outage: buffers it allocated stay
-        notes.append("heap %d bytes; in use after each outage %s; drift %+d" % (total, heaps, drift))
+        notes.append(
+            "heap %d bytes; in use after each outage %s; drift %+d" % (total, heaps, drift)
+        )
         assert abs(drift) < HEAP_DRIFT_MAX, "heap drifted %+d bytes" % drift
 
 
@@ -692,8 +793,12 @@ def tls(lab, results_path, cycles):
     with results.check("tls_verified_connect", fatal=True) as notes:
         board = lab.boot(cfg, lab.tls_files())
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
-        assert lab.ntp_fix is not None, "subscribed without an NTP answer: the certificate dates were not checked"
-        notes.append("subscribed over verified TLS %.1f s emulated after reset" % board.emulated_s())
+        assert lab.ntp_fix is not None, (
+            "subscribed without an NTP answer: the certificate dates were not checked"
+        )
+        notes.append(
+            "subscribed over verified TLS %.1f s emulated after reset" % board.emulated_s()
+        )
     mqtt = TopicClient(plain, board)
     try:
         with results.check("tls_relay_command"):
@@ -716,10 +821,23 @@ def tls(lab, results_path, cycles):
         before, after = rows[0]["before"], rows[-1]["after"]
         during = max(r["during"] for r in rows)
         drift = after - rows[0]["after"]  # from after the first: what it allocates for good stays
-        notes.append("handshake min/median/max %d/%d/%d ms emulated; heap in use before %d, with the "
-                     "session open %d (+%d), after the first %d, after the last %d; drift %+d over %d "
-                     "cycles" % (ms[0], ms[len(ms) // 2], ms[-1], before, during, during - before,
-                                 rows[0]["after"], after, drift, cycles))
+        notes.append(
+            "handshake min/median/max %d/%d/%d ms emulated; heap in use before %d, with the "
+            "session open %d (+%d), after the first %d, after the last %d; drift %+d over %d "
+            "cycles"
+            % (
+                ms[0],
+                ms[len(ms) // 2],
+                ms[-1],
+                before,
+                during,
+                during - before,
+                rows[0]["after"],
+                after,
+                drift,
+                cycles,
+            )
+        )
         assert abs(drift) < HEAP_DRIFT_MAX, "heap drifted %+d bytes" % drift
     with results.check("tls_no_alloc_failures"):
         bad = [line for line in lines if any(f in line for f in TLS_FAILURES)]

@@ -3,6 +3,7 @@
 emu.isolation.IsolatedNatBridge) on plain CPython: the events each fault queues, decoded as
 cyw43-driver's cyw43_ll_parse_async_event() reads them, and the firewall's drop and release. No
 emulator boot, no namespace."""
+
 import struct
 
 import pytest
@@ -68,8 +69,11 @@ def test_deauth_makes_the_driver_disassociate_and_joins_are_deauthenticated(chip
     assert chip.sent == [(CYW43_EV_DEAUTH_IND, 0, 2, 0), (bus.CYW43_EV_LINK, 0, 0, 0)]
     chip.sent.clear()
     chip._queue_join_events()
-    assert chip.sent == [(bus.CYW43_EV_AUTH, 0, 0, 0), (CYW43_EV_DEAUTH_IND, 0, 2, 0),
-                         (bus.CYW43_EV_LINK, 0, 0, 0)]
+    assert chip.sent == [
+        (bus.CYW43_EV_AUTH, 0, 0, 0),
+        (CYW43_EV_DEAUTH_IND, 0, 2, 0),
+        (bus.CYW43_EV_LINK, 0, 0, 0),
+    ]
 
 
 def test_ap_back_joins_again(chip):
@@ -81,9 +85,13 @@ def test_ap_back_joins_again(chip):
 
 
 def guest_syn():
-    tcp = net.pack_tcp(bytes(nat.GUEST_IP), bytes([192, 0, 2, 10]), 50000, 1883, 1, 0, net.TCP_SYN, 1024)
+    tcp = net.pack_tcp(
+        bytes(nat.GUEST_IP), bytes([192, 0, 2, 10]), 50000, 1883, 1, 0, net.TCP_SYN, 1024
+    )
     packet = net.pack_ipv4(bytes(nat.GUEST_IP), bytes([192, 0, 2, 10]), net.IP_PROTO_TCP, tcp)
-    return net.pack_ethernet(nat.GATEWAY_MAC, b"\x00\x10\x18\x00\x00\x02", net.ETHERTYPE_IPV4, packet)
+    return net.pack_ethernet(
+        nat.GATEWAY_MAC, b"\x00\x10\x18\x00\x00\x02", net.ETHERTYPE_IPV4, packet
+    )
 
 
 def test_firewall_drops_the_guests_traffic_and_holds_the_far_sides():

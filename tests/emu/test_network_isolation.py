@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The emulator harness's network guard, on plain CPython: no emulator boot, no namespace."""
+
 import asyncio
 import socket
 import struct
@@ -70,16 +71,25 @@ def test_bridge_drops_unmapped_udp():
     router = Router({})
     bridge = attached_bridge(router)
     guest_mac = bytes([2, 0, 0, 0, 0, 2])
-    dns_query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+    dns_query = (
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+    )
     udp = net.pack_udp(nat.GUEST_IP, bytes([8, 8, 8, 8]), 40000, 53, dns_query)
     ip = net.pack_ipv4(nat.GUEST_IP, bytes([8, 8, 8, 8]), net.IP_PROTO_UDP, udp)
-    bridge.handle_outbound_ethernet_frame(net.pack_ethernet(nat.GATEWAY_MAC, guest_mac, net.ETHERTYPE_IPV4, ip))
+    bridge.handle_outbound_ethernet_frame(
+        net.pack_ethernet(nat.GATEWAY_MAC, guest_mac, net.ETHERTYPE_IPV4, ip)
+    )
     assert router.refused == ["udp 8.8.8.8:53"]
 
 
 def dns_question(name, qtype=1):
     labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
-    return struct.pack("!HHHHHH", 0xBEEF, 0x0100, 1, 0, 0, 0) + labels + b"\x00" + struct.pack("!HH", qtype, 1)
+    return (
+        struct.pack("!HHHHHH", 0xBEEF, 0x0100, 1, 0, 0, 0)
+        + labels
+        + b"\x00"
+        + struct.pack("!HH", qtype, 1)
+    )
 
 
 def test_dns_stub_answers_known_names_and_nothing_else():

@@ -5,6 +5,7 @@ The scenarios boot when the first test needs them, two at a time (one per core),
 first; each check they record becomes one test here. See scenarios.py for what is checked and
 tests/support/emu/ for how the guest is kept off every real network.
 """
+
 import importlib.util
 import json
 import pathlib
@@ -39,7 +40,11 @@ def scenario_args(soak):
 
 def outage_checks(rounds):
     cycles = ["outage_%s_%d" % (f, n + 1) for n in range(rounds) for f in scenarios.OUTAGE_FAULTS]
-    return ["outage_boots_and_subscribes"] + cycles + ["outage_no_unplanned_reset", "outage_heap_flat"]
+    return (
+        ["outage_boots_and_subscribes"]
+        + cycles
+        + ["outage_no_unplanned_reset", "outage_heap_flat"]
+    )
 
 
 # Every check each scenario must report; one missing means the scenario stopped before it.
@@ -88,7 +93,11 @@ CHECKS = {
     ],
     "outages": outage_checks(OUTAGE_ROUNDS[False]),
 }
-SOAK_CHECKS = ["outage_%s_%d" % (f, n + 1) for n in range(1, OUTAGE_ROUNDS[True]) for f in scenarios.OUTAGE_FAULTS]
+SOAK_CHECKS = [
+    "outage_%s_%d" % (f, n + 1)
+    for n in range(1, OUTAGE_ROUNDS[True])
+    for f in scenarios.OUTAGE_FAULTS
+]
 # Wall-clock limit for one scenario (a safety net: the longest, the outages, takes about
 # 15 minutes with a core to itself, 23 with --soak).
 SCENARIO_TIMEOUT_S = 45 * 60
@@ -104,7 +113,8 @@ def why_not_runnable():
 
 @pytest.fixture(scope="module")
 def scenario_runs(tmp_path_factory, request):
-    """Run every scenario once, PARALLEL at a time; {scenario: (returncode, {check: record}, log)}."""
+    """Run every scenario once, PARALLEL at a time; {scenario: (returncode, {check: record},
+    log)}."""
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
@@ -142,13 +152,18 @@ def check_record(scenario_runs, scenario, check):
     returncode, records, log = scenario_runs[scenario]
     record = records.get(check)
     if record is None:
-        pytest.fail("%s never reached %s (exit %s); its log ends:\n%s" % (scenario, check, returncode, log[-4000:]))
+        pytest.fail(
+            "%s never reached %s (exit %s); its log ends:\n%s"
+            % (scenario, check, returncode, log[-4000:])
+        )
     assert record["ok"], "%s\nscenario log ends:\n%s" % (record["detail"], log[-3000:])
     return record
 
 
 @pytest.mark.parametrize(
-    "scenario,check", [(s, c) for s, checks in CHECKS.items() for c in checks], ids=lambda v: str(v)
+    "scenario,check",
+    [(s, c) for s, checks in CHECKS.items() for c in checks],
+    ids=lambda v: str(v),
 )
 def test_emulated_pico_w(scenario_runs, scenario, check, report):
     record = check_record(scenario_runs, scenario, check)

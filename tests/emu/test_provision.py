@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl provision` with the real mpremote against the real firmware on the emulated
 Pico W (tests/emu/provisioning.py, in its own network namespace)."""
+
 import subprocess
 
 import pytest
@@ -24,8 +25,12 @@ def test_provision_a_board_that_has_no_config(tmp_path):
         pytest.skip(reason)
     log = tmp_path / "provision.log"
     with open(log, "w") as out:
-        proc = start_isolated("%s:provision" % (HERE / "provisioning.py"),
-                                       args=[tmp_path], stdout=out, stderr=subprocess.STDOUT)
+        proc = start_isolated(
+            "%s:provision" % (HERE / "provisioning.py"),
+            args=[tmp_path],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             proc.wait(TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -2,8 +2,10 @@
 """The emulated CYW43439's SDPCM credit (emu.cyw43.SdpcmCreditBus) against cyw43-driver's own
 credit rules, on plain CPython: no emulator boot, no namespace.
 
-The bench with Home Assistant discovery on: with bus.py's credit (one per frame sent to the guest) the guest stalled after
+The bench with Home Assistant discovery on: with bus.py's credit (one per frame sent to the guest)
+the guest stalled after
 256 frames that answered none of its own, and the stall lost the TCP stream."""
+
 import struct
 
 import pytest
@@ -33,8 +35,18 @@ class Driver:
     def data_frame(self):
         payload = bytes(2 + bus.BDC_HEADER_LEN) + ACK_FRAME
         size = bus.SDPCM_HEADER_LEN + len(payload)
-        header = struct.pack("<HHBBBBBBH", size, ~size & 0xFFFF, self.seq, bus.DATA_HEADER, 0,
-                             bus.SDPCM_HEADER_LEN + 2, 0, 0, 0)
+        header = struct.pack(
+            "<HHBBBBBBH",
+            size,
+            ~size & 0xFFFF,
+            self.seq,
+            bus.DATA_HEADER,
+            0,
+            bus.SDPCM_HEADER_LEN + 2,
+            0,
+            0,
+            0,
+        )
         self.seq = (self.seq + 1) & 0xFF
         return header + payload
 

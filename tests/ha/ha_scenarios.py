@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""Home Assistant discovery against a real Home Assistant, run inside a private network namespace by
+"""Home Assistant discovery against a real Home Assistant, run inside a private network namespace
+by
 tests/support/homeassistant.py (--inside): mosquitto, the simulator and `hass`, all on loopback.
 Each check is reported as one JSON line; tests/ha/test_ha_live.py turns them into tests."""
+
 import os
 import re
 import signal
@@ -23,18 +25,24 @@ def readme_yaml():
     """The manual YAML of README.md's Home Assistant section, as written there."""
     with open(README) as f:
         text = f.read()
-    section = text[text.index("## Home Assistant"):]
+    section = text[text.index("## Home Assistant") :]
     return re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
 
 
 def device_config(ports, discovery=True):
     broker, ntp, ip = ports
     return sh.base_config(
-        broker, ntp, ip,
+        broker,
+        ntp,
+        ip,
         mqtt={"keepalive": KEEPALIVE_S, "client_id": DEVICE},
         mfa={"pins": {"17": [sh.KEY_A]}},
-        homeassistant={"discovery": discovery, "names": {"16": "Garage light"},
-                       "device_class": {"1": "garage_door", "0": "door"}})
+        homeassistant={
+            "discovery": discovery,
+            "names": {"16": "Garage light"},
+            "device_class": {"1": "garage_door", "0": "door"},
+        },
+    )
 
 
 def number(state):
@@ -60,7 +68,8 @@ def problems_in_log(log):
     out = []
     for line in log.splitlines():
         if re.search(r" (WARNING|ERROR|CRITICAL) ", line) and re.search(
-                r"mqtt|template|value_json", line, re.I):
+            r"mqtt|template|value_json", line, re.I
+        ):
             out.append(line)
     return out
 
@@ -80,8 +89,9 @@ def discovered(report):
     broker = Mosquitto().start()
     ntp, ip = NtpServer(), PublicIpServer()
     ports = (broker.port, ntp.port, ip.port)
-    hass = ha_support.HomeAssistant(os.path.join(tmp, "config"), broker.port, free_port(),
-                                    extra_yaml=readme_yaml())
+    hass = ha_support.HomeAssistant(
+        os.path.join(tmp, "config"), broker.port, free_port(), extra_yaml=readme_yaml()
+    )
     sim = sh.Sim(device_config(ports))
     tester = sh.Client(broker.port, client_id="other-client")
     try:
@@ -111,10 +121,16 @@ def _run(report, hass, sim, tester, ports):
         devices = set(entities.values())
         assert len(devices) == 1, "devices %s for %s" % (devices, sorted(entities))
         names = sorted(entities)
-        for wanted in ("switch.garage_pico_garage_light", "switch.garage_pico_gp17",
-                       "binary_sensor.garage_pico_gp17", "button.garage_pico_gp18",
-                       "binary_sensor.garage_pico_gp1", "sensor.garage_pico_temperature",
-                       "sensor.garage_pico_wi_fi_signal", "sensor.garage_pico_uptime"):
+        for wanted in (
+            "switch.garage_pico_garage_light",
+            "switch.garage_pico_gp17",
+            "binary_sensor.garage_pico_gp17",
+            "button.garage_pico_gp18",
+            "binary_sensor.garage_pico_gp1",
+            "sensor.garage_pico_temperature",
+            "sensor.garage_pico_wi_fi_signal",
+            "sensor.garage_pico_uptime",
+        ):
             assert (wanted in names) == (wanted != "switch.garage_pico_gp17"), (wanted, names)
         ident = hass.template("{{ device_attr('%s', 'identifiers') }}" % devices.pop())
         assert "tinyctrl-74696e7973696d31" in ident, ident
@@ -172,8 +188,10 @@ def _run(report, hass, sim, tester, ports):
         hass.wait_state("sensor.garage_pico_temperature", "21.5", 10)
         hass.wait_state("sensor.garage_pico_wi_fi_signal", number, 10)
         hass.wait_state("sensor.garage_pico_uptime", number, 10)
-        return "temperature %s, Wi-Fi signal %s, uptime %s" % tuple(hass.state(
-            "sensor.garage_pico_" + k) for k in ("temperature", "wi_fi_signal", "uptime"))
+        return "temperature %s, Wi-Fi signal %s, uptime %s" % tuple(
+            hass.state("sensor.garage_pico_" + k)
+            for k in ("temperature", "wi_fi_signal", "uptime")
+        )
 
     check(report, "diagnostic_sensors", diagnostics)
 
@@ -203,8 +221,10 @@ def _run(report, hass, sim, tester, ports):
         try:
             sim.wait_pin(16, 1, timeout=10)
         except AssertionError as e:
-            raise AssertionError("%s; on the topic %s; device log %s" % (
-                e, [m for _, m in tester.messages[since:]], sim.log()[-1500:])) from None
+            raise AssertionError(
+                "%s; on the topic %s; device log %s"
+                % (e, [m for _, m in tester.messages[since:]], sim.log()[-1500:])
+            ) from None
         hass.wait_state("switch.pico_gp16", "on", 10)
         hass.wait_state("binary_sensor.pico_gp1", "on", 10)
         return "README's switch and binary_sensor follow the device"
@@ -241,8 +261,9 @@ def _run(report, hass, sim, tester, ports):
 
     def back_when_reconnected():
         sim.wifi(True)
-        took = max(hass.wait_state(e, lambda s: s not in ("unavailable", None), 60)
-                   for e in watched)
+        took = max(
+            hass.wait_state(e, lambda s: s not in ("unavailable", None), 60) for e in watched
+        )
         return "%.1f s" % took
 
     check(report, "available_again_after_reconnect", back_when_reconnected)

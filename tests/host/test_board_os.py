@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The RPI-RP2 drive found where each OS mounts USB drives: /proc/mounts on Linux, /Volumes on
 macOS, drive letters on Windows. Only the OS detection layer is faked here."""
+
 import os
 
 from tinyctrl_host import board
@@ -33,7 +34,8 @@ def test_windows_drive_letters(tmp_path, monkeypatch):
 def test_linux_mounts(tmp_path, monkeypatch):
     drive = bootsel(tmp_path / "RPI RP2")  # a space, written \040 in /proc/mounts
     mounts = tmp_path / "mounts"
-    mounts.write_text("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 %s vfat rw 0 0\n"
-                      % drive.replace(" ", "\\040"))
+    mounts.write_text(
+        "/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 %s vfat rw 0 0\n" % drive.replace(" ", "\\040")
+    )
     monkeypatch.setattr(board, "LINUX_MOUNTS", str(mounts))
     assert board.find_drive("Linux") == drive

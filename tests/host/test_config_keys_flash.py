@@ -2,6 +2,7 @@
 """The `tinyctrl` commands that need no broker: config init / check / import, key new /
 show / code (the QR code decoded back with zxing-cpp), flash onto a folder that looks like the
 Pico's BOOTSEL drive, and every bad input as one line and a non-zero exit."""
+
 import json
 import os
 import stat
@@ -14,9 +15,24 @@ from oracle import totp_now
 from tinyctrl import config as device_config
 from tinyctrl import totp
 
-INIT = ["--ssid", "MyWifi", "--wifi-password", "wifi-secret-pw", "--server", "broker.example",
-        "--topic", "home/garage", "--relay", "16,17", "--momentary", "18:2,19", "--contact",
-        "0,1", "--notify", "0,16"]
+INIT = [
+    "--ssid",
+    "MyWifi",
+    "--wifi-password",
+    "wifi-secret-pw",
+    "--server",
+    "broker.example",
+    "--topic",
+    "home/garage",
+    "--relay",
+    "16,17",
+    "--momentary",
+    "18:2,19",
+    "--contact",
+    "0,1",
+    "--notify",
+    "0,16",
+]
 
 
 def mode(path):
@@ -56,8 +72,9 @@ def test_config_init_refuses_to_overwrite_and_asks_for_missing_flags(tmp_path):
     assert path.read_text() == "{}"
     line = one_line_error(run("config", "init", "-c", tmp_path / "new.json", "--server", "x"))
     assert "--ssid" in line
-    line = one_line_error(run("config", "init", "-c", tmp_path / "bad.json", *INIT, "--relay",
-                              "16,30", "--force"))
+    line = one_line_error(
+        run("config", "init", "-c", tmp_path / "bad.json", *INIT, "--relay", "16,30", "--force")
+    )
     assert "GP30 does not exist" in line and not (tmp_path / "bad.json").exists()
 
 
@@ -94,8 +111,9 @@ def test_missing_unreadable_and_wrong_kind_of_file(tmp_path):
         os.symlink(tmp_path / "loop", locked)
         os.symlink(locked, tmp_path / "loop")
     assert "cannot read" in one_line_error(run("config", "check", "-c", locked))
-    assert "no such file" in one_line_error(run("send", "-c", tmp_path / "none.json",
-                                                '{"GP16": 1}'))
+    assert "no such file" in one_line_error(
+        run("send", "-c", tmp_path / "none.json", '{"GP16": 1}')
+    )
     assert "no such file" in one_line_error(run("config", "import", tmp_path / "old.py"))
 
 
@@ -171,8 +189,9 @@ def config(tmp_path):
 
 def test_key_new_adds_a_key_and_shows_its_qr_code(config, tmp_path):
     png = tmp_path / "key.png"
-    done = run("key", "new", "--pin", "18", "--name", "phone", "--config", config, "--png", png,
-               "--show")
+    done = run(
+        "key", "new", "--pin", "18", "--name", "phone", "--config", config, "--png", png, "--show"
+    )
     assert done.returncode == 0, done.stderr
     key = load(config)["mfa"]["pins"]["18"][-1]
     assert mode(config) == 0o600 and mode(png) == 0o600
@@ -216,6 +235,7 @@ def test_key_errors(config):
 
 # ---- seed config import
 
+
 def import_seed(tmp_path, text, name="mqtt_tiny_controller_config.py"):
     old = tmp_path / name
     old.write_text(text)
@@ -229,15 +249,20 @@ def test_import_of_a_seed_config_with_momentary_set_and_mfa_on(tmp_path):
     assert mode(out) == 0o600
     raw = load(out)
     cfg = device_config.validate(raw)
-    assert raw["wifi"] == {"ssid": "HomeWifi", "password": "wifi-secret-pw", "max_retries": 30,
-                           "reset_delay_s": 600}
+    assert raw["wifi"] == {
+        "ssid": "HomeWifi",
+        "password": "wifi-secret-pw",
+        "max_retries": 30,
+        "reset_delay_s": 600,
+    }
     assert raw["mqtt"]["client_id"] == "pico-garage" and raw["mqtt"]["port"] == 8883
     assert raw["mqtt"]["ssl"] is True and raw["mqtt"]["ca_file"] == "ca.pem"
     assert cfg["gpio"]["momentary"] == {18: 3, 19: 3}  # the seed's default wait
     assert cfg["gpio"]["relay"] == [16, 17] and cfg["gpio"]["notify"] == [0, 1, 16, 17]
-    assert raw["mfa"]["pins"] == {"16": ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-                                         "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"],
-                                  "18": ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"]}
+    assert raw["mfa"]["pins"] == {
+        "16": ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"],
+        "18": ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"],
+    }
     assert raw["timezone"] == "EST" and raw["ntp"]["force_wait_s"] == 180
     assert "wifi_ssid -> wifi.ssid" in done.stdout
     assert "mqtt_client_id -> mqtt.client_id" in done.stdout
@@ -254,19 +279,32 @@ def test_import_of_an_older_seed_config_with_momentary_waits_mfa_off_and_minus_o
     assert cfg["gpio"]["momentary"] == {26: 10, 27: 2} and cfg["mfa"]["pins"] == {}
     assert raw["wifi"]["reset_delay_s"] == -1 and raw["publish_interval_s"] == -1
     assert raw["guard"]["max_changes"] == 5 and raw["mfa"]["max_expired_codes"] == 10
-    for note in ("wifi_max_retries -1", "hardware_modified_max = -1", "mqtt_qos = 0 has no "
-                 "equivalent", "totp_max_expired_codes = 12 lowered to 10", "MFA off"):
+    for note in (
+        "wifi_max_retries -1",
+        "hardware_modified_max = -1",
+        "mqtt_qos = 0 has no equivalent",
+        "totp_max_expired_codes = 12 lowered to 10",
+        "MFA off",
+    ):
         assert note in done.stdout, note
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("wifi_ssid = 'x'\nbroker_server = 'y\n", "syntax error"),
-    ("wifi_ssid = 'x'\nimport os\n", ":2: only `name = value`"),
-    ("wifi_ssid = 'x'\nwifi_pass = open('/etc/passwd').read()\n",
-     ":2: wifi_pass is not a plain value"),
-    ("wifi_ssid = __import__('os').system('touch pwned')\n", ":1: wifi_ssid is not a plain value"),
-    ("def f():\n    pass\n", ":1: only `name = value`"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("wifi_ssid = 'x'\nbroker_server = 'y\n", "syntax error"),
+        ("wifi_ssid = 'x'\nimport os\n", ":2: only `name = value`"),
+        (
+            "wifi_ssid = 'x'\nwifi_pass = open('/etc/passwd').read()\n",
+            ":2: wifi_pass is not a plain value",
+        ),
+        (
+            "wifi_ssid = __import__('os').system('touch pwned')\n",
+            ":1: wifi_ssid is not a plain value",
+        ),
+        ("def f():\n    pass\n", ":1: only `name = value`"),
+    ],
+)
 def test_import_refuses_syntax_errors_and_code_without_running_it(tmp_path, text, expected):
     done, out = import_seed(tmp_path, text)
     assert expected in one_line_error(done)
@@ -280,12 +318,14 @@ def test_import_names_what_the_device_would_refuse(tmp_path):
 
 # ---- flash
 
+
 def bootsel_drive(tmp_path):
     drive = tmp_path / "RPI-RP2"
     drive.mkdir()
     (drive / "INDEX.HTM").write_text("<html>")
-    (drive / "INFO_UF2.TXT").write_text("UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\n"
-                                        "Board-ID: RPI-RP2\n")
+    (drive / "INFO_UF2.TXT").write_text(
+        "UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n"
+    )
     return drive
 
 
@@ -332,12 +372,19 @@ def test_flash_errors(tmp_path):
 def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
     path = tmp_path / "config.json"
     term = Terminal("config", "init", "-c", path)
-    for prompt, text in (("(SSID): ", "HomeWifi"), ("Wi-Fi password", "wifi-secret-pw"),
-                         ("broker host: ", "broker.example"), ("TLS", "n"),
-                         ("broker port [1883]: ", ""), ("(empty: none): ", "pico"),
-                         ("broker password: ", "broker-secret-pw"), ("home/garage: ", "home/g"),
-                         ("16,17: ", "16"), ("18:2 (empty: none): ", "18:5"),
-                         ("0,1 (empty: none): ", "")):
+    for prompt, text in (
+        ("(SSID): ", "HomeWifi"),
+        ("Wi-Fi password", "wifi-secret-pw"),
+        ("broker host: ", "broker.example"),
+        ("TLS", "n"),
+        ("broker port [1883]: ", ""),
+        ("(empty: none): ", "pico"),
+        ("broker password: ", "broker-secret-pw"),
+        ("home/garage: ", "home/g"),
+        ("16,17: ", "16"),
+        ("18:2 (empty: none): ", "18:5"),
+        ("0,1 (empty: none): ", ""),
+    ):
         term.answer(prompt, text)
     assert term.finish() == 0
     raw = load(path)
@@ -353,18 +400,31 @@ def test_config_init_asks_in_a_terminal_without_echoing_passwords(tmp_path):
 def test_config_init_asks_about_tls_and_asks_again_after_a_wrong_answer(tmp_path):
     path = tmp_path / "config.json"
     term = Terminal("config", "init", "-c", path)
-    for prompt, text in (("(SSID): ", ""), ("(SSID): ", "HomeWifi"), ("Wi-Fi password", ""),
-                         ("broker host: ", "mqtts://xxxx.s1.eu.hivemq.cloud:8883"),
-                         ("broker host: ", "xxxx.s1.eu.hivemq.cloud"), ("TLS", "maybe"),
-                         ("TLS", ""), ("broker port [8883]: ", "http"),
-                         ("broker port [8883]: ", "99999"), ("broker port [8883]: ", ""),
-                         ("CA certificate", ""), ("(empty: none): ", ""),
-                         ("home/garage: ", "home/#"), ("home/garage: ", "home/g"),
-                         ("16,17: ", "16,30"), ("18:2 (empty: none): ", ""),
-                         ("0,1 (empty: none): ", ""), ("16,17: ", "16"),
-                         ("18:2 (empty: none): ", ""), ("0,1 (empty: none): ", "16"),
-                         ("16,17: ", "16"),
-                         ("18:2 (empty: none): ", ""), ("0,1 (empty: none): ", "0")):
+    for prompt, text in (
+        ("(SSID): ", ""),
+        ("(SSID): ", "HomeWifi"),
+        ("Wi-Fi password", ""),
+        ("broker host: ", "mqtts://xxxx.s1.eu.hivemq.cloud:8883"),
+        ("broker host: ", "xxxx.s1.eu.hivemq.cloud"),
+        ("TLS", "maybe"),
+        ("TLS", ""),
+        ("broker port [8883]: ", "http"),
+        ("broker port [8883]: ", "99999"),
+        ("broker port [8883]: ", ""),
+        ("CA certificate", ""),
+        ("(empty: none): ", ""),
+        ("home/garage: ", "home/#"),
+        ("home/garage: ", "home/g"),
+        ("16,17: ", "16,30"),
+        ("18:2 (empty: none): ", ""),
+        ("0,1 (empty: none): ", ""),
+        ("16,17: ", "16"),
+        ("18:2 (empty: none): ", ""),
+        ("0,1 (empty: none): ", "16"),
+        ("16,17: ", "16"),
+        ("18:2 (empty: none): ", ""),
+        ("0,1 (empty: none): ", "0"),
+    ):
         term.answer(prompt, text)
     assert term.finish() == 0, term.transcript.decode()
     raw = load(path)
@@ -386,8 +446,18 @@ def test_config_init_flags_for_tls_and_what_is_left_empty(tmp_path):
     assert raw["mqtt"]["ssl"] is True and raw["mqtt"]["tls_insecure"] is True
     assert raw["mqtt"]["port"] == 8883
     assert "empty Wi-Fi password" in done.stdout + done.stderr
-    line = one_line_error(run("config", "init", "-c", tmp_path / "url.json", *base[:2], "--server",
-                              "mqtt://broker.example:1883", *base[4:]))
+    line = one_line_error(
+        run(
+            "config",
+            "init",
+            "-c",
+            tmp_path / "url.json",
+            *base[:2],
+            "--server",
+            "mqtt://broker.example:1883",
+            *base[4:],
+        )
+    )
     assert "--server" in line and "a URL" in line
     assert not (tmp_path / "url.json").exists()
     done = run("config", "init", "-c", tmp_path / "user.json", *base, "--user", "pico")
@@ -400,8 +470,9 @@ def test_key_new_does_all_or_nothing(config, tmp_path):
     assert "cannot write" in one_line_error(done)
     assert config.read_bytes() == before  # no key that nobody scanned
     (tmp_path / "k.png").mkdir()  # the PNG's name taken by a folder
-    one_line_error(run("key", "new", "--pin", "18", "--config", config, "--png",
-                       tmp_path / "k.png"))
+    one_line_error(
+        run("key", "new", "--pin", "18", "--config", config, "--png", tmp_path / "k.png")
+    )
     assert config.read_bytes() == before
 
 
@@ -421,16 +492,34 @@ def test_key_new_list_and_remove(config):
     assert "18" not in load(config)["mfa"]["pins"]
     device_config.validate(load(config))
     assert "no TOTP key" in one_line_error(run("key", "list", "--config", config))
-    assert "has 0 key" in one_line_error(run("key", "remove", "--pin", "18", "--index", "1",
-                                             "--config", config))
+    assert "has 0 key" in one_line_error(
+        run("key", "remove", "--pin", "18", "--index", "1", "--config", config)
+    )
 
 
 def self_signed(path):
     import subprocess
 
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=tinyctrl-test", "-keyout", str(path) + ".key", "-out",
-                    str(path)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tinyctrl-test",
+            "-keyout",
+            str(path) + ".key",
+            "-out",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_config_check_refuses_what_the_board_would(tmp_path):
@@ -460,18 +549,19 @@ def test_flash_refuses_an_image_for_another_chip_or_a_damaged_one(tmp_path):
     esp = uf2_file(tmp_path, family=0xBFDD4EEE, name="esp32s2.uf2")
     line = one_line_error(run("flash", esp, "--drive", drive))
     assert "ESP32-S2" in line and "RP2040" in line
-    line = one_line_error(run("flash", uf2_file(tmp_path, family=0xE48BFF59, name="rp2350.uf2"),
-                              "--drive", drive))
+    line = one_line_error(
+        run("flash", uf2_file(tmp_path, family=0xE48BFF59, name="rp2350.uf2"), "--drive", drive)
+    )
     assert "RP2350" in line
     magic = tmp_path / "magic.uf2"  # one block of magic words and nothing else
     magic.write_bytes(b"UF2\n" + (0x9E5D5157).to_bytes(4, "little") + bytes(504))
     assert "not a UF2" in one_line_error(run("flash", magic, "--drive", drive))
     good = uf2_blocks(10)
     cut = tmp_path / "cut.uf2"  # the last blocks missing
-    cut.write_bytes(bytes(good[:512 * 8]))
+    cut.write_bytes(bytes(good[: 512 * 8]))
     assert "8 of its 10 blocks" in one_line_error(run("flash", cut, "--drive", drive))
     damaged = tmp_path / "damaged.uf2"
-    damaged.write_bytes(bytes(good[:512 * 4] + bytes(512) + good[512 * 5:]))
+    damaged.write_bytes(bytes(good[: 512 * 4] + bytes(512) + good[512 * 5 :]))
     assert "block 4 is damaged" in one_line_error(run("flash", damaged, "--drive", drive))
     assert sorted(p.name for p in drive.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT"]
 
@@ -509,7 +599,8 @@ def test_the_qr_code_fits_an_80_by_24_terminal_last(config):
 def test_import_replaces_the_seeds_published_example_keys_and_knows_ntp(tmp_path):
     example = ("ONSWG4TFOQQHI33UOAQGG3DJMVXHIIBR", "MNWGSZLOOQQDEIDTMVRXEZLU")
     text = SEED_SET.replace('"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"', '"%s"' % example[0]).replace(
-        '"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"', '"%s"' % example[1])
+        '"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"', '"%s"' % example[1]
+    )
     done, out = import_seed(tmp_path, text + '\ncommands = ["stats", "getip", "ntp", "reboot"]\n')
     assert done.returncode == 0, done.stderr
     pins = load(out)["mfa"]["pins"]

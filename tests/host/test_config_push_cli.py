@@ -4,6 +4,7 @@ refuse, a missing device key, a broker that is not there, each one line and exit
 index and by the name `key new --name` gave, never the last key of a pin unless asked; the
 device key `provision` makes (0600) and copies over USB; and a device without a push key, which
 does not listen for pushes (simulator, loopback mosquitto)."""
+
 import json
 import os
 import stat
@@ -85,18 +86,21 @@ def test_key_revoke_by_index_and_by_name(tmp_path):
     assert raw["mfa"]["pins"]["18"] == [phone, watch]
     device_config.validate(raw)
     assert "no key named 'tablet'" in one_line_error(
-        run("key", "revoke", "--pin", 18, "--name", "tablet", "--config", path))
+        run("key", "revoke", "--pin", 18, "--name", "tablet", "--config", path)
+    )
     assert run("key", "revoke", "--pin", 18, "--index", 2, "--config", path).returncode == 0
     line = one_line_error(run("key", "revoke", "--pin", 18, "--index", 1, "--config", path))
     assert "GP18's only key" in line and "--leave-open" in line
     assert "give --index 1-1" in one_line_error(
-        run("key", "revoke", "--pin", 18, "--index", 3, "--config", path))
+        run("key", "revoke", "--pin", 18, "--index", 3, "--config", path)
+    )
     done = run("key", "revoke", "--pin", 18, "--index", 1, "--leave-open", "--config", path)
     assert done.returncode == 0, done.stderr
     with open(path) as f:
         assert "18" not in json.load(f)["mfa"]["pins"]
     assert "GP18 has no TOTP key" in one_line_error(
-        run("key", "revoke", "--pin", 18, "--index", 1, "--config", path))
+        run("key", "revoke", "--pin", 18, "--index", 1, "--config", path)
+    )
 
 
 def test_a_device_without_a_push_key_is_not_listening(services, tmp_path):
@@ -116,7 +120,8 @@ def test_a_device_without_a_push_key_is_not_listening(services, tmp_path):
         assert "sending 100%" in done.stderr  # the progress, then the one line
         assert [x for x in done.stderr.splitlines() if not x.startswith("sending ")] == [
             "tinyctrl: no answer from %s within 30 s (is it online, with a push key from "
-            "tinyctrl provision?)" % cfg["name"]]
+            "tinyctrl provision?)" % cfg["name"]
+        ]
         sim.assert_alive()
     finally:
         client.close()

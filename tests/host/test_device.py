@@ -2,6 +2,7 @@
 """The `tinyctrl` commands against the real controller (simulator, MicroPython unix port)
 and a real mosquitto on loopback: send (open, TOTP and signed pins, commands, refusals), watch,
 a seed config imported and run, and a broker that refuses or is not there."""
+
 import base64
 import json
 import os
@@ -35,9 +36,13 @@ def wait_log(sim, fragment, timeout=40):
 @pytest.fixture(scope="module")
 def rig(services):
     broker, ntp, ip = services
-    cfg = base_config(broker.port, ntp.port, ip.port,
-                      mfa={"pins": {str(TOTP_PIN): [KEY]}},
-                      sign={"keys": {"script": SIGN_KEY}, "pins": {str(SIGNED): ["script"]}})
+    cfg = base_config(
+        broker.port,
+        ntp.port,
+        ip.port,
+        mfa={"pins": {str(TOTP_PIN): [KEY]}},
+        sign={"keys": {"script": SIGN_KEY}, "pins": {str(SIGNED): ["script"]}},
+    )
     client = Client(broker.port)
     m = client.mark()
     sim = Sim(cfg)
@@ -67,7 +72,8 @@ def test_send_sets_an_open_relay_and_prints_the_answer(rig):
 def test_send_adds_the_totp_code_for_a_protected_pin(rig):
     sim, _, config = rig
     settle()
-    # The device refuses codes of the 30 s step its clock first synced in (SECURITY.md, "Replay": no replay
+    # The device refuses codes of the 30 s step its clock first synced in (SECURITY.md, "Replay":
+    # no replay
     # across a reset); the next step's code is one it takes.
     time.sleep(-time.time() % 30 + 0.5)
     done = run("send", "-c", config, "--pin", TOTP_PIN, "--on")
@@ -125,8 +131,10 @@ def test_send_signs_a_request_for_a_signed_pin(rig, tmp_path):
     done = run("send", "-c", config, '{"GP19": 1}')
     assert done.returncode == 0, done.stdout + done.stderr
     sim.wait_pin(SIGNED, 0)  # momentary: released after its 2 s
-    assert [line for _, line in sim.outputs[seen:] if line.startswith("GP19=")] == \
-        ["GP19=1", "GP19=0"]
+    assert [line for _, line in sim.outputs[seen:] if line.startswith("GP19=")] == [
+        "GP19=1",
+        "GP19=0",
+    ]
     time.sleep(1.1)  # a signed request's TS must be newer than the last one accepted
     wrong = tmp_path / "wrong.key"
     wrong.write_text("not-the-scheduler-key-at-all\n")
@@ -154,6 +162,7 @@ def test_watch_shows_the_topic_in_readable_form(rig):
         for line in watch.stdout:
             lines.append(line.rstrip("\n"))
             ready.set()
+
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     assert ready.wait(15), watch.stderr.read() if watch.poll() is not None else "no output"
@@ -172,8 +181,10 @@ def test_watch_shows_the_topic_in_readable_form(rig):
     }
     end = time.monotonic() + 20
     while not all(any(match(line) for line in lines) for match in expect.values()):
-        assert time.monotonic() < end, ([k for k, m in expect.items()
-                                         if not any(m(line) for line in lines)], lines)
+        assert time.monotonic() < end, (
+            [k for k, m in expect.items() if not any(m(line) for line in lines)],
+            lines,
+        )
         time.sleep(0.1)
     watch.terminate()
     watch.wait(10)
@@ -186,8 +197,12 @@ def test_watch_shows_the_topic_in_readable_form(rig):
 
 def test_watch_shows_a_device_going_offline(services):
     broker, ntp, ip = services
-    cfg = base_config(broker.port, ntp.port, ip.port, mqtt={"client_id": "pico-gone",
-                                                            "keepalive": 2, "topic": "home/gone"})
+    cfg = base_config(
+        broker.port,
+        ntp.port,
+        ip.port,
+        mqtt={"client_id": "pico-gone", "keepalive": 2, "topic": "home/gone"},
+    )
     client = Client(broker.port, topic="home/gone", client_id="tester-gone")
     sim = Sim(cfg)
     try:
@@ -223,8 +238,10 @@ def test_an_imported_seed_config_runs_in_the_simulator(services, tmp_path):
         time.sleep(0.5)
         m = client.mark()
         client.send({"GP18": 1})  # MFA pin from the seed: refused without a code
-        assert client.wait_for(lambda p: p.startswith(b"Error:"), since=m) == \
-            b"Error: MFA validation failed, GPIO cannot be set"
+        assert (
+            client.wait_for(lambda p: p.startswith(b"Error:"), since=m)
+            == b"Error: MFA validation failed, GPIO cannot be set"
+        )
         sim.assert_alive()
     finally:
         sim.stop()
@@ -233,8 +250,22 @@ def test_an_imported_seed_config_runs_in_the_simulator(services, tmp_path):
 
 def test_a_broker_that_refuses_or_is_not_there(tmp_path):
     path = tmp_path / "config.json"
-    done = run("config", "init", "-c", path, "--ssid", "w", "--server", "127.0.0.1", "--topic",
-               "t/x", "--relay", "16", "--port", free_port())
+    done = run(
+        "config",
+        "init",
+        "-c",
+        path,
+        "--ssid",
+        "w",
+        "--server",
+        "127.0.0.1",
+        "--topic",
+        "t/x",
+        "--relay",
+        "16",
+        "--port",
+        free_port(),
+    )
     assert done.returncode == 0, done.stderr
     assert "cannot connect" in one_line_error(run("send", "-c", path, '{"GP16": 1}'))
     assert "cannot connect" in one_line_error(run("watch", "-c", path))
@@ -255,8 +286,9 @@ def test_a_broker_that_refuses_or_is_not_there(tmp_path):
 
 
 def test_provision_with_no_board_there(rig, tmp_path):
-    line = one_line_error(run("provision", "-c", rig[2], "--port", tmp_path / "ttyACM9",
-                              "--no-wait"))
+    line = one_line_error(
+        run("provision", "-c", rig[2], "--port", tmp_path / "ttyACM9", "--no-wait")
+    )
     assert "no board at" in line
 
 
@@ -265,14 +297,32 @@ def test_watch_defuses_other_clients_and_says_when_its_connection_drops(tmp_path
 
     broker = Mosquitto().start()
     path = tmp_path / "config.json"
-    assert run("config", "init", "-c", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
-               broker.port, "--topic", "t/w", "--relay", "16").returncode == 0
+    assert (
+        run(
+            "config",
+            "init",
+            "-c",
+            path,
+            "--ssid",
+            "w",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            broker.port,
+            "--topic",
+            "t/w",
+            "--relay",
+            "16",
+        ).returncode
+        == 0
+    )
     watch = start("watch", "-c", path, "--timeout", "60")
     lines = []
 
     def read():
         for line in watch.stdout:
             lines.append(line.rstrip("\n"))
+
     threading.Thread(target=read, daemon=True).start()
 
     def wait_line(fragment, timeout=20):
@@ -280,15 +330,20 @@ def test_watch_defuses_other_clients_and_says_when_its_connection_drops(tmp_path
         while not any(fragment in line for line in lines):
             assert time.monotonic() < end, (fragment, lines)
             time.sleep(0.1)
+
     other = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile")
     try:
         wait_line("watching t/w")
         time.sleep(1)  # subscribed
         other.connect("127.0.0.1", broker.port)
         other.loop_start()
-        for payload in (b'{"FROM": "tinyctrl", "GP16": 1}', b'{"FROM": "evil", "GP16": 0}',
-                        b"\x1b[2J\x1b[31mgarage-pico is OFFLINE", b'{"GP16": "\x1b]0;x\x07"}',
-                        "Error: \u202efake\u2028line".encode()):
+        for payload in (
+            b'{"FROM": "tinyctrl", "GP16": 1}',
+            b'{"FROM": "evil", "GP16": 0}',
+            b"\x1b[2J\x1b[31mgarage-pico is OFFLINE",
+            b'{"GP16": "\x1b]0;x\x07"}',
+            "Error: \u202efake\u2028line".encode(),
+        ):
             other.publish("t/w", payload, qos=1).wait_for_publish(5)
         wait_line("fake")
         assert not [line for line in lines if any(c < " " for c in line)], lines
@@ -311,8 +366,10 @@ def test_the_board_says_what_it_starts_and_what_it_is_doing(rig):
     sim, _, _ = rig
     log = sim.log()
     line = [s for s in log.splitlines() if "starting" in s][0]
-    assert line == ("tinyctrl: tinyctrl %s %s starting: relays GP16 GP17, momentary GP18 GP19 "
-                    "GP26 GP27, contacts GP0 GP1 GP2 GP3" % (tinyctrl.__version__, NAME)), line
+    assert line == (
+        "tinyctrl: tinyctrl %s %s starting: relays GP16 GP17, momentary GP18 GP19 "
+        "GP26 GP27, contacts GP0 GP1 GP2 GP3" % (tinyctrl.__version__, NAME)
+    ), line
     joining = log.index("joining Wi-Fi 'sim', then the broker 127.0.0.1:")
     assert log.index(line) < joining < log.index("subscribed to")
 
@@ -320,8 +377,25 @@ def test_the_board_says_what_it_starts_and_what_it_is_doing(rig):
 def test_send_with_the_device_offline_says_the_request_may_still_switch(tmp_path):
     with Mosquitto() as broker:
         path = tmp_path / "config.json"
-        assert run("config", "init", "-c", path, "--ssid", "w", "--server", "127.0.0.1", "--port",
-                   broker.port, "--topic", "t/off", "--relay", "16").returncode == 0
+        assert (
+            run(
+                "config",
+                "init",
+                "-c",
+                path,
+                "--ssid",
+                "w",
+                "--server",
+                "127.0.0.1",
+                "--port",
+                broker.port,
+                "--topic",
+                "t/off",
+                "--relay",
+                "16",
+            ).returncode
+            == 0
+        )
         line = one_line_error(run("send", "-c", path, "--pin", "16", "--on", "--timeout", "1"))
         assert "no answer from the device within 1 s" in line
         assert "queued at the broker" in line and "GP16" in line

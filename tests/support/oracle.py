@@ -2,6 +2,7 @@
 """What the device must accept, computed independently of its code (modules/tinyctrl): TOTP
 codes (RFC 6238) and signed requests (SECURITY.md, "Signed commands"). A test that used the
 device's own functions would pass with the device's mistakes."""
+
 import base64
 import hashlib
 import hmac

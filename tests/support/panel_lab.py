@@ -12,6 +12,7 @@ re-runs itself under `unshare -n`, brings `lo` up and runs tests/panel/panel_che
 pytest (tests/panel/test_panel.py does this under the heavy lock). Nothing here can reach
 beyond loopback: `Lab` refuses to start outside such a namespace.
 """
+
 import base64
 import functools
 import http.server
@@ -33,9 +34,16 @@ CHECKS = ROOT / "tests" / "panel" / "panel_checks.py"
 CHROMIUM = "/usr/bin/chromium"
 # Each part of the scenario logs in with its own user, so no password can leak from one to another.
 USERS = {"pico": "device-broker-pw-1", "phone": "phone-broker-pw-2", "spy": "spy-broker-pw-3"}
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def missing_requirements():
@@ -74,8 +82,11 @@ def broker():
     os.chmod(os.path.dirname(passwords), 0o755)
     for i, (user, password) in enumerate(USERS.items()):
         create = ["-c"] if i == 0 else []
-        subprocess.run(["mosquitto_passwd", "-b"] + create + [passwords, user, password],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mosquitto_passwd", "-b"] + create + [passwords, user, password],
+            check=True,
+            capture_output=True,
+        )
     os.chmod(passwords, 0o644)
     with open(mosq.conf) as f:
         conf = f.read().replace("allow_anonymous true", "allow_anonymous false")

@@ -3,7 +3,7 @@
 `tinyctrl config import` tests: SEED_SET is the last version (momentary pins as a set, MFA on);
 SEED_DICT an older one (momentary pins with their own waits, MFA off, -1 values)."""
 
-SEED_SET = '''
+SEED_SET = """
 # mqtt_tiny_controller_config.py (seed format): momentary as a set, MFA on
 wifi_ssid = "HomeWifi"
 wifi_pass = "wifi-secret-pw"
@@ -45,7 +45,7 @@ totp_max_expired_codes = 5
 gpio_pins_for_totp_enabled = {16: ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
                                    "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"],
                               18: ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"]}
-'''
+"""
 
 SEED_DICT = '''
 """An older version: momentary pins with their own waits, MFA off, -1 values."""

@@ -4,6 +4,7 @@
 Every service binds to loopback only. Tests, the simulator and the emulator harness use these so
 no traffic leaves the machine.
 """
+
 import contextlib
 import http.server
 import os

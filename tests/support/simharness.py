@@ -4,6 +4,7 @@
 Everything here talks to loopback: the broker, NTP and the public-IP stand-in come from
 tests/support/services.py.
 """
+
 import copy
 import json
 import os
@@ -43,13 +44,35 @@ def missing_requirements():
 
 def base_config(broker_port, ntp_port, ip_port, **sections):
     cfg = {
-        "wifi": {"ssid": "sim", "password": "wifi-secret-pw", "max_retries": 3, "reset_delay_s": -1},
-        "mqtt": {"server": "127.0.0.1", "port": broker_port, "topic": TOPIC, "client_id": DEVICE,
-                 "keepalive": 10, "user": "", "password": ""},
-        "gpio": {"relay": [16, 17], "momentary": {"18": 1, "19": 2, "26": 3, "27": 1},
-                 "contact": [0, 1, 2, 3], "notify": [0, 1, 16, 17]},
-        "guard": {"cooldown_s": 0.3, "max_changes": 50, "window_s": 60, "max_violations": 3,
-                  "publish_max": 200, "publish_window_s": 10},
+        "wifi": {
+            "ssid": "sim",
+            "password": "wifi-secret-pw",
+            "max_retries": 3,
+            "reset_delay_s": -1,
+        },
+        "mqtt": {
+            "server": "127.0.0.1",
+            "port": broker_port,
+            "topic": TOPIC,
+            "client_id": DEVICE,
+            "keepalive": 10,
+            "user": "",
+            "password": "",
+        },
+        "gpio": {
+            "relay": [16, 17],
+            "momentary": {"18": 1, "19": 2, "26": 3, "27": 1},
+            "contact": [0, 1, 2, 3],
+            "notify": [0, 1, 16, 17],
+        },
+        "guard": {
+            "cooldown_s": 0.3,
+            "max_changes": 50,
+            "window_s": 60,
+            "max_violations": 3,
+            "publish_max": 200,
+            "publish_window_s": 10,
+        },
         "ntp": {"host": "127.0.0.1", "port": ntp_port},
         "ip_provider": "http://127.0.0.1:%d/" % ip_port,
         "timezone": "UTC",
@@ -81,8 +104,14 @@ class Sim:
         self.pins = {}
         self.log_path = os.path.join(self.dir, "stderr.log")
         args, env = deps.simulator_command(self.config_path, *flags)
-        self.proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(self.log_path, "wb"), cwd=cwd or self.dir)
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(self.log_path, "wb"),
+            cwd=cwd or self.dir,
+        )
         SIMS.append(self)
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -132,7 +161,9 @@ class Sim:
             while self.pin(pin) != value:
                 left = end - time.monotonic()
                 if left <= 0:
-                    raise AssertionError("GP%d never became %d; outputs %s" % (pin, value, self.outputs[-10:]))
+                    raise AssertionError(
+                        "GP%d never became %d; outputs %s" % (pin, value, self.outputs[-10:])
+                    )
                 self._cond.wait(left)
 
     def log(self):
@@ -172,7 +203,9 @@ class Client:
         self.retained = []  # payloads the broker handed over as retained
         CLIENTS.append(self)
         self._cond = threading.Condition()
-        self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        self.mqtt = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True
+        )
         self.mqtt.on_message = self._on_message
         subscribed = threading.Event()
         self.mqtt.on_subscribe = lambda *a: subscribed.set()
@@ -214,7 +247,9 @@ class Client:
                         return payload
                 left = end - time.monotonic()
                 if left <= 0:
-                    raise AssertionError("no matching message; last: %s" % [m[1] for m in self.messages[-8:]])
+                    raise AssertionError(
+                        "no matching message; last: %s" % [m[1] for m in self.messages[-8:]]
+                    )
                 self._cond.wait(left)
 
     def device_json(self, since=0):
@@ -283,7 +318,8 @@ class Codes:
 
     def synced(self, at=None):
         """The device's clock was first synced at `at` (now, if None): after a start or reset.
-        Rounded as the device rounds an NTP time (ntp.parse): half a second past, it is the next."""
+        Rounded as the device rounds an NTP time (ntp.parse): half a second past, it is the
+        next."""
         self.synced_at = round(time.time() if at is None else at)
 
     def fresh(self, key):
@@ -304,5 +340,7 @@ def wait_log(sim, fragment, count=1, timeout=30, poll=0.1):
     end = time.monotonic() + timeout
     while sim.log().count(fragment) < count:
         if time.monotonic() > end:
-            raise AssertionError("%r not logged %d times; log ends:\n%s" % (fragment, count, sim.log()[-1500:]))
+            raise AssertionError(
+                "%r not logged %d times; log ends:\n%s" % (fragment, count, sim.log()[-1500:])
+            )
         time.sleep(poll)

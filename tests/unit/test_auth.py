@@ -20,17 +20,31 @@ OPEN, LIGHT, GARAGE, SPRINKLER, PORCH, GATE = 16, 17, 18, 19, 20, 21
 def gate():
     """GP16 open; GP17 TOTP A or B; GP18 TOTP A; GP19 signed by the scheduler;
     GP20 TOTP B or signed by the scheduler; GP21 signed by the other program."""
-    cfg = config.validate({
-        "wifi": {"ssid": "s"},
-        "mqtt": {"server": "b", "topic": TOPIC},
-        "gpio": {"relay": [OPEN, LIGHT, SPRINKLER, PORCH, GATE], "momentary": {str(GARAGE): 1}},
-        "mfa": {"pins": {str(LIGHT): [KEY_A, KEY_B], str(GARAGE): [KEY_A], str(PORCH): [KEY_B]},
-                "grant_s": GRANT_S, "max_expired_codes": MAX_EXPIRED},
-        "sign": {"keys": {"scheduler": SCHEDULER, "other": OTHER},
-                 "pins": {str(SPRINKLER): ["scheduler"], str(PORCH): ["scheduler"], str(GATE): ["other"]},
-                 "window_s": WINDOW_S},
-        "guard": {"auth_failures": FAILURES, "auth_lockout_s": LOCKOUT_S},
-    })
+    cfg = config.validate(
+        {
+            "wifi": {"ssid": "s"},
+            "mqtt": {"server": "b", "topic": TOPIC},
+            "gpio": {
+                "relay": [OPEN, LIGHT, SPRINKLER, PORCH, GATE],
+                "momentary": {str(GARAGE): 1},
+            },
+            "mfa": {
+                "pins": {str(LIGHT): [KEY_A, KEY_B], str(GARAGE): [KEY_A], str(PORCH): [KEY_B]},
+                "grant_s": GRANT_S,
+                "max_expired_codes": MAX_EXPIRED,
+            },
+            "sign": {
+                "keys": {"scheduler": SCHEDULER, "other": OTHER},
+                "pins": {
+                    str(SPRINKLER): ["scheduler"],
+                    str(PORCH): ["scheduler"],
+                    str(GATE): ["other"],
+                },
+                "window_s": WINDOW_S,
+            },
+            "guard": {"auth_failures": FAILURES, "auth_lockout_s": LOCKOUT_S},
+        }
+    )
     return AuthGate(cfg, TOPIC)
 
 
@@ -48,7 +62,9 @@ def wrong_code(key, at=T0):
 
 
 def req(obj):
-    return protocol.parse(json.dumps(obj).encode(), "GP", "MFA", (OPEN, LIGHT, GARAGE, SPRINKLER, PORCH, GATE), ())
+    return protocol.parse(
+        json.dumps(obj).encode(), "GP", "MFA", (OPEN, LIGHT, GARAGE, SPRINKLER, PORCH, GATE), ()
+    )
 
 
 def signed(pins, ts, key=SCHEDULER, topic=TOPIC):
@@ -80,6 +96,7 @@ def refused(g, obj, now=T0, synced=True):
 
 # ---- codes: once only (RFC 6238 5.2) and within the window
 
+
 def test_a_code_is_accepted_once():
     g = gate()
     c = code(KEY_A)
@@ -94,7 +111,9 @@ def test_an_older_code_is_refused_once_a_newer_one_was_used():
     g.offer_code(code(KEY_A, steps=0), T0, ms(T0), synced_at(True))
     raises(AuthError, g.offer_code, code(KEY_A, steps=-1), T0, ms(T0), synced_at(True))
     g.offer_code(code(KEY_A, steps=1), T0, ms(T0), synced_at(True))
-    g.offer_code(code(KEY_B, steps=-1), T0, ms(T0), synced_at(True))  # each key keeps its own counter
+    g.offer_code(
+        code(KEY_B, steps=-1), T0, ms(T0), synced_at(True)
+    )  # each key keeps its own counter
 
 
 def test_codes_are_accepted_from_max_expired_steps_back_to_one_ahead():
@@ -114,6 +133,7 @@ def test_no_code_or_signature_is_accepted_before_the_clock_is_synced():
 
 
 # ---- grants from {"MFA": n}
+
 
 def test_a_grant_covers_only_the_pins_of_the_codes_key():
     g = gate()
@@ -143,6 +163,7 @@ def test_a_grant_lasts_grant_s():
 
 # ---- inline codes {"MFA": n, "GP18": 1}
 
+
 def test_an_inline_code_authorises_exactly_its_message():
     g = gate()
     msg = {"MFA": code(KEY_A), "GP18": 1}
@@ -166,6 +187,7 @@ def test_a_wrong_inline_code_fails_even_with_a_grant_open():
 
 # ---- signed commands
 
+
 def test_a_signed_request_is_accepted_once():
     g = gate()
     msg = signed({SPRINKLER: 1}, T0)
@@ -182,8 +204,12 @@ def test_a_signed_request_must_be_newer_than_the_last_accepted_one():
 
 
 def test_a_signed_request_is_valid_within_window_s_of_its_time_stamp():
-    for ts, ok in ((T0 - WINDOW_S, True), (T0 + WINDOW_S, True),
-                   (T0 - WINDOW_S - 1, False), (T0 + WINDOW_S + 1, False)):
+    for ts, ok in (
+        (T0 - WINDOW_S, True),
+        (T0 + WINDOW_S, True),
+        (T0 - WINDOW_S - 1, False),
+        (T0 + WINDOW_S + 1, False),
+    ):
         g = gate()
         if ok:
             allowed(g, signed({SPRINKLER: 1}, ts))
@@ -211,6 +237,7 @@ def test_a_tampered_signed_request_is_refused():
 
 # ---- what each pin requires
 
+
 def test_pin_policies_totp_only_signature_only_either_or_nothing():
     allowed(gate(), {"GP16": 1})
     # TOTP only: a stolen scheduler key cannot open the garage.
@@ -233,6 +260,7 @@ def test_a_request_needs_every_protected_pin_authorised():
 
 
 # ---- brute force
+
 
 def locked_for(message):
     """N from "... (locked for Ns after repeated failures)", or None."""
@@ -277,7 +305,14 @@ def test_lockouts_and_grants_run_on_the_monotonic_clock():
     # ... and a grant is not cut short by a step, nor stretched by one back.
     g.authorize(req({"GP17": 1}), T0 + 3600, ms(T0 + LOCKOUT_S + GRANT_S - 1), synced_at(True))
     g.offer_code(code(KEY_B), T0, ms(T0 + 100), synced_at(True))
-    e = raises(AuthError, g.authorize, req({"GP17": 1}), T0 - 3600, ms(T0 + 100 + GRANT_S), synced_at(True))
+    e = raises(
+        AuthError,
+        g.authorize,
+        req({"GP17": 1}),
+        T0 - 3600,
+        ms(T0 + 100 + GRANT_S),
+        synced_at(True),
+    )
     assert str(e) == DENIED
 
 
@@ -287,7 +322,10 @@ def test_codes_and_signatures_from_before_the_first_sync_are_refused():
     g = gate()
     at = totp.counter_at(T0) * 30  # the first sync, at the start of T0's step
     for steps in (-1, 0):
-        assert str(raises(AuthError, g.offer_code, code(KEY_A, steps=steps), T0, ms(T0), at)) == DENIED
+        assert (
+            str(raises(AuthError, g.offer_code, code(KEY_A, steps=steps), T0, ms(T0), at))
+            == DENIED
+        )
     g.offer_code(code(KEY_A, steps=1), T0, ms(T0), at)  # one step ahead: after the sync
     early = req(signed({SPRINKLER: 1}, at))
     assert str(raises(AuthError, g.authorize, early, T0, ms(T0), at)) == DENIED
@@ -335,7 +373,9 @@ def test_guessing_bare_codes_locks_bare_codes():
     for i in range(FAILURES):
         e = raises(AuthError, g.offer_code, wrong_code(KEY_A), T0, ms(T0), synced_at(True))
     assert locked_for(str(e)) == LOCKOUT_S
-    assert locked_for(str(raises(AuthError, g.offer_code, code(KEY_A), T0 + 1, ms(T0 + 1), synced_at(True))))
+    assert locked_for(
+        str(raises(AuthError, g.offer_code, code(KEY_A), T0 + 1, ms(T0 + 1), synced_at(True)))
+    )
     # The refused code is spent; inline codes are counted per pin, so a fresh one works there.
     assert refused(g, {"MFA": code(KEY_A), "GP18": 1}, T0 + 1) == DENIED
     allowed(g, {"MFA": code(KEY_A, steps=1), "GP18": 1}, T0 + 1)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Watching contacts: the first edge is published at once, a bouncing contact gives
 one change, and a contact that comes back after the debounce gives both changes."""
+
 import asyncio
 
 from check import run_async

@@ -2,14 +2,18 @@
 """tests/support/fuzz.py copies the protocol's constants on purpose, so that it is an oracle
 independent of the device's parser. These checks keep the copies honest: change a limit in the
 device without changing the fuzzer and this fails, naming the constant."""
+
 import ast
 import os
 
 import fuzz
 from tinyctrl import config, protocol
 
-MODULES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "modules", "tinyctrl")
+MODULES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "modules",
+    "tinyctrl",
+)
 
 
 def module_constant(name, constant):
@@ -18,7 +22,9 @@ def module_constant(name, constant):
     with open(os.path.join(MODULES, name)) as f:
         tree = ast.parse(f.read())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == constant for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == constant for t in node.targets
+        ):
             return ast.literal_eval(node.value)
     raise AssertionError("%s has no %s" % (name, constant))
 

@@ -11,7 +11,9 @@ def test_cooldown_refuses_a_burst_without_counting_violations():
         assert g.refuse(16, start, "GP16") is None
         g.record(16, start)
         for t in (1, 500, 1001, 1999):
-            assert "cooling down, try again in %ds" % (1 if t > 1000 else 2) in g.refuse(16, start + t, "GP16")
+            assert "cooling down, try again in %ds" % (1 if t > 1000 else 2) in g.refuse(
+                16, start + t, "GP16"
+            )
         assert g.refuse(16, start + 2000, "GP16") is None
         assert not g.locked(16)
 
@@ -72,7 +74,9 @@ def test_a_locked_relay_may_still_switch_off():
     g.record(16, 0)
     assert g.refuse(16, 100, "GP16", 1).startswith("Error: GP16 locked")
     assert g.locked(16)
-    assert g.refuse(16, 200, "GP16", 0) is None  # off is the safe direction (SECURITY.md, finding 2.6)
+    assert (
+        g.refuse(16, 200, "GP16", 0) is None
+    )  # off is the safe direction (SECURITY.md, finding 2.6)
     assert g.refuse(16, 300, "GP16", 1).startswith("Error: GP16 locked")
 
 

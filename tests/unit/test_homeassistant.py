@@ -12,11 +12,16 @@ BOARD = "tinyctrl-74696e7973696d31"
 def configured(**ha):
     section = {"discovery": True}
     section.update(ha)
-    return config.validate({
-        "wifi": {"ssid": "home"}, "mqtt": {"server": "broker", "topic": "home/pico"},
-        "gpio": {"relay": [16, 17], "momentary": {"18": 2, "19": 1}, "contact": [0, 1]},
-        "mfa": {"pins": {"17": [KEY]}}, "sign": {"keys": {"cron": "a-random-signing-key-0123"}, "pins": {"19": ["cron"]}},
-        "homeassistant": section})
+    return config.validate(
+        {
+            "wifi": {"ssid": "home"},
+            "mqtt": {"server": "broker", "topic": "home/pico"},
+            "gpio": {"relay": [16, 17], "momentary": {"18": 2, "19": 1}, "contact": [0, 1]},
+            "mfa": {"pins": {"17": [KEY]}},
+            "sign": {"keys": {"cron": "a-random-signing-key-0123"}, "pins": {"19": ["cron"]}},
+            "homeassistant": section,
+        }
+    )
 
 
 def announced(cfg, diagnostics=("uptime", "rssi", "temperature")):
@@ -28,40 +33,70 @@ def problems(**ha):
 
 
 def test_the_section_is_optional_and_off_by_default():
-    cfg = config.validate({"wifi": {"ssid": "home"}, "mqtt": {"server": "b", "topic": "t"},
-                           "gpio": {"relay": [16]}})
+    cfg = config.validate(
+        {"wifi": {"ssid": "home"}, "mqtt": {"server": "b", "topic": "t"}, "gpio": {"relay": [16]}}
+    )
     assert cfg["homeassistant"] is None  # nothing is published for Home Assistant
-    cfg = config.validate({"wifi": {"ssid": "home"}, "mqtt": {"server": "b", "topic": "t"},
-                           "gpio": {"relay": [16]}, "homeassistant": {}})
+    cfg = config.validate(
+        {
+            "wifi": {"ssid": "home"},
+            "mqtt": {"server": "b", "topic": "t"},
+            "gpio": {"relay": [16]},
+            "homeassistant": {},
+        }
+    )
     assert cfg["homeassistant"]["discovery"] is False
     assert cfg["homeassistant"]["prefix"] == "homeassistant"
 
 
 def test_bad_sections_are_refused_with_the_key():
     assert problems(discovery="yes") == ["homeassistant.discovery: must be true or false"]
-    assert problems(prefix="ha/#") == ["homeassistant.prefix: must be a topic name without wildcards"]
+    assert problems(prefix="ha/#") == [
+        "homeassistant.prefix: must be a topic name without wildcards"
+    ]
     assert problems(colour=1) == ["homeassistant: unknown key 'colour'"]
     assert problems(names={"5": "Hall"}) == ["homeassistant.names: GP5 is not a configured pin"]
-    assert problems(names={"16": ""}) == ["homeassistant.names.16: must be text of 1-64 characters"]
+    assert problems(names={"16": ""}) == [
+        "homeassistant.names.16: must be text of 1-64 characters"
+    ]
     assert problems(names=["16"])[0].startswith("homeassistant.names: must map pin numbers")
     assert problems(device_class={"1": "garage"})[0].startswith(
-        "homeassistant.device_class.1: 'garage' is not a binary_sensor class")
+        "homeassistant.device_class.1: 'garage' is not a binary_sensor class"
+    )
     assert problems(device_class={"16": "door"}) == [
-        "homeassistant.device_class.16: a relay is 'outlet' or 'switch'"]
+        "homeassistant.device_class.16: a relay is 'outlet' or 'switch'"
+    ]
     assert problems(device_class={"18": "outlet"}) == [
-        "homeassistant.device_class: GP18 is not a relay or contact"]
-    assert problems(prefix="home")[0].startswith("homeassistant.prefix: must not contain mqtt.topic")
+        "homeassistant.device_class: GP18 is not a relay or contact"
+    ]
+    assert problems(prefix="home")[0].startswith(
+        "homeassistant.prefix: must not contain mqtt.topic"
+    )
 
 
 def test_one_device_with_every_pin_and_the_diagnostics():
-    d = announced(configured(names={"16": "Garage light", "0": "Front door"},
-                             device_class={"0": "door", "1": "garage_door", "16": "outlet"}))
+    d = announced(
+        configured(
+            names={"16": "Garage light", "0": "Front door"},
+            device_class={"0": "door", "1": "garage_door", "16": "outlet"},
+        )
+    )
     assert d["dev"]["ids"] == [BOARD] and d["dev"]["name"] == "pico-garage"
     assert d["o"]["name"] == "tinyctrl"
     assert d["stat_t"] == d["cmd_t"] == "home/pico"
     c = d["cmps"]
-    assert sorted(c) == ["GP0", "GP1", "GP16", "GP17", "GP18", "GP19", "rssi", "stats",
-                         "temperature", "uptime"]
+    assert sorted(c) == [
+        "GP0",
+        "GP1",
+        "GP16",
+        "GP17",
+        "GP18",
+        "GP19",
+        "rssi",
+        "stats",
+        "temperature",
+        "uptime",
+    ]
     assert c["GP16"]["p"] == "switch" and c["GP16"]["name"] == "Garage light"
     assert json.loads(c["GP16"]["pl_on"]) == {"GP16": 1}
     assert json.loads(c["GP16"]["pl_off"]) == {"GP16": 0}
@@ -81,12 +116,19 @@ def test_unique_ids_come_from_the_board_not_the_topic_or_client_id():
     ids = [c["uniq_id"] for c in d["cmps"].values()]
     assert len(set(ids)) == len(ids)
     assert all(i.startswith(BOARD + "_") for i in ids)
-    other = config.validate({"wifi": {"ssid": "h"},
-                             "mqtt": {"server": "b", "topic": "elsewhere", "client_id": "x"},
-                             "gpio": {"relay": [16]}, "homeassistant": {"discovery": True}})
+    other = config.validate(
+        {
+            "wifi": {"ssid": "h"},
+            "mqtt": {"server": "b", "topic": "elsewhere", "client_id": "x"},
+            "gpio": {"relay": [16]},
+            "homeassistant": {"discovery": True},
+        }
+    )
     assert announced(other)["cmps"]["GP16"]["uniq_id"] == BOARD + "_GP16"
-    assert homeassistant.discovery_topic(other["homeassistant"], BOARD) == \
-        "homeassistant/device/%s/config" % BOARD
+    assert (
+        homeassistant.discovery_topic(other["homeassistant"], BOARD)
+        == "homeassistant/device/%s/config" % BOARD
+    )
 
 
 def test_pins_needing_mfa_or_a_signature_are_read_only():
@@ -113,7 +155,7 @@ def test_diagnostics_only_where_the_board_has_them():
 
 def test_names_in_any_script_stay_valid_json_and_ascii():
     name = 'T\u00fcr "Nord" \\'
-    raw = homeassistant.payload(configured(names={"16": name, "0": "\U0001F6AA"}), "p", BOARD, ())
+    raw = homeassistant.payload(configured(names={"16": name, "0": "\U0001f6aa"}), "p", BOARD, ())
     assert all(b < 128 for b in raw)
     assert json.loads(raw)["cmps"]["GP16"]["name"] == name
     # outside the BMP: a surrogate pair (MicroPython's json.loads does not join them)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Local control: inputs that move relays without the broker (inputs.py), the offline
 failsafe (failsafe.py) and their config keys, with a port whose pins the test drives."""
+
 from check import raises, run_async
 from test_relays import Clock, Outbox, Port
 from tinyctrl import config
@@ -35,18 +36,30 @@ class Flag:
         pass
 
 
-INPUTS = {"4": {"relay": 16, "mode": "toggle"}, "5": {"relay": 18, "mode": "press"},
-          "6": {"relay": 17, "mode": "follow", "invert": True},
-          "7": {"relay": 20, "mode": "press", "long": "off_group"}}
+INPUTS = {
+    "4": {"relay": 16, "mode": "toggle"},
+    "5": {"relay": 18, "mode": "press"},
+    "6": {"relay": 17, "mode": "follow", "invert": True},
+    "7": {"relay": 20, "mode": "press", "long": "off_group"},
+}
 
 
 def raw_config(**local):
     loc = {"inputs": INPUTS}
     loc.update(local)
-    return {"wifi": {"ssid": "s"}, "mqtt": {"server": "b", "topic": "t"},
-            "gpio": {"relay": [16, 17, 20, 21], "momentary": {"18": 1}, "contact": [0],
-                     "interlock": [[20, 21]], "interlock_mode": "switch"},
-            "guard": {"cooldown_s": 0, "max_changes": 100}, "local": loc}
+    return {
+        "wifi": {"ssid": "s"},
+        "mqtt": {"server": "b", "topic": "t"},
+        "gpio": {
+            "relay": [16, 17, 20, 21],
+            "momentary": {"18": 1},
+            "contact": [0],
+            "interlock": [[20, 21]],
+            "interlock_mode": "switch",
+        },
+        "guard": {"cooldown_s": 0, "max_changes": 100},
+        "local": loc,
+    }
 
 
 def make(**local):
@@ -72,20 +85,26 @@ def test_the_config_is_normalised_with_defaults():
 
 def test_bad_local_keys_name_the_key():
     assert problems(inputs={"4": {"relay": 16, "mode": "toggle", "long": "off"}}) == [
-        'local.inputs.4.long: only a push button (mode "press") has a long press']
+        'local.inputs.4.long: only a push button (mode "press") has a long press'
+    ]
     assert problems(inputs={"16": {"relay": 17}}) == [
-        "local.inputs: GP16 is already a relay in gpio"]
+        "local.inputs: GP16 is already a relay in gpio"
+    ]
     assert problems(inputs={"4": {"relay": 0}}) == ["local.inputs.4.relay: GP0 is not a relay"]
     assert problems(inputs={"4": {"relay": 16, "mode": "hold"}}) == [
-        "local.inputs.4.mode: 'hold' is not one of toggle, follow, press"]
+        "local.inputs.4.mode: 'hold' is not one of toggle, follow, press"
+    ]
     assert problems(inputs={"4": {"mode": "toggle"}}) == ["local.inputs.4.relay: required"]
     assert problems(inputs={"4": {"relay": 16}, "04": {"relay": 17}}) == [
-        "local.inputs: GP4 is listed twice"]
+        "local.inputs: GP4 is listed twice"
+    ]
     assert problems(failsafe={"18": {"after_s": 60}}) == [
-        "local.failsafe.18: a momentary relay releases itself"]
+        "local.failsafe.18: a momentary relay releases itself"
+    ]
     assert problems(disabled=[0]) == ["local.disabled: GP0 is not a relay"]
     assert problems(debounce_ms=5000) == [
-        "local.debounce_ms: must be a whole number of ms from 0 to 1000"]
+        "local.debounce_ms: must be a whole number of ms from 0 to 1000"
+    ]
 
 
 def test_a_toggle_input_counts_a_change_only_once_it_has_held():
@@ -174,8 +193,11 @@ def test_a_local_move_meets_the_interlock_and_the_burnout_guard():
 
 
 def test_the_failsafe_acts_once_per_outage_and_says_so_when_back():
-    cfg = config.validate(raw_config(inputs={}, failsafe={"16": {"after_s": 300},
-                                                          "17": {"after_s": 60, "state": "on"}}))
+    cfg = config.validate(
+        raw_config(
+            inputs={}, failsafe={"16": {"after_s": 300}, "17": {"after_s": 60, "state": "on"}}
+        )
+    )
     port, out, clock = LocalPort(), Outbox(), Clock()
     relays = Relays(cfg, port, out, clock, RelayMemory(cfg, port))
     fs = Failsafe(cfg, relays, out, clock)
@@ -196,13 +218,14 @@ def test_the_failsafe_acts_once_per_outage_and_says_so_when_back():
     assert out.lines == []
     clock.t += 12000
     fs.link(True)
-    assert out.lines == ["Info: broker unreachable for 312s: GP17 on after 60s, GP16 off after "
-                         "300s (local.failsafe)"]
+    assert out.lines == [
+        "Info: broker unreachable for 312s: GP17 on after 60s, GP16 off after "
+        "300s (local.failsafe)"
+    ]
     fs.link(True)  # a second up: nothing more
     fs.link(False)  # the next outage: again
     relays.apply({17: 1})
     clock.t += 60000
     fs.step(clock.t)
     fs.link(True)
-    assert out.lines[-1] == ("Info: broker unreachable for 60s: GP17 already on "
-                             "(local.failsafe)")
+    assert out.lines[-1] == ("Info: broker unreachable for 60s: GP17 already on (local.failsafe)")

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The outbox: what is pending, coalescing, the error budget, and the publisher task
 answering at once unless a publish is in flight or the pacer holds messages back."""
+
 import asyncio
 import json
 
@@ -12,13 +13,20 @@ PINS = {16: 0, 17: 0, 18: 0, 0: 0, 1: 0}
 
 
 def make_cfg(publish_max=20, publish_window_s=10):
-    return config.validate({
-        "name": "dev",
-        "wifi": {"ssid": "home"},
-        "mqtt": {"server": "broker", "topic": "home/pico", "client_id": "dev-client"},
-        "gpio": {"relay": [16, 17], "momentary": {"18": 1}, "contact": [0, 1], "notify": [0, 16]},
-        "guard": {"publish_max": publish_max, "publish_window_s": publish_window_s},
-    })
+    return config.validate(
+        {
+            "name": "dev",
+            "wifi": {"ssid": "home"},
+            "mqtt": {"server": "broker", "topic": "home/pico", "client_id": "dev-client"},
+            "gpio": {
+                "relay": [16, 17],
+                "momentary": {"18": 1},
+                "contact": [0, 1],
+                "notify": [0, 16],
+            },
+            "guard": {"publish_max": publish_max, "publish_window_s": publish_window_s},
+        }
+    )
 
 
 class Broker:
@@ -198,7 +206,7 @@ def test_a_flood_in_is_paced_and_coalesced_out():
     during, after, box = run_async(main)
     assert not box.halted
     assert 2 <= len(during) < 10, during  # 300 changes in over ~0.3 s or more
-    later = [sorted(body(m)) for m in after[len(during):]]
+    later = [sorted(body(m)) for m in after[len(during) :]]
     assert ["GP1", "GP16", "GP17"] in later, after
 
 
@@ -229,8 +237,13 @@ def test_every_kind_takes_its_turn_under_a_flood_of_one():
             box.error("Error: MFA validation failed, GPIO cannot be set", "auth")
             box.post("home/pico/status", b"online")
         msg = box.next_message()
-        sent.append("post" if hasattr(msg, "topic") else
-                    "notify" if "NOTIFY" in msg else msg.split("=")[0].split(":")[0][:6])
+        sent.append(
+            "post"
+            if hasattr(msg, "topic")
+            else "notify"
+            if "NOTIFY" in msg
+            else msg.split("=")[0].split(":")[0][:6]
+        )
     assert sent[0] == "Uptime"
     for kind in ("post", "notify", "Error"):  # queued for the second message, all within 5
         assert kind in sent[1:6], sent
@@ -249,4 +262,8 @@ def test_a_post_goes_to_its_topic_rendered_when_sent():
     assert calls == []
     post = box.next_message()
     assert (post.topic, post.payload, post.retain, calls) == (
-        "homeassistant/device/x/config", b"payload", True, [1])
+        "homeassistant/device/x/config",
+        b"payload",
+        True,
+        [1],
+    )

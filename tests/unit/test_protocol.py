@@ -46,7 +46,10 @@ def test_errors_say_what_is_wrong():
     assert error(b'{"GP16": [1]}') == "Error: GP16 value must be 0 or 1"
     assert error(b'{"GP5": 1}') == "Error: GP5 is not configured"
     assert error(b'{"GP1": 1}') == "Error: GP1 is a contact switch and cannot be set"
-    assert error(b'{"CMD": "format"}') == "Error: unknown command 'format' (stats, getip, refresh, ntp)"
+    assert (
+        error(b'{"CMD": "format"}')
+        == "Error: unknown command 'format' (stats, getip, refresh, ntp)"
+    )
     assert error(b'{"CMD": "stats", "GP16": 1}') == "Error: send CMD on its own"
     assert error(b'{"MFA": 1234567}') == "Error: MFA code must be 6 digits"
     assert error(b'{"MFA": "12a456"}') == "Error: MFA code must be 6 digits"
@@ -77,20 +80,40 @@ def test_responses_are_seed_shaped_json():
 
 
 def test_canonical_text_for_signatures_orders_pins():
-    assert protocol.canonical("home/pico", 1700000000, {18: 1, 16: 0}, "GP") == "home/pico|1700000000|GP16=0,GP18=1"
+    assert (
+        protocol.canonical("home/pico", 1700000000, {18: 1, 16: 0}, "GP")
+        == "home/pico|1700000000|GP16=0,GP18=1"
+    )
 
 
 def test_strict_json_accepts_what_rfc8259_allows():
     sj = protocol.strict_json
     assert sj(' {"a" : [1, -2.5e3, true, false, null, "x\\"\\u0041"], "b": {}} ') == {
-        "a": [1, -2500.0, True, False, None, 'x"A'], "b": {}}
+        "a": [1, -2500.0, True, False, None, 'x"A'],
+        "b": {},
+    }
     assert sj("0") == 0 and sj('""') == ""
     assert [sj(n) for n in ("-0", "0.5", "1E+2", "-12.5e-3")] == [0, 0.5, 100.0, -0.0125]
 
 
 def test_strict_json_refuses_what_micropython_json_lets_through():
-    for bad in ('{"GP16" 1}', '{"GP17": 1, "GP16":}', '{"GP16": 0]', '{"GP16": 1,}', "{'GP16': 1}",
-                '{"GP16": 01}', '{"GP16": -01}', '{"GP16": 1.}', '{"GP16": 1e}', '{"GP16": 1.e5}', '{"GP16": -}', '{"GP16": 1} x', '{"GP16": .5}', '{"a": "\\x"}', '{"a": tru}'):
+    for bad in (
+        '{"GP16" 1}',
+        '{"GP17": 1, "GP16":}',
+        '{"GP16": 0]',
+        '{"GP16": 1,}',
+        "{'GP16': 1}",
+        '{"GP16": 01}',
+        '{"GP16": -01}',
+        '{"GP16": 1.}',
+        '{"GP16": 1e}',
+        '{"GP16": 1.e5}',
+        '{"GP16": -}',
+        '{"GP16": 1} x',
+        '{"GP16": .5}',
+        '{"a": "\\x"}',
+        '{"a": tru}',
+    ):
         raises(ValueError, protocol.strict_json, bad)
         assert error(bad.encode()).startswith("Error: request is not valid JSON"), bad
     raises(ValueError, protocol.strict_json, "")
@@ -104,11 +127,18 @@ def test_an_empty_message_is_no_request():
 
 
 def test_an_mfa_code_with_leading_zeros_as_iot_mqtt_panel_sends_it():
-    """{"MFA": <payload>} with a code like 012345 (SECURITY.md, finding 2.8): there, and only there."""
+    """{"MFA": <payload>} with a code like 012345 (SECURITY.md, finding 2.8): there, and only
+    there."""
     assert parse(b'{"MFA": 012345}').code == 12345
     assert parse(b'{"MFA": 000001, "GP16": 1}').code == 1
     assert error(b'{"MFA": 0012345}') == "Error: MFA code must be 6 digits"
-    for bad in (b'{"GP16": 01}', b'{"TS": 0123}', b'{"MFA": -012345}', b'{"MFA": 012.5}', b'{"x": {"MFA": 012345}}'):
+    for bad in (
+        b'{"GP16": 01}',
+        b'{"TS": 0123}',
+        b'{"MFA": -012345}',
+        b'{"MFA": 012.5}',
+        b'{"x": {"MFA": 012345}}',
+    ):
         assert error(bad).startswith("Error: request is not valid JSON"), bad
 
 
@@ -118,9 +148,20 @@ def test_read_output_is_the_inverse_of_the_formatters():
     assert read(protocol.notify_json("GP", {1: 1}, "dev")) == ("notify", {1: 1}, "dev")
     assert read(protocol.status_json("offline", "dev")) == ("status", "offline", "dev")
     assert read(protocol.ip_json("203.0.113.7", "dev")) == ("ip", "203.0.113.7", "dev")
-    assert read(b"Error: GP16 is not configured") == ("text", "Error: GP16 is not configured", None)
+    assert read(b"Error: GP16 is not configured") == (
+        "text",
+        "Error: GP16 is not configured",
+        None,
+    )
     assert read(b"Uptime=0 days 0 hrs 1 min") == ("text", "Uptime=0 days 0 hrs 1 min", None)
-    for other in (b'{"GP16": 1}', b'{"GP16": 2, "FROM": "dev"}', b'{"GP16": 1, "FROM": 7}',
-                  b'{"x": 1, "FROM": "dev"}', b'{"GP16": 1, "FROM": "dev"', b"\xff FROM",
-                  b'{"GP16": true, "FROM": "dev"}', b'{"NOTIFY": 1, "FROM": "dev"}'):
+    for other in (
+        b'{"GP16": 1}',
+        b'{"GP16": 2, "FROM": "dev"}',
+        b'{"GP16": 1, "FROM": 7}',
+        b'{"x": 1, "FROM": "dev"}',
+        b'{"GP16": 1, "FROM": "dev"',
+        b"\xff FROM",
+        b'{"GP16": true, "FROM": "dev"}',
+        b'{"NOTIFY": 1, "FROM": "dev"}',
+    ):
         assert read(other) is None, other

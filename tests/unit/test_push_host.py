@@ -14,8 +14,12 @@ from tinyctrl import config, push, trial
 
 def test_the_fixed_vector_is_what_the_pc_seals():
     nonce = bytes(range(0xF0, 0x100))
-    assert host_push.seal_config(test_seal.PLAIN, test_seal.KEY, 17, "garage-pico",
-                                 "home/pico", 120, nonce) == test_seal.SEALED
+    assert (
+        host_push.seal_config(
+            test_seal.PLAIN, test_seal.KEY, 17, "garage-pico", "home/pico", 120, nonce
+        )
+        == test_seal.SEALED
+    )
 
 
 def test_a_full_size_config_sealed_and_chunked_by_the_pc_is_opened_by_the_device():
@@ -26,8 +30,9 @@ def test_a_full_size_config_sealed_and_chunked_by_the_pc_is_opened_by_the_device
         raw["sign"]["keys"]["k%d" % len(raw["sign"]["keys"])] = os.urandom(16).hex()
     text = test_trial.text(raw)
     seq = host_push.new_seq()
-    parts = host_push.chunks(host_push.seal_config(text, test_trial.KEY, seq, "garage-pico",
-                                                   "home/pico"), seq)
+    parts = host_push.chunks(
+        host_push.seal_config(text, test_trial.KEY, seq, "garage-pico", "home/pico"), seq
+    )
     assert all(len(p) <= 600 for p in parts)  # under the device's 1 KB inbound limit
     dev.send(parts)
     assert dev.outbox.errors == [] and dev.read(trial.NEW) == text

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Relays: power-on states, auto-off, interlock groups and the relay memory, with a
 port whose pins and scratch word the test reads."""
+
 import asyncio
 
 from check import run_async
@@ -73,8 +74,14 @@ class Clock:
 def make(port=None, **gpio):
     g = {"relay": [16, 17, 20, 21], "momentary": {"18": 1}}
     g.update(gpio)
-    cfg = config.validate({"wifi": {"ssid": "s"}, "mqtt": {"server": "b", "topic": "t"}, "gpio": g,
-                           "guard": {"cooldown_s": 0, "max_changes": 100}})
+    cfg = config.validate(
+        {
+            "wifi": {"ssid": "s"},
+            "mqtt": {"server": "b", "topic": "t"},
+            "gpio": g,
+            "guard": {"cooldown_s": 0, "max_changes": 100},
+        }
+    )
     port = port or Port()
     out = Outbox()
     memory = RelayMemory(cfg, port)
@@ -85,7 +92,9 @@ def test_two_of_a_group_asked_on_together_is_refused_whole():
     r, port, out = make(interlock=[[20, 21]])
     r.apply({16: 1, 20: 1, 21: 1})
     assert port.levels[16] == port.levels[20] == port.levels[21] == 0
-    assert out.lines == ["Error: GP20 and GP21 are interlocked, never on together; request refused"]
+    assert out.lines == [
+        "Error: GP20 and GP21 are interlocked, never on together; request refused"
+    ]
 
 
 def test_refuse_mode_keeps_the_one_that_is_on():
@@ -113,8 +122,10 @@ def test_dead_time_delays_the_on_and_a_newer_request_cancels_it():
         r.apply({20: 1})
         r.apply({21: 1})
         assert (port.levels[20], port.levels[21]) == (0, 0)  # both off during the dead time
-        assert out.lines == ["Info: GP20 switched off first: interlocked with GP21; GP21 on in "
-                             "50 ms (gpio.interlock_dead_ms)"]
+        assert out.lines == [
+            "Info: GP20 switched off first: interlocked with GP21; GP21 on in "
+            "50 ms (gpio.interlock_dead_ms)"
+        ]
         await asyncio.sleep_ms(300)  # generous: a loaded CI machine runs the loop late
         assert port.levels[21] == 1
         r.apply({21: 0})
@@ -155,8 +166,10 @@ def test_power_on_states_after_a_watchdog_reset_and_a_power_cut():
         r2, port2, out2 = make(Port(scratch), power_on_state=modes)
         r2.power_on("watchdog")
         assert [port2.levels[p] for p in (16, 17, 18, 20, 21)] == [1, 1, 0, 1, 0]
-        assert out2.lines == ["Info: power-on after watchdog reset: GP16 on (restore), "
-                              "GP17 on (on), GP20 on (restore)"]
+        assert out2.lines == [
+            "Info: power-on after watchdog reset: GP16 on (restore), "
+            "GP17 on (on), GP20 on (restore)"
+        ]
         r2.apply({17: 0})  # the burnout guard never counted the restore
         assert r2.burnout._changes.get(16) is None
         r3, port3, _ = make(Port(scratch), power_on_state=modes)
@@ -173,8 +186,9 @@ def test_flash_is_written_on_real_change_only_and_coalesced():
 
     async def main():
         memory.FLASH_EVERY_S = 0.5
-        r, port, _ = make(power_on_state={"16": "restore", "20": "restore"},
-                          restore_after_power_cut="flash")
+        r, port, _ = make(
+            power_on_state={"16": "restore", "20": "restore"}, restore_after_power_cut="flash"
+        )
         task = asyncio.create_task(r.memory.run(r.states))
         r.apply({17: 1})  # not a restore relay: nothing to write
         await asyncio.sleep_ms(50)
@@ -190,8 +204,11 @@ def test_flash_is_written_on_real_change_only_and_coalesced():
         with open(Port.STATE_PATH) as f:
             assert f.read() == str(1 << 20)
         task.cancel()
-        r2, port2, out2 = make(Port(None), power_on_state={"16": "restore", "20": "restore"},
-                               restore_after_power_cut="flash")
+        r2, port2, out2 = make(
+            Port(None),
+            power_on_state={"16": "restore", "20": "restore"},
+            restore_after_power_cut="flash",
+        )
         r2.power_on("power")  # a power cut: from the file
         assert (port2.levels[16], port2.levels[20]) == (0, 1)
 
@@ -208,6 +225,7 @@ def test_flash_is_written_on_real_change_only_and_coalesced():
 def test_a_delayed_on_is_replaced_only_by_a_request_that_could_move_it():
     """Refuse mode: another pin's on is refused while one waits out the dead time, and a
     request that moves nothing (an off for a pin already off) cancels nothing."""
+
     async def main():
         r, port, out = make(interlock=[[20, 21]], interlock_dead_ms=100)
         r.apply({20: 1})
@@ -217,8 +235,10 @@ def test_a_delayed_on_is_replaced_only_by_a_request_that_could_move_it():
         r.apply({20: 1})
         await asyncio.sleep_ms(400)
         assert (port.levels[20], port.levels[21]) == (0, 1)
-        assert out.lines[-1] == "Error: GP20 not switched on: interlocked with GP21, which is " \
-                                "switching on"
+        assert (
+            out.lines[-1] == "Error: GP20 not switched on: interlocked with GP21, which is "
+            "switching on"
+        )
 
     run_async(main)
 
@@ -226,6 +246,7 @@ def test_a_delayed_on_is_replaced_only_by_a_request_that_could_move_it():
 def test_the_dead_time_and_the_running_relay_hold_across_a_reset():
     """GP21 (restore) was on at a watchdog reset; GP20's power-on state is on. The restore
     keeps the one that was running; without it, GP20 waits out the dead time after the reset."""
+
     async def main():
         group = {"interlock": [[20, 21]], "interlock_dead_ms": 100}
         modes = {"20": "on", "21": "restore"}
@@ -233,13 +254,16 @@ def test_the_dead_time_and_the_running_relay_hold_across_a_reset():
         r.power_on("watchdog")
         await asyncio.sleep_ms(300)
         assert (port.levels[20], port.levels[21]) == (0, 1)
-        assert out.lines == ["Info: power-on after watchdog reset: GP20 off (on; interlocked "
-                             "with GP21, which is on), GP21 on (restore)"]
+        assert out.lines == [
+            "Info: power-on after watchdog reset: GP20 off (on; interlocked "
+            "with GP21, which is on), GP21 on (restore)"
+        ]
         r, port, out = make(Port(1 << 21), power_on_state={"20": "on"}, **group)
         r.power_on("watchdog")
         assert (port.levels[20], port.levels[21]) == (0, 0)  # the motor stops first
-        assert out.lines == ["Info: power-on after watchdog reset: GP20 on in 100 ms (on; "
-                             "gpio.interlock_dead_ms)"]
+        assert out.lines == [
+            "Info: power-on after watchdog reset: GP20 on in 100 ms (on; gpio.interlock_dead_ms)"
+        ]
         await asyncio.sleep_ms(300)
         assert port.levels[20] == 1
         r, port, out = make(Port(1 << 21), **group)
@@ -258,7 +282,9 @@ def test_the_dead_time_and_the_running_relay_hold_across_a_reset():
 
 def test_max_on_s_counts_the_time_on_before_a_reset():
     """A relay on for most of its max_on_s at a watchdog reset, restored: it goes off after
-    what was left, not after max_on_s again. Counted in fifteenths, rounded up (early, not late)."""
+    what was left, not after max_on_s again. Counted in fifteenths, rounded up (early, not
+    late)."""
+
     async def main():
         timed = {"power_on_state": {"16": "restore", "17": "on"}, "max_on_s": {"16": 1, "17": 1}}
         r, port, out = make(**timed)
@@ -277,8 +303,10 @@ def test_max_on_s_counts_the_time_on_before_a_reset():
         r, port, out = make(Port(1 << 16, 15), **timed)  # used up just before the reset
         r.power_on("watchdog")
         assert port.levels[16] == 0
-        assert out.lines == ["Info: power-on after watchdog reset: GP16 off (restore; "
-                             "gpio.max_on_s used up), GP17 on (on)"]
+        assert out.lines == [
+            "Info: power-on after watchdog reset: GP16 off (restore; "
+            "gpio.max_on_s used up), GP17 on (on)"
+        ]
         r, port, out = make(Port(1 << 16, 15), **timed)
         r.power_on("power")  # a power cut: nothing known, the time starts again
         assert port.levels[16] == 0 and port.levels[17] == 1

@@ -15,7 +15,8 @@ SEALED = bytes.fromhex(
     "6663666466656666222c22736571223a31372c22746f223a226761726167652d7069636f222c22746f7069"
     "63223a22686f6d652f7069636f222c22747269616c5f73223a3132302c2276223a317d0a454da65936a798"
     "b5696b8825069a623c28970d73a66f157b2c4f0b4bbcb6af6d0806617b0a1c6bda3eebf7e7baaf6f83dc46"
-    "70199aee3d6b")
+    "70199aee3d6b"
+)
 
 
 def ecb(key):
@@ -36,7 +37,7 @@ def open_sealed(data, piece=7):
     out = b""
     header = None
     for i in range(0, len(data), piece):
-        part = data[i:i + piece]
+        part = data[i : i + piece]
         if header is None:
             seen = o.header_seen(part)
             if seen is None:
@@ -66,7 +67,7 @@ def test_incremental_hmac_is_hmac_sha256():
     msg = b"header line\n" + bytes(range(256)) * 3
     h = seal.Hmac(KEY)
     for i in range(0, len(msg), 100):
-        h.update(msg[i:i + 100])
+        h.update(msg[i : i + 100])
     assert h.digest() == totp.hmac_sha256(KEY, msg)
 
 
@@ -80,7 +81,11 @@ def test_opens_what_the_pc_sealed():
         header, plain = open_sealed(SEALED, piece)
         assert plain == PLAIN
         assert (header["seq"], header["to"], header["topic"], header["trial_s"]) == (
-            17, "garage-pico", "home/pico", 120)
+            17,
+            "garage-pico",
+            "home/pico",
+            120,
+        )
 
 
 def test_refuses_a_flipped_bit_anywhere():

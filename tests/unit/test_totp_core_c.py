@@ -3,6 +3,7 @@
 
 Checks RFC 2202 (HMAC-SHA1), RFC 4226 appendix D (HOTP) and RFC 6238 (TOTP,
 SHA-1) vectors, and the totp_match window."""
+
 import ctypes
 import hashlib
 import hmac
@@ -23,18 +24,41 @@ pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
 def core(tmp_path_factory):
     lib = tmp_path_factory.mktemp("totp_core") / "libtotp_core.so"
     subprocess.run(
-        [CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-         "-o", str(lib), str(CORE / "totp_core.c")],
+        [
+            CC,
+            "-std=c99",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(lib),
+            str(CORE / "totp_core.c"),
+        ],
         check=True,
     )
     so = ctypes.CDLL(str(lib))
-    so.totp_hmac_sha1.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
-                                  ctypes.c_size_t, ctypes.c_char_p]
+    so.totp_hmac_sha1.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+    ]
     so.totp_hmac_sha1.restype = None
     so.totp_hotp.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint]
     so.totp_hotp.restype = ctypes.c_uint32
-    so.totp_match.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_uint64,
-                              ctypes.c_uint, ctypes.c_uint, ctypes.c_uint]
+    so.totp_match.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint32,
+        ctypes.c_uint64,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_uint,
+    ]
     so.totp_match.restype = ctypes.c_int64
     return so
 
@@ -59,10 +83,16 @@ RFC2202 = [
     (b"\xaa" * 20, b"\xdd" * 50, "125d7342b9ac11cd91a39af48aa17b4f63f175d3"),
     (bytes(range(1, 26)), b"\xcd" * 50, "4c9007f4026250c6bc8414f9bf50c86c2d7235da"),
     (b"\x0c" * 20, b"Test With Truncation", "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04"),
-    (b"\xaa" * 80, b"Test Using Larger Than Block-Size Key - Hash Key First",
-     "aa4ae5e15272d00e95705637ce8a3b55ed402112"),
-    (b"\xaa" * 80, b"Test Using Larger Than Block-Size Key and Larger Than One Block-Size Data",
-     "e8e99d0f45237d786d6bbaa7965c7808bbff1a91"),
+    (
+        b"\xaa" * 80,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "aa4ae5e15272d00e95705637ce8a3b55ed402112",
+    ),
+    (
+        b"\xaa" * 80,
+        b"Test Using Larger Than Block-Size Key and Larger Than One Block-Size Data",
+        "e8e99d0f45237d786d6bbaa7965c7808bbff1a91",
+    ),
 ]
 
 

@@ -23,9 +23,12 @@ def new_dir():
 
 
 def raw_config(**top):
-    raw = {"wifi": {"ssid": "sim", "password": "pw-one"},
-           "mqtt": {"server": "127.0.0.1", "topic": TOPIC},
-           "gpio": {"relay": [16, 17]}, "name": NAME}
+    raw = {
+        "wifi": {"ssid": "sim", "password": "pw-one"},
+        "mqtt": {"server": "127.0.0.1", "topic": TOPIC},
+        "gpio": {"relay": [16, 17]},
+        "name": NAME,
+    }
     raw.update(top)
     return raw
 
@@ -38,8 +41,20 @@ def sealed(plain, seq, to=NAME, topic=TOPIC, key=KEY, trial_s=30):
     """What the PC sends, made with the device's own primitives (CTR is its own inverse)."""
     enc, mac = seal.derive(key)
     nonce = os.urandom(16)
-    header = json.dumps({"len": len(plain), "nonce": hexlify(nonce), "seq": seq, "to": to,
-                         "topic": topic, "trial_s": trial_s, "v": 1}).encode() + b"\n"
+    header = (
+        json.dumps(
+            {
+                "len": len(plain),
+                "nonce": hexlify(nonce),
+                "seq": seq,
+                "to": to,
+                "topic": topic,
+                "trial_s": trial_s,
+                "v": 1,
+            }
+        ).encode()
+        + b"\n"
+    )
     body = seal.Ctr(ecb(enc), nonce).apply(plain)
     h = seal.Hmac(mac)
     h.update(header + body)
@@ -48,8 +63,9 @@ def sealed(plain, seq, to=NAME, topic=TOPIC, key=KEY, trial_s=30):
 
 def chunks(data, seq):
     n = (len(data) + push.CHUNK - 1) // push.CHUNK
-    return [b"%d %d/%d\n" % (seq, i, n) + data[i * push.CHUNK:(i + 1) * push.CHUNK]
-            for i in range(n)]
+    return [
+        b"%d %d/%d\n" % (seq, i, n) + data[i * push.CHUNK : (i + 1) * push.CHUNK] for i in range(n)
+    ]
 
 
 class Resets(Exception):
@@ -110,8 +126,7 @@ class Device:
         self.boot = trial.boot(self.hw.CONFIG_PATH)
         self.cfg = config.load(self.boot.path)
         self.outbox = Outbox()
-        self.rx = push.Receiver(self.cfg, self.hw, self.outbox, lambda: self.now, self.boot,
-                                ecb)
+        self.rx = push.Receiver(self.cfg, self.hw, self.outbox, lambda: self.now, self.boot, ecb)
 
     def online(self):
         """Subscribed, and the device's first state came back on its topic."""
@@ -182,11 +197,19 @@ def test_refusals_change_nothing():
         (raw_config(), 11, {"topic": "home/porch"}, "sealed for another device"),
         (raw_config(), 12, {"key": b"\x09" * 32}, "not sealed with this device's key"),
         (raw_config(), 13, {"trial_s": 5}, "trial of 5 s"),
-        (raw_config(gpio={"relay": [99]}, guard={"auth_failures": 0}), 14, {},
-         "gpio.relay: GP99 does not exist on the Pico W (GP0-GP22, GP26-GP28); "
-         "guard.auth_failures: must be a whole number from 1 to 10"),
-        (raw_config(mqtt={"server": "h", "topic": TOPIC, "ssl": True, "ca_file": "ca.pem"}),
-         15, {}, "mqtt.ca_file: ca.pem is not on the device"),
+        (
+            raw_config(gpio={"relay": [99]}, guard={"auth_failures": 0}),
+            14,
+            {},
+            "gpio.relay: GP99 does not exist on the Pico W (GP0-GP22, GP26-GP28); "
+            "guard.auth_failures: must be a whole number from 1 to 10",
+        ),
+        (
+            raw_config(mqtt={"server": "h", "topic": TOPIC, "ssl": True, "ca_file": "ca.pem"}),
+            15,
+            {},
+            "mqtt.ca_file: ca.pem is not on the device",
+        ),
     )
     for raw, seq, kw, why in cases:
         dev.outbox.errors, dev.outbox.replies = [], []
@@ -215,8 +238,16 @@ def test_order_duplicates_gaps_and_garbage():
     assert "chunk 2 of %d missing" % len(parts) in refused(dev)
     dev.send(parts[3:])  # the rest of a refused push: silent
     assert dev.outbox.errors == []
-    for garbage in (b"", b"hello", b"1 0/0\n", b"x 0/1\nabc", b"1 2/1\nabc",
-                    b"2 0/1\n" + b"z" * (push.CHUNK + 1), b"7 1/3\nabc", b"8 0/1\nabc"):
+    for garbage in (
+        b"",
+        b"hello",
+        b"1 0/0\n",
+        b"x 0/1\nabc",
+        b"1 2/1\nabc",
+        b"2 0/1\n" + b"z" * (push.CHUNK + 1),
+        b"7 1/3\nabc",
+        b"8 0/1\nabc",
+    ):
         dev.send([garbage])
         refused(dev)
     dev.rx.message(b"", 5000)
@@ -264,8 +295,13 @@ def test_the_trial_bound_rolls_back_and_says_why_at_the_next_boot():
     dev.start()
     assert dev.cfg["wifi"]["password"] == "pw-one" and not dev.boot.trying
     dev.online()
-    assert dev.outbox.errors == [("push", "Error: config push 6 rolled back: connect failed "
-                                  "(3): OSError('Wi-Fi join failed (status -3)',)")]
+    assert dev.outbox.errors == [
+        (
+            "push",
+            "Error: config push 6 rolled back: connect failed "
+            "(3): OSError('Wi-Fi join failed (status -3)',)",
+        )
+    ]
     assert dev.read("config.json") == old
     assert dev.files() == ["config.json", push.KEY_FILE, push.SEQ_FILE]
     dev.outbox.errors = []
@@ -281,8 +317,12 @@ def test_a_second_boot_in_a_trial_rolls_back():
     dev.start()  # crashed, the watchdog, or a power cut before it reached the broker
     assert dev.cfg["gpio"]["relay"] == [16, 17]
     dev.online()
-    assert dev.outbox.errors == [("push", "Error: config push 7 rolled back: the device "
-                                  "restarted before it reached the broker")]
+    assert dev.outbox.errors == [
+        (
+            "push",
+            "Error: config push 7 rolled back: the device restarted before it reached the broker",
+        )
+    ]
 
 
 def test_a_power_cut_at_any_step_leaves_one_complete_valid_config():
@@ -294,14 +334,26 @@ def test_a_power_cut_at_any_step_leaves_one_complete_valid_config():
         {push.SEQ_FILE: b"3", trial.PART: text(new)},  # after push.seq
         {push.SEQ_FILE: b"3", trial.NEW: text(new)},  # after the rename, before the marker
         {push.SEQ_FILE: b"3", trial.NEW: text(new), trial.MARK + ".tmp": b'{"id": 3'},
-        {push.SEQ_FILE: b"3", trial.NEW: text(new),
-         trial.MARK: b'{"id": 3, "attempts": 0, "trial_s": 30}'},  # before the reset
-        {push.SEQ_FILE: b"3", trial.NEW: text(new),
-         trial.MARK: b'{"id": 3, "attempts": 1, "trial_s": 30}'},  # during the trial
-        {push.SEQ_FILE: b"3", "config.json": text(new),
-         trial.MARK: b'{"id": 3, "attempts": 1, "trial_s": 30}'},  # confirmed, marker left
-        {push.SEQ_FILE: b"3", trial.NEW: text(new),
-         trial.MARK: b'{"id": 3, "attempts": 1, "trial_s": 30, "failed": "x"}'},  # rolling back
+        {
+            push.SEQ_FILE: b"3",
+            trial.NEW: text(new),
+            trial.MARK: b'{"id": 3, "attempts": 0, "trial_s": 30}',
+        },  # before the reset
+        {
+            push.SEQ_FILE: b"3",
+            trial.NEW: text(new),
+            trial.MARK: b'{"id": 3, "attempts": 1, "trial_s": 30}',
+        },  # during the trial
+        {
+            push.SEQ_FILE: b"3",
+            "config.json": text(new),
+            trial.MARK: b'{"id": 3, "attempts": 1, "trial_s": 30}',
+        },  # confirmed, marker left
+        {
+            push.SEQ_FILE: b"3",
+            trial.NEW: text(new),
+            trial.MARK: b'{"id": 3, "attempts": 1, "trial_s": 30, "failed": "x"}',
+        },  # rolling back
     )
     relays = ([16, 17], [16, 17], [16, 17], [16, 17], [20], [16, 17], [20], [16, 17])
     for files, want in zip(steps, relays):

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """One version: the package manifest's metadata (what micropython-lib tools read) and
 tinyctrl.__version__ (what {"CMD":"stats"} shows) must agree."""
+
 import ast
 import os
 
@@ -38,8 +39,7 @@ def test_what_ships_together_has_one_version():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
-        "attr": "tinyctrl.__version__"}
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tinyctrl.__version__"}
     with open(os.path.join(ROOT, "panel", "package.json")) as f:
         assert json.load(f)["version"] == tinyctrl.__version__
     with open(os.path.join(ROOT, "panel", "package-lock.json")) as f:

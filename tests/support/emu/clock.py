@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The time the lab's NTP server gives the board: when it last answered, and a clock that runs
 with the board's emulated seconds."""
+
 import dataclasses
 import threading
 import time

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The board's config.json: the emulated access point, the local broker by name, the
 contract's pin layout; and its broker section for verified TLS."""
+
 from emu.isolation import BROKER_ADDR, TLS_NAME, TLS_PORT
 from rp2040py.external.cyw43 import bus
 
@@ -9,8 +10,12 @@ def device_config(topic="tinyctrl/emu", **overrides):
     """A config.json for the emulated Pico W: the emulated AP, the local broker by name, and the
     contract's pin layout. `overrides` replace whole top-level sections."""
     cfg = {
-        "wifi": {"ssid": bus._FAKE_AP_SSID.decode(), "password": "", "max_retries": 30,
-                 "reset_delay_s": 600},
+        "wifi": {
+            "ssid": bus._FAKE_AP_SSID.decode(),
+            "password": "",
+            "max_retries": 30,
+            "reset_delay_s": 600,
+        },
         "mqtt": {
             "server": "broker.tinyctrl.test",
             "port": BROKER_ADDR[1],

@@ -2,6 +2,7 @@
 """The Pico W's CYW43439 Wi-Fi chip: rp2040py's model with SDPCM credit granted as a real chip
 does, an access point that can fail as real ones do, and traffic only through the isolated
 bridge."""
+
 import struct
 
 from emu.isolation import IsolatedNatBridge
@@ -96,8 +97,9 @@ class AccessPointBus(SdpcmCreditBus):
         self._clock = rp2040.clock
 
     def _event(self, event_type, status=0, reason=0, flags=0):
-        self.queue_rx_packet(self._build_async_event(event_type, status, reason=reason,
-                                                     flags=flags))
+        self.queue_rx_packet(
+            self._build_async_event(event_type, status, reason=reason, flags=flags)
+        )
 
     def _deauthenticated(self):
         self._event(CYW43_EV_DEAUTH_IND, reason=DEAUTH_REASON_AUTH_INVALID)
@@ -140,5 +142,6 @@ class IsolatedCyw43439(Cyw43439):
     def attach(self, rp2040):
         super().attach(rp2040)
         # Replaced before the guest runs a single instruction: the stock bridge never sees a frame.
-        self.bus.nat_bridge = IsolatedNatBridge(rp2040, self.bus.queue_rx_ethernet_frame,
-                                                self._router, self._on_udp_reply)
+        self.bus.nat_bridge = IsolatedNatBridge(
+            rp2040, self.bus.queue_rx_ethernet_frame, self._router, self._on_udp_reply
+        )

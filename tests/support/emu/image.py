@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The firmware image: what a UF2 programs into flash, the filesystem region its binary info
 declares, the littlefs image for that region, and symbols from the ELF beside it."""
+
 import pathlib
 import struct
 import subprocess
@@ -22,8 +23,9 @@ def guest_symbols(uf2, names):
     there), or {} without it or without the ARM toolchain's nm."""
     elf = pathlib.Path(uf2).with_suffix(".elf")
     try:
-        out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return {}
     found = {}
@@ -83,5 +85,6 @@ def littlefs_image(path, files, block_count):
             p = pathlib.Path(staging, name)
             p.write_bytes(content)
             paths.append(p)
-        build_littlefs_image(path, paths, block_size=FS_BLOCK_SIZE, block_count=block_count,
-                             force=True)
+        build_littlefs_image(
+            path, paths, block_size=FS_BLOCK_SIZE, block_count=block_count, force=True
+        )

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Where guest traffic may go: the guest's few destinations, the one routing decision, the
 network bridge that enforces it, and the DNS stub that names the destinations."""
+
 import asyncio
 import ipaddress
 import socket

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The lab a scenario runs in: the broker, NTP, public-IP and DNS services on loopback, the
 routes from the guest's destinations to them, and the boards it boots."""
+
 import json
 import os
 import pathlib
@@ -10,8 +11,17 @@ import time
 from certs import make_ca, make_server_cert
 from emu.board import PicoW
 from emu.clock import EmulatedClock, NtpFix
-from emu.isolation import (BROKER_ADDR, DNS_PORT, HOSTS, NTP_ADDR, PUBLIC_IP_ADDR, TLS_NAME,
-                           TLS_PORT, DnsStub, Router)
+from emu.isolation import (
+    BROKER_ADDR,
+    DNS_PORT,
+    HOSTS,
+    NTP_ADDR,
+    PUBLIC_IP_ADDR,
+    TLS_NAME,
+    TLS_PORT,
+    DnsStub,
+    Router,
+)
 from netns import assert_isolated
 from rp2040py.external.cyw43 import nat
 

@@ -9,6 +9,7 @@ root) with a local broker, NTP server, public-IP server and DNS stub; the proces
 the scenario returns and 1 when it raises. Tests and benchmarks call `start_isolated()`, which
 starts the same process from Python and returns its Popen.
 """
+
 import argparse
 import pathlib
 import subprocess
@@ -25,8 +26,9 @@ from emu.lab import Lab
 def start_isolated(scenario, uf2=DEFAULT_UF2, args=(), **popen):
     """Start `scenario` ("path/to/file.py:function", called with a `Lab` and `args`) in a fresh
     network namespace; returns the Popen. `popen` goes to subprocess.Popen (e.g. stdout=)."""
-    argv, env = netns.command("emu.runner", ["--uf2", uf2, scenario, *args],
-                              popen.pop("env", None))
+    argv, env = netns.command(
+        "emu.runner", ["--uf2", uf2, scenario, *args], popen.pop("env", None)
+    )
     return subprocess.Popen(argv, env=env, **popen)
 
 
@@ -40,13 +42,13 @@ def _run_inside(uf2, scenario, args):
         finally:
             lab.close()
             if lab.router.refused:
-                log("refused guest destinations: %s"
-                    % ", ".join(sorted(set(lab.router.refused))))
+                log("refused guest destinations: %s" % ", ".join(sorted(set(lab.router.refused))))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--uf2", default=str(DEFAULT_UF2))
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("scenario", help="FILE:FUNCTION, called with the Lab")
