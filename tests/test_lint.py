@@ -29,3 +29,17 @@ def test_ruff_check():
         timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ruff_format():
+    exe = ruff()
+    if not exe:
+        pytest.skip("ruff not installed: pip install -r requirements.txt")
+    out = subprocess.run(
+        [exe, "format", "--check", "--no-cache", ROOT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
