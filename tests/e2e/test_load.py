@@ -22,6 +22,9 @@ import fuzz
 import pytest
 from simharness import Client, Sim, base_config, missing_requirements, text, wait_until
 
+# Not in the quick tier (./build.sh test --quick): a burst of 1,000 commands, 1,000 fuzz payloads.
+pytestmark = pytest.mark.slow
+
 OUTPUTS, CONTACTS = (16, 17, 18, 19, 26, 27), (0, 1, 2, 3)
 RELAYS = (16, 17)
 ALL_PINS = OUTPUTS + CONTACTS

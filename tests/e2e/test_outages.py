@@ -27,6 +27,9 @@ from faults import DropProxy, broker_down, persistent_broker, wifi_down
 from services import Mosquitto, NtpServer, PublicIpServer
 from simharness import Client, Sim, base_config, missing_requirements, text, wait_until
 
+# Not in the quick tier (./build.sh test --quick): outages wait out real reconnect times.
+pytestmark = pytest.mark.slow
+
 KEEPALIVE_S = 4  # short, so a silent broker is noticed quickly; the bounds scale with it
 PING_S = KEEPALIVE_S / 4  # mqtt_as pings every keepalive/4
 # mqtt_as declares the broker dead once 4 ping intervals pass without a byte from it, and
