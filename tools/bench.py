@@ -42,6 +42,7 @@ from emu.image import DEFAULT_UF2, filesystem_region, uf2_flash  # noqa: E402
 from emu.runner import start_isolated  # noqa: E402
 from emu.snippets import TLS_HANDSHAKES, handshake_rows  # noqa: E402
 from netns import unshare_available  # noqa: E402
+from tinyctrl import protocol  # noqa: E402
 
 TOPIC = "tinyctrl/bench"
 HEAP_TARGET = 12 * 1024
@@ -150,9 +151,8 @@ def percentile(values, q):
 
 
 def is_state(payload, pin, value):
-    if not payload.startswith(b"{") or b'"FROM"' not in payload:
-        return False
-    return json.loads(payload).get("GP%d" % pin) == value
+    said = protocol.read_output(payload, "GP")
+    return bool(said) and said[0] == "state" and said[1].get(pin) == value
 
 
 def latency_runs(dut, runs):

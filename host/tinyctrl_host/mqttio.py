@@ -183,26 +183,28 @@ def _signer(sign, need, key_file):
 
 def answer(payload, req, device, prefix):
     """(done, refused) for one message after our request: does it answer it, and how?"""
-    if device and b'"FROM"' in payload and b'"%s"' % device.encode() not in payload:
+    said = protocol.read_output(payload, prefix)
+    if said is None:
+        return False, False  # a request, ours or another client's
+    kind, value, sender = said
+    if kind == "text":
+        if value.startswith("Error:"):
+            return True, True
+        if req.cmd == "stats":
+            return value.startswith("Uptime="), False
+        if req.cmd == "ntp" or (req.code is not None and not req.pins):
+            return value.startswith("Info:"), False
+        return False, False
+    if device and sender != device:
         return False, False  # another device on the same topic
-    if payload.startswith(b"Error:"):
-        return True, True
-    if req.cmd == "stats":
-        return payload.startswith(b"Uptime="), False
-    if req.cmd == "ntp" or (req.code is not None and not req.pins):
-        return payload.startswith(b"Info:"), False
-    if not payload.startswith(b"{") or b'"FROM"' not in payload:
-        return False, False
-    obj = json.loads(payload)
     if req.cmd == "getip":
-        return "IP" in obj, False
-    if "NOTIFY" in obj or "STATUS" in obj:
+        return kind == "ip", False
+    if kind != "state":
         return False, False
-    names = ["%s%d" % (prefix, p) for p in req.pins]
-    if req.cmd == "refresh" or not names:
+    if req.cmd == "refresh" or not req.pins:
         return True, False
-    if all(n in obj for n in names):
-        return True, any(obj[n] != req.pins[p] for n, p in zip(names, req.pins))
+    if all(p in value for p in req.pins):
+        return True, any(value[p] != v for p, v in req.pins.items())
     return False, False
 
 

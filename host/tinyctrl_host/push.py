@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tinyctrl import push as device_push
 from tinyctrl import seal
 
-from . import Failure, configfile, mqttio, options, ui
+from . import NO_ANSWER, REFUSED, Failure, configfile, mqttio, options, ui
 
 TRIAL_S = 120  # how long the device tries a pushed config before it goes back on its own
 RECEIVED_WAIT_S = 30  # from the last chunk to the device's "received" (or its refusal)
@@ -162,19 +162,21 @@ def send(new_path, old_path=None, trial_s=TRIAL_S, progress=None, out=print):
         if said is None:
             raise Failure(
                 "no answer from %s within %d s (is it online, with a push key from "
-                "tinyctrl provision?)" % (old_cfg["name"], RECEIVED_WAIT_S)
+                "tinyctrl provision?)" % (old_cfg["name"], RECEIVED_WAIT_S),
+                NO_ANSWER,
             )
         if said[0] == "refused":
-            raise Failure(said[1])
+            raise Failure(said[1], REFUSED)
         out("device: " + said[1])
         wait_s = trial_s + CONFIRM_SLACK_S
         said = _wait(topics, seq, time.monotonic() + wait_s, ("confirmed", "rolled back"))
         if said is None:
             raise Failure(
-                "config push %d: neither confirmed nor rolled back within %d s" % (seq, wait_s)
+                "config push %d: neither confirmed nor rolled back within %d s" % (seq, wait_s),
+                NO_ANSWER,
             )
         if said[0] == "rolled back":
-            raise Failure(said[1])
+            raise Failure(said[1], REFUSED)
         out("device: " + said[1])
     finally:
         for topic in topics:

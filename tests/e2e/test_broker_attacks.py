@@ -18,6 +18,9 @@ import pytest
 import simharness as sh
 from services import Mosquitto
 
+# Not in the quick tier (./build.sh test --quick): attacks that wait out TOTP steps and floods.
+pytestmark = pytest.mark.slow
+
 DENIED = b"Error: MFA validation failed, GPIO cannot be set"
 BOARD = "tinyctrl-74696e7973696d31"  # the simulator's board id (ports/unix/machine.py)
 CONFIG_TOPIC = "homeassistant/device/%s/config" % BOARD

@@ -20,6 +20,9 @@ from services import Mosquitto, free_port
 from simharness import NAME, TOPIC, Client, Codes, Sim, base_config, state, text, wait_log
 from tinyctrl_host import push as host_push
 
+# Not in the quick tier (./build.sh test --quick): pushes that wait out trials and rollbacks.
+pytestmark = pytest.mark.slow
+
 DENIED = b"Error: MFA validation failed, GPIO cannot be set"
 KEY_PHONE, KEY_TABLET = (base64.b32encode(os.urandom(20)).decode() for _ in range(2))
 DEVICE_KEY = os.urandom(32)

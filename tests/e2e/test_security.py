@@ -37,6 +37,10 @@ from simharness import (
     wait_log,
 )
 
+# Not in the quick tier (./build.sh test --quick): attacks that wait out TOTP steps, lockouts
+# and resets.
+pytestmark = pytest.mark.slow
+
 DENIED = b"Error: MFA validation failed, GPIO cannot be set"
 LOCKED = b" (locked for %ds after repeated failures)"
 GRANT_S, WINDOW_S, AUTH_FAILURES, LOCKOUT_S = 3, 30, 3, 3

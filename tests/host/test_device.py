@@ -20,6 +20,10 @@ from simharness import NAME, Client, Sim, base_config, state
 import tinyctrl
 from tinyctrl import config as device_config
 
+# Not in the quick tier (./build.sh test --quick): the command against a device, waiting out
+# TOTP steps.
+pytestmark = pytest.mark.slow
+
 # Keys of this run only, so no other test spends their codes.
 KEY = base64.b32encode(os.urandom(20)).decode()
 SIGN_KEY = base64.b64encode(os.urandom(24)).decode()

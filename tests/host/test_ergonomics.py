@@ -155,7 +155,7 @@ def test_bash_completion_from_the_parser():
     )
     assert bash_complete(script, "k") == ["key"]
     assert sorted(bash_complete(script, "key", "")) == sorted(
-        ["new", "show", "list", "remove", "code", "--help"]
+        ["new", "show", "list", "remove", "revoke", "code", "--help"]
     )
     assert "--png" in bash_complete(script, "key", "new", "--pin", "18", "--")
     assert bash_complete(script, "send", "-c", "x.json", "--j") == ["--json"]
