@@ -126,14 +126,15 @@ class Outbox:
     def _next_kind(self):
         """The first pending kind in order, unless one was passed over PASSED_OVER times."""
         passed = self._passed
+        pending = self._pending_kinds()
         pick = None
-        for kind, waiting in enumerate(self._pending_kinds()):
+        for kind, waiting in enumerate(pending):
             if not waiting:
                 passed[kind] = 0
             elif pick is None or passed[kind] > passed[pick] and passed[kind] >= PASSED_OVER:
                 pick = kind
         if pick is not None:
-            for kind, waiting in enumerate(self._pending_kinds()):
+            for kind, waiting in enumerate(pending):
                 if waiting and kind != pick:
                     passed[kind] += 1
             passed[pick] = 0
