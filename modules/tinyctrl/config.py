@@ -34,6 +34,7 @@ MAX_ON_S = (1, 7 * 86400)
 DEAD_MS = (0, 10000)
 TIMED_RELAYS = 8  # max_on_s relays on after a reset: 4 bits each of one scratch word (relays.py)
 MIN_PUBLISH_MAX = 4  # state, notify, replies and errors share it
+MAX_SERVERS = 8  # mqtt.servers: the nodes of one broker cluster
 
 
 class ConfigError(Exception):
@@ -120,6 +121,32 @@ def _whole(v, where, problems, lo, hi):
 def _at_least_one(v, where, problems):
     if _whole(v, where, problems, *COUNT) == 0:
         problems.append("%s: must be at least 1" % where)
+    return v
+
+
+def _address(item):
+    """ "host" or "host:port" -> (host, port text or None)."""
+    host, colon, port = item.rpartition(":")
+    return (host, port) if colon else (item, None)
+
+
+def _servers(v, where, problems):
+    # mqtt.servers: ["host", "host:port", ...], the nodes of ONE cluster (README)
+    if not isinstance(v, list) or not 1 <= len(v) <= MAX_SERVERS:
+        problems.append(
+            "%s: must be a list of 1-%d addresses (host or host:port)" % (where, MAX_SERVERS)
+        )
+        return v
+    for i, item in enumerate(v):
+        host, port = _address(item) if isinstance(item, str) else ("", None)
+        if (
+            not host
+            or len(item) > 255
+            or any(c in " /#+" for c in item)
+            or port is not None
+            and not (port.isdigit() and 1 <= int(port) <= 65535)
+        ):
+            problems.append("%s[%d]: must be a host or host:port (port 1-65535)" % (where, i))
     return v
 
 
@@ -444,7 +471,8 @@ def _schema():
             "reset_delay_s": (600, _whole) + PERIOD,
         },
         "mqtt": {
-            "server": (REQUIRED, _text),
+            "server": (None, _text),  # one of server and servers is required
+            "servers": (None, _servers),  # None: [server]
             "port": (None, _whole, 1, 65535),  # None: 8883 with ssl, else 1883
             "ssl": (False, _bool),
             "ca_file": ("", _str),
@@ -562,6 +590,11 @@ def _section(raw, rows, where, problems, bad):
 
 def _mqtt_rules(cfg, bad, problems):
     mqtt = cfg["mqtt"]
+    given = [k for k in ("server", "servers") if mqtt[k] is not None or "mqtt." + k in bad]
+    if not given and "mqtt" not in bad:
+        problems.append("mqtt.server: required")
+    elif len(given) == 2:
+        problems.append("mqtt.servers: give mqtt.server or mqtt.servers, not both")
     if mqtt["ssl"] is True and not mqtt["ca_file"] and mqtt["tls_insecure"] is not True:
         problems.append(
             "mqtt.ca_file: required when mqtt.ssl is true (or set mqtt.tls_insecure: "
@@ -720,10 +753,17 @@ RULES = (_mqtt_rules, _gpio_rules, _auth_rules, _top_rules, _local_rules)
 
 def _normalise(cfg, folder, board_id):
     """The one place a validated config gets what is implied: the broker port from mqtt.ssl,
+    mqtt.servers as (host, port) pairs (mqtt.server the first),
     the CA file beside config.json, the default client id, no Home Assistant section (None)."""
     mqtt = cfg["mqtt"]
     if mqtt["port"] is None:
         mqtt["port"] = 8883 if mqtt["ssl"] else 1883
+    nodes = []  # mqtt.servers as (host, port), mqtt.port where an address has none
+    for item in mqtt["servers"] or [mqtt["server"]]:
+        host, port = _address(item)
+        nodes.append((host, mqtt["port"] if port is None else int(port)))
+    mqtt["servers"] = nodes
+    mqtt["server"], mqtt["port"] = nodes[0]  # the first node is tried first
     ca = mqtt["ca_file"]
     if ca and folder is not None and not ca.startswith("/"):
         mqtt["ca_file"] = folder + "/" + ca  # "" is the board's root
@@ -745,6 +785,7 @@ def validate(raw, folder=None, board_id=None):
     for name in SECTIONS:  # in this order: MicroPython's dicts keep none
         if name in ("wifi", "mqtt") and name not in raw:
             problems.append("%s: required" % name)
+            bad.add(name)
             cfg[name] = _section({}, rows[name], name, [], bad)  # its keys are implied
         else:
             cfg[name] = _section(raw.get(name, {}), rows[name], name, problems, bad)

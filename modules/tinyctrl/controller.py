@@ -41,7 +41,7 @@ class Controller:
         self.boot = boot or {"cause": "power", "resets": 0, "outages": 0}
         self.started = self.mono_ms()
         self.watchdog = None
-        self.client = TinyMQTTClient(self._mqtt_config(), hw)
+        self.client = TinyMQTTClient(self._mqtt_config(), hw, m["servers"])
         self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono_ms, self._stats_line)
         self.memory = RelayMemory(cfg, hw)
         self.relays = Relays(cfg, hw, self.outbox, self.mono_ms, self.memory)
@@ -237,8 +237,8 @@ class Controller:
         failures = 0
         verify = self.cfg["mqtt"]["ssl"] and self.cfg["mqtt"]["ca_file"]
         log(
-            "joining Wi-Fi '%s', then the broker %s:%d"
-            % (w["ssid"], self.cfg["mqtt"]["server"], self.cfg["mqtt"]["port"])
+            "joining Wi-Fi '%s', then the broker %s"
+            % (w["ssid"], ", ".join("%s:%d" % node for node in self.cfg["mqtt"]["servers"]))
         )
         while True:
             try:

@@ -2,9 +2,12 @@
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
 import socket
+from random import getrandbits
 from time import ticks_diff, ticks_ms
 
 from mqtt_as import MQTTClient
+
+from . import log
 
 MAX_INBOUND = 1024  # payloads above this are drained, never buffered
 _DRAIN_CHUNK = 256
@@ -19,6 +22,12 @@ STABLE_S = 2  # the link must stay up this long after a join before MQTT is trie
 BACKLOG = 16
 BACKLOG_IDLE_MS = 20
 PUBACK_POLL_MS = 5  # mqtt_as polls every 100 ms; a PUBACK on a LAN comes in about 1 ms
+# Before a broker attempt that follows a failed one or a lost connection, a random wait up to
+# a bound that doubles with each failure, capped: a fleet whose broker restarts does not come
+# back in the same second. The cap keeps the outage bound (back within 10 s of the network:
+# 4 s of Wi-Fi rejoin, this wait, the CONNECT).
+BACKOFF_FIRST_MS = 2000
+BACKOFF_MAX_MS = 4000
 
 
 class TinyMQTTClient(MQTTClient):
@@ -26,9 +35,15 @@ class TinyMQTTClient(MQTTClient):
     size of this message's drained payload (0 if it was read), `streak` how many messages
     came just before it back to back (BACKLOG or more: the device is behind the broker)."""
 
-    def __init__(self, config, hw):
+    def __init__(self, config, hw, servers=None):
         super().__init__(config)
         self.hw = hw  # the port: how its Wi-Fi starts and reports a join
+        # mqtt.servers: (host, port) of one cluster's nodes, tried in turn; the first is
+        # config["server"]. Addresses are resolved once each (a DNS look-up blocks).
+        self.servers = servers or [(self.server, self.port)]
+        self._node = 0
+        self._addrs = {}
+        self.failures = 0  # broker attempts failed (or connections lost) since the last success
         self.reads = 0
         self._oversize = 0  # size drained from the packet being read, 0 if none
         self._streak = 0
@@ -104,13 +119,46 @@ class TinyMQTTClient(MQTTClient):
                 if not s.isconnected():
                     raise OSError("Wi-Fi link unstable")
 
+    def backoff_ms(self):
+        """The wait before the next broker attempt: 0 after a success, else random up to
+        BACKOFF_FIRST_MS doubled per further failure, at most BACKOFF_MAX_MS."""
+        if not self.failures:
+            return 0
+        bound = min(BACKOFF_FIRST_MS << min(self.failures - 1, 8), BACKOFF_MAX_MS)
+        return getrandbits(16) * bound >> 16
+
+    def _failed(self):
+        # Counted, and the next node of the cluster is tried next (mqtt.servers).
+        self.failures += 1
+        if len(self.servers) > 1:
+            self._node = (self._node + 1) % len(self.servers)
+            self.server, self.port = self.servers[self._node]
+            self._addr = self._addrs.get(self._node)
+            if "server_hostname" in self._ssl_params:
+                self._ssl_params["server_hostname"] = self.server  # SNI and the name checked
+            log("next broker node %s:%d" % (self.server, self.port))
+
+    def _reconnect(self):
+        if self._isconnected:  # the connection is lost: counts as a failure
+            self._failed()
+        super()._reconnect()
+
     async def _connect(self, clean):
-        # mbedtls reports a failed certificate check as ValueError; mqtt_as retries only
-        # after OSError, so one bad handshake would end its reconnect loop for good.
+        await asyncio.sleep_ms(self.backoff_ms())
         try:
-            await super()._connect(clean)
-        except ValueError as e:
-            raise OSError("TLS: " + "; ".join(line for line in str(e).split("\n") if line))
+            if self._addr is None:  # a node not tried before (mqtt.servers)
+                self._addr = socket.getaddrinfo(self.server, self.port)[0][-1]
+            self._addrs[self._node] = self._addr
+            # mbedtls reports a failed certificate check as ValueError; mqtt_as retries only
+            # after OSError, so one bad handshake would end its reconnect loop for good.
+            try:
+                await super()._connect(clean)
+            except ValueError as e:
+                raise OSError("TLS: " + "; ".join(x for x in str(e).split("\n") if x))
+        except Exception:
+            self._failed()
+            raise
+        self.failures = 0
         # mqtt_as writes a publish in several small writes; with Nagle's algorithm the second
         # waits for the broker's delayed ACK (40 ms on Linux), so half the answers came 40 ms
         # late. A TLS socket has no setsockopt here and keeps Nagle.

@@ -93,6 +93,31 @@ def test_required_keys_are_named():
     assert problems(minimal(mqtt={"topic": "t"})) == ["mqtt.server: required"]
 
 
+def test_a_cluster_is_a_list_of_nodes_and_one_server_still_works():
+    one = config.validate(minimal(mqtt={"server": "b", "port": 1884, "topic": "t"}))["mqtt"]
+    assert one["servers"] == [("b", 1884)] and (one["server"], one["port"]) == ("b", 1884)
+    m = {"servers": ["n1", "n2:1999", "10.0.0.3"], "topic": "t", "ssl": True, "tls_insecure": True}
+    nodes = config.validate(minimal(mqtt=m))["mqtt"]
+    assert nodes["servers"] == [("n1", 8883), ("n2", 1999), ("10.0.0.3", 8883)]
+    assert (nodes["server"], nodes["port"]) == ("n1", 8883)  # tried first
+
+
+def test_cluster_addresses_are_checked():
+    def mqtt_problems(servers, **more):
+        return problems(minimal(mqtt=dict(servers=servers, topic="t", **more)))
+
+    bounds = "mqtt.servers: must be a list of 1-8 addresses (host or host:port)"
+    assert mqtt_problems([]) == [bounds]
+    assert mqtt_problems(["n%d" % i for i in range(9)]) == [bounds]
+    assert mqtt_problems("n1,n2") == [bounds]
+    assert mqtt_problems(["n1", 5, "n2:0", "n3:x", ":1883", "a b", "n4:70000"]) == [
+        "mqtt.servers[%d]: must be a host or host:port (port 1-65535)" % i for i in range(1, 7)
+    ]
+    assert mqtt_problems(["n1"], server="n1") == [
+        "mqtt.servers: give mqtt.server or mqtt.servers, not both"
+    ]
+
+
 def test_pin_problems_name_the_key_and_the_pin():
     p = problems(minimal(gpio={"relay": [16, 23], "contact": [16], "notify": [5]}))
     assert "gpio.relay: GP23 does not exist on the Pico W (GP0-GP22, GP26-GP28)" in p
