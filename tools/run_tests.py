@@ -31,6 +31,7 @@ APT_COMMANDS = {
     "chromium": "chromium",
     "node": "nodejs",
     "npm": "npm",
+    "redis-server": "redis-server",  # the broker cluster's shared sessions (test_cluster.py)
 }
 
 

@@ -47,3 +47,34 @@ def simulator_command(config, *flags):
     env = dict(os.environ, MICROPYPATH=micropython_path())
     sim = os.path.join(ROOT, "ports", "unix", "sim.py")
     return [mp, sim, os.path.abspath(config)] + list(flags), env
+
+
+CLUSTER_SOURCE = os.path.join(ROOT, "tests", "support", "broker_cluster")
+CLUSTER_FILES = ("package.json", "package-lock.json", "node.mjs")
+
+
+def cluster_broker_dir():
+    """The folder where the test cluster's broker node (tests/support/broker_cluster: aedes
+    sharing sessions through redis) runs, its pinned npm packages installed from the
+    lockfile with `npm ci` into the cache on first use; (folder, None) or (None, why not)."""
+    import subprocess
+
+    for tool in ("node", "npm", "redis-server"):
+        if not shutil.which(tool):
+            return None, "%s not installed (apt-get install %s)" % (
+                tool,
+                "redis-server" if tool == "redis-server" else "nodejs npm",
+            )
+    d = os.path.join(CACHE, "cluster-broker")
+    os.makedirs(d, exist_ok=True)
+    lock = os.path.join(CLUSTER_SOURCE, "package-lock.json")
+    stamp = os.path.join(d, "node_modules", ".package-lock.json")
+    for name in CLUSTER_FILES:
+        shutil.copyfile(os.path.join(CLUSTER_SOURCE, name), os.path.join(d, name))
+    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=d, capture_output=True, text=True
+        )
+        if done.returncode:
+            return None, "npm ci for the cluster broker failed: " + done.stderr[-300:]
+    return d, None

@@ -149,3 +149,52 @@ class PublicIpServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class Redis:
+    """A redis-server on loopback, in memory only: what the cluster's nodes share."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="tinyctrl-redis-")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=open(os.path.join(self.dir, "log"), "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_port(self.port)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AedesNode:
+    """One node of a broker cluster on loopback: aedes (tests/support/broker_cluster/node.mjs,
+    run from `folder`, deps.cluster_broker_dir()) keeping its sessions in `redis` and
+    exchanging messages with the other nodes through it. Killable, restartable."""
+
+    def __init__(self, folder, redis, name, port=None):
+        self.folder, self.redis, self.name = folder, redis, name
+        self.port = port or free_port()
+        self.log = os.path.join(redis.dir, "aedes-%s.log" % name)
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["node", "node.mjs", str(self.port), str(self.redis.port), self.name],
+            cwd=self.folder,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_port(self.port)
+        return self
+
+    def stop(self, kill=False):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
