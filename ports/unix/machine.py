@@ -2,11 +2,18 @@
 # Simulated `machine` for the unix port: pins hold electrical levels in memory.
 # Shadows the built-in module (still importable as `umachine`) when this folder is early
 # on sys.path. mqtt_as needs unique_id(); the port layer needs Pin.
+import os
+
 _levels = {}
 _irqs = {}
+# TINYCTRL_SIM_BOARD_ID (hex): the board id of one simulator of a fleet, so each has its
+# own default client id and Home Assistant device; else "tinysim1".
+_board_id = os.getenv("TINYCTRL_SIM_BOARD_ID")
 
 
 def unique_id():
+    if _board_id:
+        return bytes(int(_board_id[i : i + 2], 16) for i in range(0, len(_board_id), 2))
     return b"\x74\x69\x6e\x79\x73\x69\x6d\x31"
 
 

@@ -91,7 +91,7 @@ class Sim:
     """One simulator process. `outputs` records every "GPn=v" line it printed. It runs in its
     config's folder unless `cwd` says otherwise."""
 
-    def __init__(self, cfg, *flags, files=None, cwd=None):
+    def __init__(self, cfg, *flags, files=None, cwd=None, board_id=None):
         self.dir = tempfile.mkdtemp(prefix="tinyctrl-sim-")
         self.config_path = os.path.join(self.dir, "config.json")
         with open(self.config_path, "w") as f:
@@ -104,6 +104,8 @@ class Sim:
         self.pins = {}
         self.log_path = os.path.join(self.dir, "stderr.log")
         args, env = deps.simulator_command(self.config_path, *flags)
+        if board_id:  # one board of a fleet: its own id (ports/unix/machine.py)
+            env["TINYCTRL_SIM_BOARD_ID"] = board_id
         self.proc = subprocess.Popen(
             args,
             env=env,
