@@ -25,11 +25,14 @@ class Topic:
     """One connection to the broker in a config, subscribed to its topic; messages queue up.
     paho reconnects by itself; the drop and the return are queued as Events."""
 
-    def __init__(self, cfg, config_dir, timeout=10):
+    def __init__(self, cfg, config_dir, timeout=10, topics=None, into=None):
         m = cfg["mqtt"]
         self.topic = m["topic"]
+        # `topics`: several devices' topics on this broker (tinyctrl status); messages then
+        # queue as (this Topic, topic, payload), into a queue several share if given
+        self.topics = topics
         self.where = "%s:%d" % (m["server"], m["port"])
-        self.messages = queue.Queue()
+        self.messages = into or queue.Queue()
         self._closing = False
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -55,13 +58,21 @@ class Topic:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = lambda *a: self._ready.set()
-        self.client.on_message = lambda c, u, msg: self.messages.put(msg.payload)
-        try:
-            self.client.connect(m["server"], m["port"], keepalive=30)
-        except OSError as e:
-            raise Failure(
-                "broker %s: cannot connect (%s)" % (self.where, e.strerror or e), NO_BROKER
-            )
+        self.client.on_message = lambda c, u, msg: self.messages.put(
+            msg.payload if topics is None else (self, msg.topic, msg.payload)
+        )
+        # mqtt.servers: the nodes of one cluster, each tried in turn until one answers
+        for i, (host, port) in enumerate(m["servers"]):
+            self.where = "%s:%d" % (host, port)
+            try:
+                self.client.connect(host, port, keepalive=30)
+                break
+            except OSError as e:
+                if i == len(m["servers"]) - 1:
+                    raise Failure(
+                        "broker %s: cannot connect (%s)" % (self.where, e.strerror or e),
+                        NO_BROKER,
+                    )
         self.client.loop_start()
         if not self._ready.wait(timeout) or self._refused:
             self.close()
@@ -82,7 +93,10 @@ class Topic:
                         "connected again to the broker; what was published meanwhile is not shown"
                     )
                 )
-            client.subscribe(self.topic, qos=1)
+            if self.topics is None:
+                client.subscribe(self.topic, qos=1)
+            else:
+                client.subscribe([(t, 1) for t in self.topics])
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
         if self._ready.is_set() and not self._closing:
@@ -90,8 +104,8 @@ class Topic:
                 Event("lost the connection to the broker (%s); reconnecting" % reason)
             )
 
-    def publish(self, payload):
-        info = self.client.publish(self.topic, payload, qos=1)
+    def publish(self, payload, topic=None):
+        info = self.client.publish(topic or self.topic, payload, qos=1)
         info.wait_for_publish(10)
         if not info.is_published():
             raise Failure("broker %s: the request was not accepted" % self.where, NO_BROKER)

@@ -9,13 +9,17 @@ CONFIG_ENV = "TINYCTRL_CONFIG"
 DEFAULT_CONFIG = "config.json"
 
 
+def default_config():
+    return os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+
+
 def add_config(p, what="the config file"):
     """-c/--config: the one rule for naming config.json in every command."""
     p.add_argument(
         "-c",
         "--config",
         metavar="FILE",
-        default=os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
+        default=default_config(),
         help="%s (default: $%s, else ./%s)" % (what, CONFIG_ENV, DEFAULT_CONFIG),
     )
 

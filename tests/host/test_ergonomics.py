@@ -95,6 +95,7 @@ def test_every_help_has_an_example_and_the_top_one_the_exit_statuses():
         ["key", "code"],
         ["send"],
         ["watch"],
+        ["status"],
         ["provision"],
         ["flash"],
     ):
@@ -146,6 +147,7 @@ def test_bash_completion_from_the_parser():
             "key",
             "send",
             "watch",
+            "status",
             "provision",
             "flash",
             "completion",
@@ -159,3 +161,8 @@ def test_bash_completion_from_the_parser():
     )
     assert "--png" in bash_complete(script, "key", "new", "--pin", "18", "--")
     assert bash_complete(script, "send", "-c", "x.json", "--j") == ["--json"]
+    assert sorted(bash_complete(script, "status", "configs/", "--")) == [
+        "--help",
+        "--json",
+        "--timeout",
+    ]
