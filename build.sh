@@ -6,7 +6,7 @@
 #                           install the tinyctrl command into .venv
 #   ./build.sh test [args]  host test suite (tools/run_tests.py)
 #   ./build.sh sim CONFIG   run the controller on the host simulator (tools/sim.py)
-#   ./build.sh bench [args] benchmarks (tools/bench.py; --sim: simulator latencies only)
+#   ./build.sh bench [args] benchmarks (tools/bench.py; --sim: simulator latencies only; --fleet [N]: N simulated devices)
 #   ./build.sh panel [--serve [PORT]]  build the phone panel into build/panel (and serve it)
 #
 # Dependencies live in ${TINYCTRL_DEPS:-$HOME/.cache/tinyctrl} and are cloned at

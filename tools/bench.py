@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""./build.sh bench [--sim] [--uf2 PATH]: speed and memory figures.
+"""./build.sh bench [--sim] [--fleet [N]] [--uf2 PATH]: speed and memory figures.
 
 Prints, on the simulator (the controller on the MicroPython unix port) with a loopback broker,
 p50 and p99 over SIM_RUNS runs each (`--sim`: only these; they need no firmware):
@@ -18,6 +18,10 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
   (the controller above runs with discovery on, so its figure includes the rest);
 - UF2 size and the flash left for the filesystem;
 - the same three latencies as on the simulator, over --emu-runs runs each.
+
+`--fleet [N]` (only this): N simulated devices (100 by default) on one loopback mosquitto
+(tests/support/fleet.py): p50 and p99 of command -> echo, one device at a time and to all at
+once, the reconnect times and their spread after the broker restarts, RSS and CPU per device.
 
 Figures only: nothing here asserts a timing. The emulated boards run in their own network
 namespace, as the emulator tests do (tests/support/emu/).
@@ -297,6 +301,73 @@ def report_latency(title, figures):
         print(line + ("  target p99 <= %d ms" % target if target else ""))
 
 
+def fleet_figures(n):
+    """A fleet of `n` simulators on one broker: prints its figures (module docstring)."""
+    import fleet
+    import simharness
+    from services import Mosquitto, NtpServer, PublicIpServer
+
+    why = simharness.missing_requirements()
+    if why:
+        sys.exit("bench: cannot run the simulator: " + why)
+    broker = Mosquitto(extra_conf="set_tcp_nodelay true\n").start()
+    ntp, ip = NtpServer(), PublicIpServer()
+    observer = fleet.Observer(broker.port)
+    devices = fleet.Fleet(n, broker.port, ntp.port, ip.port)
+    cpu_at_start = [0.0] * n
+
+    def ms(values):
+        return "p50 %7.1f ms  p99 %7.1f ms" % (
+            1000 * fleet.percentile(values, 0.5),
+            1000 * fleet.percentile(values, 0.99),
+        )
+
+    try:
+        up = devices.wait_up(observer, [0] * n, 60 + 3 * n)
+        print(
+            "  all %d up %.1f-%.1f s after starting together"
+            % (n, min(up) - devices.started_at, max(up) - devices.started_at)
+        )
+        cpu_at_start = devices.cpu_s()
+        rss = devices.rss_kb()
+        idle = devices.idle_cpu_percent(10)
+        print(
+            "  per device: RSS %d KB (max %d KB), idle CPU %.2f%% of a core (max %.2f%%), "
+            "%.2f s of CPU to come up"
+            % (sum(rss) / n, max(rss), sum(idle) / n, max(idle), sum(cpu_at_start) / n)
+        )
+        print(
+            "  command -> echo, one at a time:  " + ms(devices.command_one_at_a_time(observer, 1))
+        )
+        print(
+            "  command -> echo, all at once:    "
+            + ms(devices.command_all_at_once(observer, 0, 120))
+        )
+        observer.close()
+        broker.stop()
+        broker.start()
+        restarted = time.monotonic()
+        observer = fleet.Observer(broker.port)
+        back = [t - restarted for t in devices.wait_up(observer, [0] * n, 120)]
+        print(
+            "  broker restarted: back %.1f-%.1f s after it, p50 %.1f s, spread %.1f s"
+            % (min(back), max(back), fleet.percentile(back, 0.5), max(back) - min(back))
+        )
+        print(
+            "  then all at once:                "
+            + ms(devices.command_all_at_once(observer, 1, 120))
+        )
+        used = [b - a for a, b in zip(cpu_at_start, devices.cpu_s())]
+        print("  CPU per device over the run: %.2f s" % (sum(used) / n))
+        devices.assert_alive()
+    finally:
+        devices.stop()
+        observer.close()
+        ntp.close()
+        ip.close()
+        broker.close()
+
+
 def emulated(lab, out_path, emu_runs):
     """Runs inside the namespace: writes the emulator figures as JSON to `out_path`."""
     import paho.mqtt.client as mqtt
@@ -464,9 +535,20 @@ def main(argv=None):
         "--sim", action="store_true", help="only the simulator latencies (no firmware needed)"
     )
     parser.add_argument("--no-emulator", action="store_true", help="no emulated Pico W figures")
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        nargs="?",
+        const=100,
+        metavar="N",
+        help="only the figures of N simulated devices on one broker (default 100)",
+    )
     parser.add_argument("--runs", type=int, default=SIM_RUNS, help="simulator runs per latency")
     parser.add_argument("--emu-runs", type=int, default=EMU_RUNS, help="emulated runs per latency")
     opts = parser.parse_args(argv)
+    if opts.fleet:
+        print("bench: a fleet of %d simulated devices on one broker" % opts.fleet, flush=True)
+        return fleet_figures(opts.fleet)
     print("bench: simulator latencies, %d runs each" % opts.runs, flush=True)
     report_latency("Latency (simulator, loopback broker)", simulator_latency(opts.runs))
     if opts.sim:
