@@ -44,7 +44,8 @@ JOIN_S, NO_AP_S, STABLE_S = 1, 3, 2
 REJOIN_S = 1 + JOIN_S + STABLE_S
 # After any outage, back (subscribed, state published) within 10 s of the network
 # returning. The worst case by the model: the network returns just after a join started,
-# which fails NO_AP_S later; 1 s pause, join, stability check, CONNECT and SUBSCRIBE.
+# which fails NO_AP_S later; 1 s pause, join, stability check, CONNECT and SUBSCRIBE. After a
+# broker's return: the rejoin and the reconnect back-off's wait (mqtt.py: at most 4 s).
 RECONNECT_BOUND_S = 10
 # Scheduling on a loaded 2-core machine, for noticing an outage.
 MARGIN_S = 8
