@@ -138,6 +138,17 @@ class TinyMQTTClient(MQTTClient):
                 self._ssl_params["server_hostname"] = self.server  # SNI and the name checked
             log("next broker node %s:%d" % (self.server, self.port))
 
+    async def connect(self, *, quick=False):
+        tried = self.failures
+        try:
+            await super().connect(quick=quick)
+        except OSError:
+            # At the first connect mqtt_as resolves the node's name before _connect: a name
+            # that does not resolve, Wi-Fi being up, is a failed node too.
+            if self.failures == tried and self._sta_if.isconnected():
+                self._failed()
+            raise
+
     def _reconnect(self):
         if self._isconnected:  # the connection is lost: counts as a failure
             self._failed()

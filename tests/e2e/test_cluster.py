@@ -7,12 +7,14 @@ The device starts on node A with servers [A, B]; node A is killed: the device is
 node B within FAILOVER_BOUND_S, its session (subscription, queued QoS 1 messages) kept, and a
 QoS 1 momentary press sent to node B during the failover and one after it are each applied
 exactly once. Then A comes back, B is killed, and the device fails back to A the same way.
+A fleet of FLEET_SIZE devices on [A, B] all move to B when A is killed, and each answers there.
 """
 
 import json
 import time
 
 import deps
+import fleet
 import pytest
 from services import AedesNode, NtpServer, PublicIpServer, Redis
 from simharness import Client, Sim, base_config, missing_requirements
@@ -28,6 +30,9 @@ MOMENTARY_S = 0.2  # GP18's wait: a press completes quickly and a second one is 
 # first random wait (mqtt.py: BACKOFF_FIRST_MS, at most 2 s), CONNECT and SUBSCRIBE; plus
 # scheduling on a loaded 2-core machine.
 FAILOVER_BOUND_S = 1 + 1 + 2 + 2 + 4
+FLEET_SIZE = 20
+# The same for 20 devices at once on 2 shared cores, as test_fleet.py's storm.
+FLEET_FAILOVER_BOUND_S = FAILOVER_BOUND_S + 10
 
 
 def full_state(payload):
@@ -107,5 +112,45 @@ def test_device_fails_over_to_the_next_node_with_its_session(cluster, report):
     finally:
         sim.stop()
         watch_b.close()
+        ntp.close()
+        ip.close()
+
+
+def test_a_fleet_fails_over_together(cluster, report):
+    a, b = cluster
+    if b.proc is None:
+        b.start()  # the test above left it killed
+    ntp, ip = NtpServer(), PublicIpServer()
+    servers = ["127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port]
+    observer = fleet.Observer(b.port)  # on the node that stays: the cluster carries the rest
+    devices = fleet.Fleet(FLEET_SIZE, None, ntp.port, ip.port, servers=servers, discovery=False)
+    try:
+        devices.wait_up(observer, [0] * FLEET_SIZE, 90)
+        marks = devices.marks(observer)
+        killed = time.monotonic()
+        a.stop(kill=True)
+        back = [t - killed for t in devices.wait_up(observer, marks, FLEET_FAILOVER_BOUND_S + 10)]
+        assert max(back) <= FLEET_FAILOVER_BOUND_S, "last device back after %.1f s" % max(back)
+        latencies = devices.command_all_at_once(observer, 1)
+        for sim in devices.sims:
+            sim.wait_pin(16, 1)
+            assert "next broker node 127.0.0.1:%d" % b.port in sim.log()
+        devices.assert_alive()
+        report(
+            "cluster failover of a fleet of %d: all on the other node %.1f-%.1f s after their "
+            "node was killed (bound %d s); then a command to each at once: p50 %.1f ms, "
+            "p99 %.1f ms"
+            % (
+                FLEET_SIZE,
+                min(back),
+                max(back),
+                FLEET_FAILOVER_BOUND_S,
+                1000 * fleet.percentile(latencies, 0.5),
+                1000 * fleet.percentile(latencies, 0.99),
+            )
+        )
+    finally:
+        devices.stop()
+        observer.close()
         ntp.close()
         ip.close()
