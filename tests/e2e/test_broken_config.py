@@ -76,6 +76,21 @@ CASES = [
     ("ssid_missing", changed(wifi__ssid=DELETE), "wifi.ssid: required"),
     ("server_missing", changed(mqtt__server=DELETE), "mqtt.server: required"),
     ("topic_missing", changed(mqtt__topic=DELETE), "mqtt.topic: required"),
+    (
+        "servers_not_a_list",
+        changed(mqtt__server=DELETE, mqtt__servers="a,b"),
+        "mqtt.servers: must be a list of 1-8 addresses (host or host:port)",
+    ),
+    (
+        "servers_bad_address",
+        changed(mqtt__server=DELETE, mqtt__servers=["a", "b:0"]),
+        "mqtt.servers[1]: must be a host or host:port (port 1-65535)",
+    ),
+    (
+        "server_and_servers",
+        changed(mqtt__servers=["a"]),
+        "mqtt.servers: give mqtt.server or mqtt.servers, not both",
+    ),
     ("not_a_string", changed(mqtt__user=5), "mqtt.user: must be a string"),
     ("empty_text", changed(wifi__ssid=""), "wifi.ssid: must not be empty"),
     ("bad_prefix", changed(gpio__prefix="G1"), "gpio.prefix: must be 1-8 letters"),
