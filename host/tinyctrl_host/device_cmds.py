@@ -2,6 +2,7 @@
 """`tinyctrl send` and `tinyctrl watch`: the device's topic on its broker, as config.json
 names them."""
 
+import argparse
 import json
 import os
 import time
@@ -42,14 +43,38 @@ class Result:
         if not self.as_json:
             ui.out(line)
 
-    def done(self, refused):
+    def done(self, refused, config=None):
         self.fields["refused"] = refused
+        if config:  # send --each: which device answered
+            self.fields["config"] = config
         if self.as_json:
             ui.out_json(self.fields)
         return REFUSED if refused else 0
 
 
+def cmd_send_each(args):
+    """send --each: the request to every config's device in turn, each with its own
+    --timeout; a line (or JSON object) per device, the exit status the worst."""
+    from .status_cmds import config_files
+
+    worst = 0
+    for path in config_files(args.each):
+        one = argparse.Namespace(**vars(args))
+        one.config, one.each, one.in_each = path, None, True
+        if not args.json:
+            ui.out("%s:" % path)
+        try:
+            status = cmd_send(one)
+        except Failure as e:
+            ui.error(str(e) if path in str(e) else "%s: %s" % (path, e))  # the file, once
+            status = e.status
+        worst = max(worst, status)
+    return worst
+
+
 def cmd_send(args):
+    if args.each:
+        return cmd_send_each(args)
     deadline = time.monotonic() + args.timeout  # connecting and the answer, all told
     raw, cfg = configfile.load(args.config)
     prefix = cfg["gpio"]["prefix"]
@@ -101,7 +126,7 @@ def cmd_send(args):
                 why = _explain_denial(topic, obj, args, cfg, reason)
                 if why:
                     result.show("why", why, "  " + why)
-            return result.done(bool(refused or reason))
+            return result.done(bool(refused or reason), args.in_each and args.config)
     finally:
         topic.close()
 
@@ -220,9 +245,16 @@ def add_commands(sub):
     send.add_argument("--cmd", choices=protocol.COMMANDS)
     send.add_argument("--code", type=int, help="a TOTP code from your app instead of the key")
     send.add_argument("--key-file", help="sign with the sign.keys string in this file")
+    send.add_argument(
+        "--each",
+        nargs="+",
+        metavar="DIR-or-CONFIG",
+        help="send it to each of these configs' devices in turn (folders: *.json, "
+        "*/config.json), instead of -c",
+    )
     options.add_timeout(send, 15, "to connect and wait for the answer")
     options.add_json(send)
-    send.set_defaults(func=cmd_send)
+    send.set_defaults(func=cmd_send, in_each=False)
 
     watch = options.add_group(
         sub, "watch", "follow the topic in readable form", "tinyctrl watch --count 5 --json"

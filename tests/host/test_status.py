@@ -109,3 +109,19 @@ def test_a_folder_without_configs_is_bad_input(tmp_path):
     done = run("status", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.strip() == "tinyctrl: %s: no config files in this folder" % tmp_path
+
+
+def test_send_each_reaches_every_device_of_a_folder(fleet):
+    _, _, _, folder, paths, sims = fleet
+    done = run("send", "--each", folder, "--pin", "16", "--on", "--json")
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["config"] for a in answers] == paths
+    assert all(not a["refused"] and '"GP16": 1' in a["answer"] for a in answers), answers
+    for s in sims:
+        s.wait_pin(16, 1)
+    done = run("send", "--each", paths[0], folder + "/none.json", "--cmd", "stats")
+    assert done.returncode == 2  # the missing file: bad input, after the first's answer
+    assert done.stdout.splitlines()[0] == paths[0] + ":"
+    assert "Uptime=" in done.stdout
+    assert done.stderr.strip() == "tinyctrl: %s/none.json: no such file" % folder
