@@ -93,15 +93,18 @@ def ask(rows, timeout):
                     r["error"], r["status"] = str(e), e.status
                 continue
             links.append(link)
+            link.rows = group
             for t in topics:
                 link.publish(STATS, t)
                 waiting.add((link, t))
-            link.rows = group
         while waiting:
             try:
-                link, t, payload = answers.get(timeout=max(0, deadline - time.monotonic()))
+                item = answers.get(timeout=max(0, deadline - time.monotonic()))
             except queue.Empty:
                 break
+            if isinstance(item, mqttio.Event):  # a link dropped or came back: paho retries
+                continue
+            link, t, payload = item
             for r in link.rows:
                 if r["topic"] == t:
                     _heard(r, payload)
