@@ -22,19 +22,19 @@ RECEIVED_WAIT_S = 30  # from the last chunk to the device's "received" (or its r
 CONFIRM_SLACK_S = 60  # past the trial bound: the reset, the old config's connect and its report
 
 
-def _stem(config_path):
+def stem(config_path):
     base = os.path.abspath(config_path)
     return base[:-5] if base.endswith(".json") else base
 
 
 def key_path(config_path):
     """The device key beside its config: config.json -> config.push.key (mode 0600)."""
-    return _stem(config_path) + ".push.key"
+    return stem(config_path) + ".push.key"
 
 
 def names_path(config_path):
     """Names given to TOTP keys (`key new --name`): config.json -> config.keys.json."""
-    return _stem(config_path) + ".keys.json"
+    return stem(config_path) + ".keys.json"
 
 
 def ensure_key(config_path):
