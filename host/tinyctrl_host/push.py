@@ -87,9 +87,9 @@ def seal_config(text, device_key, seq, to, topic, trial_s=TRIAL_S, nonce=None):
     return header + body + hmac.new(mac, header + body, hashlib.sha256).digest()
 
 
-def chunks(sealed, seq):
-    """The messages for <mqtt.topic>/config: "<id> <index>/<count>\\n" and a piece each."""
-    size = device_push.CHUNK
+def chunks(sealed, seq, size=device_push.CHUNK):
+    """The messages of a transfer (tinyctrl.chunks): "<id> <index>/<count>\\n" and a piece
+    of `size` bytes each; a config push's for <mqtt.topic>/config by default."""
     count = (len(sealed) + size - 1) // size
     return [
         b"%d %d/%d\n" % (seq, i, count) + sealed[i * size : (i + 1) * size] for i in range(count)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tinyctrl import download
 from tinyctrl import update as device_update
 
 from . import Failure, board, configfile, push
@@ -165,3 +166,8 @@ def stream_from_uf2(private_key, path):
     image = slot_image(path)
     name, version = image_identity(image, path)
     return stream(private_key, image, name, version), (name, version)
+
+
+def chunks(data, uid):
+    """The messages for <mqtt.topic>/update, framed as a config push's."""
+    return push.chunks(data, uid, download.CHUNK)

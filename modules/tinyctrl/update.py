@@ -18,6 +18,7 @@ import hashlib
 import json
 
 from . import __version__
+from .chunks import Refused  # "Error: update refused: " and its text
 
 VERSION = 1  # of this format: the manifest's "v"
 # The flash layout (offsets from the start of flash, 0x10000000 in the address map; 2 MB),
@@ -45,10 +46,6 @@ _KEYS = ("at", "board", "len", "sha256", "v", "version")
 # The image's identity line (ports/rp2/cmodule/image_id.c, _tinyctrl.IMAGE_ID), which the PC
 # finds in a UF2: "tinyctrl-image board=PICO_W_TINYCTRL version=1.2.0\n".
 IMAGE_ID = b"tinyctrl-image "
-
-
-class Refused(Exception):
-    """Why an update is refused, safe to publish: "Error: update refused: " and this."""
 
 
 def version_tuple(text):

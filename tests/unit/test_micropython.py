@@ -28,6 +28,7 @@ PORTABLE = [
     "test_seal",
     "test_trial",
     "test_update",
+    "test_download",
 ]
 
 
