@@ -76,6 +76,8 @@ def cmd_key_new(args):
 def _new_update_key(args):
     """The update key pair: the private key beside the config, its public key in update.key.
     Nothing secret is printed."""
+    if args.png or args.show or args.name:
+        raise Failure("--name, --png and --show are for a pin's TOTP key, not --update")
     raw, cfg = configfile.load(args.config)
     had = cfg["update"]["key"]
     public = update.new_key(args.config)
@@ -202,7 +204,7 @@ def add_commands(sub):
         (
             "new",
             cmd_key_new,
-            "add a new key for a pin, show its QR code",
+            "add a new TOTP key for a pin and show its QR code, or make the update key pair",
             "tinyctrl key new --pin 18 --name phone --png key.png",
         ),
         (

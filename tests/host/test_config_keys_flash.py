@@ -239,6 +239,8 @@ def test_key_new_update_makes_a_private_key_and_puts_its_public_key_in_the_confi
     assert load(config)["update"]["key"] == public
     both = run("key", "new", "--update", "--pin", "16", "--config", config)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    png = run("key", "new", "--update", "--png", "k.png", "--config", config)
+    assert png.returncode == 2 and "not --update" in one_line_error(png)
 
 
 def test_key_code_prints_the_current_code(config):
