@@ -51,17 +51,20 @@ def send_update(broker, uid, version=NEWER, image=IMAGE, key=OWNER, between=None
     return len(parts)
 
 
-def test_a_signed_update_lands_in_the_slot_while_relays_work(services):
+def test_a_signed_update_lands_in_the_slot_while_relays_work(services, report):
     sim = device(services)
     client = Client(services[0].port)
     try:
         client.wait_for(state("GP16", 0), timeout=40)
         m = client.mark()
 
+        halfway = []
+
         def relay_moves():
             mid = client.mark()
             client.send({"GP16": 1})
             client.wait_for(state("GP16", 1), since=mid, timeout=15)
+            halfway.append(sim.heap())
 
         idle = sim.idle_heap()
         started = time.monotonic()
@@ -74,14 +77,15 @@ def test_a_signed_update_lands_in_the_slot_while_relays_work(services):
         )
         assert slot(sim) == IMAGE
         assert sim.pin(16) == 1
-        print(
-            "[reliability] simulator update download: %d chunks, %d KB in %.1f s (%.0f KB/s); "
-            "heap %d bytes over idle after it"
+        report(
+            "simulator update download: %d chunks, %d KB in %.1f s (%.0f KB/s); heap "
+            "halfway %+d bytes over idle, %+d after it"
             % (
                 count,
                 len(IMAGE) // 1024,
                 took,
                 len(IMAGE) / 1024 / took,
+                halfway[0] - idle,
                 sim.idle_heap() - idle,
             )
         )
