@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl key`: TOTP keys for authenticator apps in config.json: new (with its QR code),
-show, list, remove, and the current code; and `key new --update`, the owner's firmware update
-key."""
+show, list, revoke (alias remove), and the current code; and `key new --update`, the owner's
+firmware update key."""
 
 import os
 import sys
@@ -60,7 +60,7 @@ def cmd_key_new(args):
     ui.out("added a new 160-bit key for %s%d to %s" % (prefix, args.pin, args.config))
     if had:
         ui.out(
-            "%s%d already has %d key(s); each one opens it (tinyctrl key list, key remove)"
+            "%s%d already has %d key(s); each one opens it (tinyctrl key list, key revoke)"
             % (prefix, args.pin, had)
         )
     if not args.push:
@@ -144,26 +144,12 @@ def cmd_key_list(args):
     pins = sorted(cfg["mfa"]["pins"])
     if not pins:
         raise Failure("no TOTP key for any pin in %s" % args.config)
+    names = push.read_names(args.config)
     for p in pins:
-        for i in range(1, len(_pin_keys(raw, p)) + 1):
-            ui.out("%s%d key %d" % (cfg["gpio"]["prefix"], p, i))
-    return 0
-
-
-def cmd_key_remove(args):
-    raw, cfg = configfile.load(args.config)
-    i = _key_index(raw, args)
-    ks = _pin_entry(raw, args.pin)
-    del ks[i]
-    if not ks:  # the validator wants a non-empty list: no list, no protection
-        del raw["mfa"]["pins"][_pin_name(raw, args.pin)]
-    configfile.save(args.config, raw)
-    prefix = cfg["gpio"]["prefix"]
-    ui.out(
-        "removed key %d of %s%d from %s%s"
-        % (args.index, prefix, args.pin, args.config, "" if ks else "; the pin is open now")
-    )
-    ui.out("copy %s to the board (tinyctrl provision) for it to take effect" % args.config)
+        named = {fp: n for n, fp in names.get(str(p), {}).items()}
+        for i, key in enumerate(_pin_keys(raw, p), 1):
+            name = named.get(push.fingerprint(key))
+            ui.out("%s%d key %d%s" % (cfg["gpio"]["prefix"], p, i, " (%s)" % name if name else ""))
     return 0
 
 
@@ -242,13 +228,6 @@ def add_commands(sub):
     )
     options.add_config(ls)
     ls.set_defaults(func=cmd_key_list)
-    rm = options.add_group(
-        ksub, "remove", "remove one of a pin's keys", "tinyctrl key remove --pin 18 --index 1"
-    )
-    rm.add_argument("--pin", type=int, required=True)
-    rm.add_argument("--index", type=int, required=True, help="which key (see key list)")
-    options.add_config(rm)
-    rm.set_defaults(func=cmd_key_remove)
     push.add_key_revoke(ksub)
     code = options.add_group(
         ksub, "code", "print the current codes", "tinyctrl key code --pin 18 --json"

@@ -223,13 +223,8 @@ def safe(text):
 
 def sender(payload):
     """The FROM of the device's own JSON output, or None."""
-    if not (payload.startswith(b"{") and protocol.is_device_output(payload)):
-        return None
-    try:
-        obj = json.loads(payload)
-    except ValueError:
-        return None
-    return str(obj["FROM"]) if isinstance(obj, dict) and "FROM" in obj else None
+    said = protocol.read_output(payload, "GP")
+    return said[2] if said else None
 
 
 def describe(payload, prefix="GP", device=None):
@@ -243,31 +238,19 @@ def describe(payload, prefix="GP", device=None):
 
 
 def _describe(text, payload, prefix, device):
-    for mark, label in (("Error:", "ERROR "), ("Info:", "info  "), ("Uptime=", "stats ")):
-        if text.startswith(mark):
-            return label + text[len(mark) :].strip() if mark != "Uptime=" else label + text
-    if protocol.is_device_output(payload):
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return "device: " + text
-        sender = str(obj.pop("FROM", "?"))
-        mark = "  [not %s]" % device if device and sender != device else ""
-        if "STATUS" in obj:
-            return "%-14s is %s%s" % (sender, str(obj["STATUS"]).upper(), mark)
-        if "NOTIFY" in obj:
-            return "%-14s NOTIFY %s%s" % (sender, _pins(obj["NOTIFY"], prefix), mark)
-        if "IP" in obj:
-            return "%-14s public IP %s%s" % (sender, obj["IP"], mark)
-        return "%-14s %s%s" % (sender, _pins(obj, prefix), mark)
-    return "request        " + text
-
-
-def _pins(obj, prefix):
-    """GP0=0  GP1=1  GP16=1 ..., in pin order."""
-
-    def order(name):
-        n = name[len(prefix) :]
-        return (0, int(n)) if name.startswith(prefix) and n.isdigit() else (1, name)
-
-    return "  ".join("%s=%s" % (k, obj[k]) for k in sorted(obj, key=order))
+    said = protocol.read_output(payload, prefix)
+    if said is None:
+        return ("device: " if protocol.is_device_output(payload) else "request        ") + text
+    kind, value, sender = said
+    if kind == "text":
+        for mark, label in (("Error:", "ERROR "), ("Info:", "info  ")):
+            if text.startswith(mark):
+                return label + text[len(mark) :].strip()
+        return "stats " + text
+    mark = "  [not %s]" % device if device and sender != device else ""
+    if kind == "status":
+        return "%-14s is %s%s" % (sender, value.upper(), mark)
+    if kind == "ip":
+        return "%-14s public IP %s%s" % (sender, value, mark)
+    shown = "  ".join("%s%d=%s" % (prefix, pin, value[pin]) for pin in sorted(value))
+    return "%-14s %s%s%s" % (sender, "NOTIFY " if kind == "notify" else "", shown, mark)

@@ -45,10 +45,11 @@ def add_json(p):
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def add_group(sub, name, help, example):
+def add_group(sub, name, help, example, aliases=()):
     """A command group's parser, with an example under its --help."""
     return sub.add_parser(
         name,
+        aliases=list(aliases),
         help=help,
         description=help,
         epilog="example: " + example,

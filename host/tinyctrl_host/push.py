@@ -265,7 +265,10 @@ def cmd_key_revoke(args):
     ui.out("removed %s from %s" % (what, args.config))
     if args.push:
         return cmd_config_push(_as_push(args))
-    ui.out("push it (tinyctrl config push %s) for the device to refuse its codes" % args.config)
+    ui.out(
+        "push it (tinyctrl config push %s) or copy it to the board (tinyctrl provision) for "
+        "the device to refuse its codes" % args.config
+    )
     return 0
 
 
@@ -304,6 +307,7 @@ def add_key_revoke(key_sub):
         "revoke",
         "remove a pin's TOTP key (--push: from the device too)",
         "tinyctrl key revoke --pin 18 --name phone --push",
+        aliases=["remove"],
     )
     rev.add_argument("--pin", type=int, required=True)
     rev.add_argument("--index", type=int, help="which of the pin's keys (as key list)")

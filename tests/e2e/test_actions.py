@@ -9,7 +9,7 @@ import time
 import pytest
 import tinyctrl
 from oracle import totp_now
-from simharness import KEY_A, KEY_B, Client, Sim, base_config, state, text
+from simharness import KEY_A, KEY_B, base_config, device, state, text
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,8 @@ def rig(services):
         ip.port,
         mfa={"pins": {"17": [KEY_A, KEY_B], "19": [KEY_A]}, "max_expired_codes": 2},
     )
-    client = Client(broker.port)
-    mark = client.mark()
-    sim = Sim(cfg)
-    # Action F: the full list on first connect.
-    first = client.wait_for(state("GP0", 0), since=mark, timeout=40)
-    yield sim, client, json.loads(first), ip, ntp
-    client.close()
-    sim.stop()
+    with device(cfg, broker.port) as (sim, client, first):  # Action F: the full list
+        yield sim, client, json.loads(first), ip, ntp
 
 
 def test_action_f_full_list_on_first_connect(rig):

@@ -4,7 +4,7 @@
 import time
 
 import pytest
-from simharness import Client, Sim, base_config, state, text
+from simharness import base_config, device, state, text
 
 PUBLISH_MAX, PUBLISH_WINDOW = 8, 4
 
@@ -25,13 +25,8 @@ def rig(services):
             "publish_window_s": PUBLISH_WINDOW,
         },
     )
-    client = Client(broker.port)
-    m = client.mark()
-    sim = Sim(cfg)
-    client.wait_for(state("GP0", 0), since=m, timeout=40)
-    yield sim, client
-    client.close()
-    sim.stop()
+    with device(cfg, broker.port) as (sim, client, _):
+        yield sim, client
 
 
 def changes(sim, pin):

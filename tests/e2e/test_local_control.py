@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from simharness import KEY_A, Client, Sim, base_config, state, text, wait_log
+from simharness import KEY_A, base_config, device, state, text, wait_log
 
 LOCAL = {
     "inputs": {
@@ -27,13 +27,8 @@ LOCAL = {
 def rig(services):
     broker, ntp, ip = services
     cfg = base_config(broker.port, ntp.port, ip.port, local=LOCAL, mfa={"pins": {"17": [KEY_A]}})
-    client = Client(broker.port)
-    m = client.mark()
-    sim = Sim(cfg)
-    client.wait_for(state("GP0", 0), since=m, timeout=40)
-    yield sim, client
-    client.close()
-    sim.stop()
+    with device(cfg, broker.port) as (sim, client, _):
+        yield sim, client
 
 
 def press(sim, pin, hold_s=0.2):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from oracle import totp_now
-from simharness import KEY_A, Client, Sim, base_config, state, text, wait_until
+from simharness import KEY_A, Client, Sim, base_config, first_state, state, text, wait_until
 
 GPIO = {
     "relay": [16, 17, 20, 21],
@@ -37,10 +37,12 @@ def rig(services):
     client = Client(broker.port)
     m = client.mark()
     sim = Sim(cfg)
-    client.wait_for(state("GP0", 0), since=m, timeout=40)
-    yield sim, client, m
-    client.close()
-    sim.stop()
+    try:
+        client.wait_for(first_state, since=m, timeout=40)
+        yield sim, client, m
+    finally:
+        client.close()
+        sim.stop()
 
 
 def changes(sim, pin, since=0):

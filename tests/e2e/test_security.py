@@ -32,6 +32,7 @@ from simharness import (
     Codes,
     Sim,
     base_config,
+    device,
     state,
     text,
     wait_log,
@@ -199,17 +200,12 @@ def flip(sim, pin):
 @pytest.fixture(scope="module")
 def rig(services):
     broker, ntp, ip = services
-    client = Client(broker.port)
-    m = client.mark()
-    sim = Sim(secured_config(broker.port, ntp.port, ip.port))
-    client.wait_for(state("GP16", 0), since=m, timeout=40)
-    wait_log(sim, "clock synced")  # codes and signatures need the wall clock
-    codes, signer = Codes(), Signer()
-    codes.synced()
-    signer.synced()
-    yield sim, client, codes, signer
-    client.close()
-    sim.stop()
+    cfg = secured_config(broker.port, ntp.port, ip.port)
+    with device(cfg, broker.port, clock=True) as (sim, client, _):
+        codes, signer = Codes(), Signer()
+        codes.synced()
+        signer.synced()
+        yield sim, client, codes, signer
 
 
 # ---- TOTP codes and grants

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The real firmware on an emulated Pico W (rp2040py), each scenario in its own network namespace.
 
-The scenarios boot when the first test needs them, two at a time (one per core), the longest
-first; each check they record becomes one test here. See scenarios.py for what is checked and
+The scenarios boot as soon as the session has collected these tests, two at a time (one per
+core), the longest first, beside the rest of the suite (conftest.py runs these tests last); each
+check they record becomes one test here. See scenarios.py for what is checked and
 tests/support/emu/ for how the guest is kept off every real network.
 """
 
@@ -10,6 +11,8 @@ import importlib.util
 import json
 import pathlib
 import subprocess
+import tempfile
+import threading
 import time
 
 import pytest
@@ -111,41 +114,91 @@ def why_not_runnable():
     return unshare_available()
 
 
-@pytest.fixture(scope="module")
-def scenario_runs(tmp_path_factory, request):
-    """Run every scenario once, PARALLEL at a time; {scenario: (returncode, {check: record},
-    log)}."""
-    reason = why_not_runnable()
-    if reason:
-        pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp("emu")
-    waiting = list(scenario_args(request.config.getoption("--soak")).items())
-    running, runs = {}, {}
-    while waiting or running:
-        while waiting and len(running) < PARALLEL:
-            name, args = waiting.pop(0)
-            log = open(workdir / (name + ".log"), "w")
-            proc = start_isolated(
-                "%s:%s" % (HERE / "scenarios.py", name),
-                args=[workdir / (name + ".jsonl")] + args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            running[name] = (proc, log, time.monotonic())
-        for name, (proc, log, started) in list(running.items()):
-            if proc.poll() is None and time.monotonic() - started < SCENARIO_TIMEOUT_S:
-                continue
+class ScenarioLanes:
+    """Every scenario, PARALLEL at a time, in a thread of its own: started as soon as the
+    session has collected these tests (conftest.py), so the boards boot while the rest of the
+    suite runs, and these tests, which run last, wait for what is left. The emulator is
+    throughput-bound and counts emulated time, so its processes run niced (NICENESS): the
+    simulator tests beside them, which measure real time, keep the CPU they ask for."""
+
+    NICENESS = 10
+
+    def __init__(self, workdir, soak):
+        self.workdir = workdir
+        self.waiting = list(scenario_args(soak).items())
+        self.runs = {}  # {scenario: (returncode, {check: record}, log)}
+        self.running = {}  # {scenario: (Popen, log file, monotonic start)}
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="emulator lanes", daemon=True)
+        self.thread.start()
+
+    def _start(self, name, args):
+        log = open(self.workdir / (name + ".log"), "w")
+        proc = start_isolated(
+            "%s:%s" % (HERE / "scenarios.py", name),
+            args=[self.workdir / (name + ".jsonl")] + args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            niceness=self.NICENESS,
+        )
+        return proc, log, time.monotonic()
+
+    def _run(self):
+        running = self.running
+        while (self.waiting or running) and not self.stopped:
+            while self.waiting and len(running) < PARALLEL:
+                name, args = self.waiting.pop(0)
+                running[name] = self._start(name, args)
+            for name, (proc, log, started) in list(running.items()):
+                if proc.poll() is None and time.monotonic() - started < SCENARIO_TIMEOUT_S:
+                    continue
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                log.close()
+                del running[name]
+                results_path = self.workdir / (name + ".jsonl")
+                lines = results_path.read_text().splitlines() if results_path.exists() else []
+                records = {r["check"]: r for r in map(json.loads, lines)}
+                log_text = (self.workdir / (name + ".log")).read_text()
+                self.runs[name] = (proc.returncode, records, log_text)
+            time.sleep(1)
+
+    def results(self):
+        self.thread.join()
+        return self.runs
+
+    def stop(self):
+        """At the end of the session (also one cut short by -x or ^C): no board outlives it."""
+        self.stopped = True
+        self.thread.join()
+        for proc, log, _ in self.running.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             log.close()
-            del running[name]
-            results_path = workdir / (name + ".jsonl")
-            lines = results_path.read_text().splitlines() if results_path.exists() else []
-            records = {r["check"]: r for r in map(json.loads, lines)}
-            runs[name] = (proc.returncode, records, (workdir / (name + ".log")).read_text())
-        time.sleep(1)
-    return runs
+
+
+def start_lanes(config):
+    """Boot every scenario now (conftest.py calls this once the session is collected); None
+    when they cannot run here (scenario_runs then skips with the reason)."""
+    global LANES
+    if LANES is None and not why_not_runnable():
+        workdir = pathlib.Path(tempfile.mkdtemp(prefix="tinyctrl-emu-lanes-"))
+        LANES = ScenarioLanes(workdir, config.getoption("--soak"))
+    return LANES
+
+
+LANES = None
+
+
+@pytest.fixture(scope="module")
+def scenario_runs(request):
+    """{scenario: (returncode, {check: record}, log)} once every scenario has ended."""
+    reason = why_not_runnable()
+    if reason:
+        pytest.skip(reason)
+    return start_lanes(request.config).results()
 
 
 def check_record(scenario_runs, scenario, check):

@@ -506,21 +506,26 @@ def test_key_new_does_all_or_nothing(config, tmp_path):
 
 def test_key_new_list_and_remove(config):
     assert run("key", "new", "--pin", "18", "--config", config).returncode == 0
-    done = run("key", "new", "--pin", "18", "--config", config)
+    done = run("key", "new", "--pin", "18", "--name", "phone", "--config", config)
     assert done.returncode == 0 and "GP18 already has 1 key" in done.stdout
     first, second = load(config)["mfa"]["pins"]["18"]
     done = run("key", "list", "--config", config)
     assert done.returncode == 0, done.stderr
-    assert "GP18 key 1" in done.stdout and "GP18 key 2" in done.stdout
+    assert "GP18 key 1\n" in done.stdout and "GP18 key 2 (phone)" in done.stdout
     assert first not in done.stdout and second not in done.stdout
+    # remove is revoke's other name: one command, one set of rules
     done = run("key", "remove", "--pin", "18", "--index", "1", "--config", config)
     assert done.returncode == 0, done.stderr
     assert load(config)["mfa"]["pins"]["18"] == [second] and mode(config) == 0o600
-    assert run("key", "remove", "--pin", "18", "--index", "1", "--config", config).returncode == 0
+    assert "GP18 key 1 (phone)" in run("key", "list", "--config", config).stdout
+    last = run("key", "remove", "--pin", "18", "--name", "phone", "--config", config)
+    assert "only key" in one_line_error(last) and load(config)["mfa"]["pins"]["18"] == [second]
+    last = run("key", "revoke", "--pin", "18", "--name", "phone", "--leave-open", "-c", config)
+    assert last.returncode == 0, last.stderr
     assert "18" not in load(config)["mfa"]["pins"]
     device_config.validate(load(config))
     assert "no TOTP key" in one_line_error(run("key", "list", "--config", config))
-    assert "has 0 key" in one_line_error(
+    assert "has no TOTP key" in one_line_error(
         run("key", "remove", "--pin", "18", "--index", "1", "--config", config)
     )
 

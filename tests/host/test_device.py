@@ -15,7 +15,7 @@ from hostcli import one_line_error, run, start
 from services import Mosquitto, free_port
 from seed_configs import SEED_SET
 from oracle import totp_now
-from simharness import NAME, Client, Sim, base_config, state
+from simharness import NAME, Client, Sim, base_config, device, state
 
 import tinyctrl
 from tinyctrl import config as device_config
@@ -47,14 +47,8 @@ def rig(services):
         mfa={"pins": {str(TOTP_PIN): [KEY]}},
         sign={"keys": {"script": SIGN_KEY}, "pins": {str(SIGNED): ["script"]}},
     )
-    client = Client(broker.port)
-    m = client.mark()
-    sim = Sim(cfg)
-    client.wait_for(state("GP16", 0), since=m, timeout=40)
-    wait_log(sim, "clock synced")  # codes and signatures need the wall clock
-    yield sim, client, sim.config_path
-    client.close()
-    sim.stop()
+    with device(cfg, broker.port, clock=True) as (sim, client, _):
+        yield sim, client, sim.config_path
 
 
 def settle():

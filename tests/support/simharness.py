@@ -5,6 +5,7 @@ Everything here talks to loopback: the broker, NTP and the public-IP stand-in co
 tests/support/services.py.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -344,3 +345,27 @@ def wait_log(sim, fragment, count=1, timeout=30, poll=0.1):
                 "%r not logged %d times; log ends:\n%s" % (fragment, count, sim.log()[-1500:])
             )
         time.sleep(poll)
+
+
+def first_state(payload):
+    """A matcher for the device's first message on connect: the state of every pin."""
+    said = protocol.read_output(payload, "GP")
+    return bool(said) and said[0] == "state"
+
+
+@contextlib.contextmanager
+def device(cfg, broker_port, clock=False, **sim_options):
+    """A simulator running `cfg` and a Client on its topic, from the device's first state on
+    (and, with `clock`, its first NTP sync: codes and signatures need the wall clock); yields
+    (sim, client, that first state's payload). `sim_options` go to Sim."""
+    client = Client(broker_port)
+    mark = client.mark()
+    sim = Sim(cfg, **sim_options)
+    try:
+        first = client.wait_for(first_state, since=mark, timeout=40)
+        if clock:
+            wait_log(sim, "clock synced")
+        yield sim, client, first
+    finally:
+        client.close()
+        sim.stop()

@@ -23,12 +23,15 @@ from emu.image import DEFAULT_UF2
 from emu.lab import Lab
 
 
-def start_isolated(scenario, uf2=DEFAULT_UF2, args=(), **popen):
+def start_isolated(scenario, uf2=DEFAULT_UF2, args=(), niceness=0, **popen):
     """Start `scenario` ("path/to/file.py:function", called with a `Lab` and `args`) in a fresh
-    network namespace; returns the Popen. `popen` goes to subprocess.Popen (e.g. stdout=)."""
+    network namespace, at `niceness` (nice(1)); returns the Popen. `popen` goes to
+    subprocess.Popen (e.g. stdout=)."""
     argv, env = netns.command(
         "emu.runner", ["--uf2", uf2, scenario, *args], popen.pop("env", None)
     )
+    if niceness:
+        argv = ["nice", "-n", str(niceness)] + argv
     return subprocess.Popen(argv, env=env, **popen)
 
 
