@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl key`: TOTP keys for authenticator apps in config.json: new (with its QR code),
-show, list, revoke (alias remove), and the current code."""
+show, list, revoke (alias remove), and the current code; and `key new --update`, the owner's
+firmware update key."""
 
 import os
 import sys
 import time
 
-from . import Failure, configfile, keys, options, push, ui
+from . import Failure, configfile, keys, options, push, ui, update
 
 
 def _output_pin(cfg, pin):
@@ -39,6 +40,8 @@ def _account(args, cfg):
 
 
 def cmd_key_new(args):
+    if args.update:
+        return _new_update_key(args)
     raw, cfg = configfile.load(args.config)
     _output_pin(cfg, args.pin)
     key = keys.new_totp_key()
@@ -67,6 +70,40 @@ def cmd_key_new(args):
         )
     _show_key(uri, args)
     push.remember_name(args.config, args.pin, key, args.name)  # for key revoke --name
+    return push.after_key_new(args)
+
+
+def _new_update_key(args):
+    """The update key pair: the private key beside the config, its public key in update.key.
+    Nothing secret is printed."""
+    if args.png or args.show or args.name:
+        raise Failure("--name, --png and --show are for a pin's TOTP key, not --update")
+    raw, cfg = configfile.load(args.config)
+    had = cfg["update"]["key"]
+    public = update.new_key(args.config)
+    raw.setdefault("update", {})["key"] = public
+    try:
+        configfile.save(args.config, raw)
+    except Failure:
+        os.unlink(update.key_path(args.config))  # a private key whose public key is nowhere
+        raise
+    ui.out(
+        "wrote a new ECDSA P-256 update key to %s (mode 0600): keep it on this PC, it signs "
+        "firmware updates (tinyctrl update)" % update.key_path(args.config)
+    )
+    ui.out(
+        "%s its public key as update.key in %s%s"
+        % (
+            "replaced" if had else "put",
+            args.config,
+            ": devices stop taking updates signed by the old key" if had else "",
+        )
+    )
+    if not args.push:
+        ui.out(
+            "copy %s to the board (tinyctrl provision, or config push) for it to take "
+            "updates" % args.config
+        )
     return push.after_key_new(args)
 
 
@@ -153,7 +190,7 @@ def add_commands(sub):
         (
             "new",
             cmd_key_new,
-            "add a new key for a pin, show its QR code",
+            "add a new TOTP key for a pin and show its QR code, or make the update key pair",
             "tinyctrl key new --pin 18 --name phone --png key.png",
         ),
         (
@@ -164,7 +201,16 @@ def add_commands(sub):
         ),
     ):
         k = options.add_group(ksub, name, text, example)
-        k.add_argument("--pin", type=int, required=True)
+        if name == "show":
+            k.add_argument("--pin", type=int, required=True)
+        else:
+            what = k.add_mutually_exclusive_group(required=True)
+            what.add_argument("--pin", type=int, help="a TOTP key for this relay")
+            what.add_argument(
+                "--update",
+                action="store_true",
+                help="the owner's firmware update key pair (the private key stays on this PC)",
+            )
         k.add_argument("--name", help="account name shown in the app (default: the topic)")
         options.add_config(k)
         k.add_argument("--png", help="also write the QR code to this PNG file")

@@ -22,19 +22,19 @@ RECEIVED_WAIT_S = 30  # from the last chunk to the device's "received" (or its r
 CONFIRM_SLACK_S = 60  # past the trial bound: the reset, the old config's connect and its report
 
 
-def _stem(config_path):
+def stem(config_path):
     base = os.path.abspath(config_path)
     return base[:-5] if base.endswith(".json") else base
 
 
 def key_path(config_path):
     """The device key beside its config: config.json -> config.push.key (mode 0600)."""
-    return _stem(config_path) + ".push.key"
+    return stem(config_path) + ".push.key"
 
 
 def names_path(config_path):
     """Names given to TOTP keys (`key new --name`): config.json -> config.keys.json."""
-    return _stem(config_path) + ".keys.json"
+    return stem(config_path) + ".keys.json"
 
 
 def ensure_key(config_path):
@@ -87,9 +87,9 @@ def seal_config(text, device_key, seq, to, topic, trial_s=TRIAL_S, nonce=None):
     return header + body + hmac.new(mac, header + body, hashlib.sha256).digest()
 
 
-def chunks(sealed, seq):
-    """The messages for <mqtt.topic>/config: "<id> <index>/<count>\\n" and a piece each."""
-    size = device_push.CHUNK
+def chunks(sealed, seq, size=device_push.CHUNK):
+    """The messages of a transfer (tinyctrl.chunks): "<id> <index>/<count>\\n" and a piece
+    of `size` bytes each; a config push's for <mqtt.topic>/config by default."""
     count = (len(sealed) + size - 1) // size
     return [
         b"%d %d/%d\n" % (seq, i, count) + sealed[i * size : (i + 1) * size] for i in range(count)

@@ -12,12 +12,24 @@ import os
 from .clock import TIMEZONES, utc_offset_s
 from .homeassistant import CONTACT_CLASSES, RELAY_CLASSES
 from .totp import base32_decode
+from .update import public_key
 
 # GPIOs a user can wire on the Pico W (23, 24, 25 and 29 belong to the Wi-Fi chip).
 PICO_W_PINS = tuple(range(0, 23)) + (26, 27, 28)
 MAX_PAYLOAD = 64 * 1024
 REQUIRED = object()
-SECTIONS = ("wifi", "mqtt", "gpio", "mfa", "sign", "guard", "ntp", "homeassistant", "local")
+SECTIONS = (
+    "wifi",
+    "mqtt",
+    "gpio",
+    "mfa",
+    "sign",
+    "guard",
+    "ntp",
+    "homeassistant",
+    "local",
+    "update",
+)
 # Bounds on what protects a pin: beyond them a protection is gone in all but name. README.md
 # ("Limits") and SECURITY.md say why.
 GRANT_S = (1, 300)  # mfa.grant_s, sign.window_s: a captured grant or request lives this long
@@ -450,6 +462,16 @@ def _failsafe(v, where, problems):
     )
 
 
+def _update_key(v, where, problems):
+    """The owner's public update key (tinyctrl key new --update), or "": no updates."""
+    if isinstance(_str(v, where, problems), str) and v and public_key(v) is None:
+        problems.append(
+            "%s: must be an ECDSA P-256 public key, 130 hex digits starting 04 "
+            "(tinyctrl key new --update writes it)" % where
+        )
+    return v
+
+
 # ---- the schema: section -> key -> (default, checker, bounds...). Built on demand: the
 # tables are garbage once config.json is validated, not heap for life.
 
@@ -537,6 +559,9 @@ def _schema():
             "long_press_ms": (800, _ms, 200, 10000),
             "disabled": ([], _pins),
             "failsafe": ({}, _failsafe),
+        },
+        "update": {  # firmware updates over the broker (tinyctrl update)
+            "key": ("", _update_key),
         },
     }
 

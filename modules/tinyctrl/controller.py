@@ -14,6 +14,7 @@ from . import board_name, clock, homeassistant, log, net, ntp, protocol
 from .auth import AuthError, AuthGate
 from .commands import Commands
 from .contacts import Contacts
+from .download import Receiver as Download
 from .failsafe import Failsafe
 from .inputs import Inputs
 from .memory import RelayMemory
@@ -50,6 +51,7 @@ class Controller:
         self.inputs = local["inputs"] and Inputs(cfg, hw, self.relays, self.outbox, self.mono_ms)
         self.failsafe = local["failsafe"] and Failsafe(cfg, self.relays, self.outbox, self.mono_ms)
         self.push = Receiver(cfg, hw, self.outbox, self.mono_ms)  # config pushes, push.py
+        self.download = Download(cfg, hw, self.outbox, self.mono_ms)  # updates, download.py
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(
@@ -121,6 +123,7 @@ class Controller:
         self.outbox.full()  # full list on first connect and after every reconnect (Action F)
         log("subscribed to", self.topic)
         await self.push.subscribe(client)  # and confirm a pushed config on trial
+        await self.download.subscribe(client)  # only with update.key
 
     # ---- requests in
 
@@ -130,6 +133,8 @@ class Controller:
                 self._behind(streak)
             if topic == self.push.topic_b:
                 return self.push.message(msg, oversize)
+            if topic == self.download.topic_b:
+                return self.download.message(msg, oversize)
             self.push.heard(topic, msg)  # a pushed config on trial is confirmed by its echo
             if self.announcer and self.announcer.message(topic, msg, oversize):
                 return
@@ -279,6 +284,8 @@ class Controller:
         if self.failsafe:
             asyncio.create_task(self.failsafe.run())
         asyncio.create_task(self.push.run())
+        if self.download.enabled:
+            asyncio.create_task(self.download.run())
         publisher = asyncio.create_task(self.outbox.run())
         if self.announcer:
             asyncio.create_task(self.announcer.run())

@@ -12,30 +12,23 @@ import asyncio
 import binascii
 import os
 
-from . import board_name, config, log, seal, trial
+from . import board_name, chunks, config, log, seal, trial
+from .chunks import ABANDON_MS, Refused
 
 CHUNK = 512  # sealed bytes per message: the message stays under mqtt.MAX_INBOUND
 KEY_FILE = "push.key"  # 64 hex digits, copied over USB by `tinyctrl provision`
 SEQ_FILE = "push.seq"  # the sequence number of the last push accepted
-ABANDON_MS = 60000  # a push with no chunk for this long is dropped
 TRIAL_S = (10, 600)  # the trial bound the sealed header may ask for (the PC's default: 120)
 RESTART_WAIT_MS = 3000  # for "received" to reach the broker before the reset
 REFUSED = "Error: config push refused: "
 
 
-class Refused(Exception):
-    pass
-
-
-class _Push:
+class _Push(chunks.Transfer):
     def __init__(self, pid, count, opener, now_ms):
-        self.id = pid
-        self.count = count
-        self.next = 0
+        super().__init__("push", pid, count, now_ms)
         self.opener = opener
         self.file = None
         self.header = None
-        self.last_ms = now_ms
 
 
 class Receiver:
@@ -102,31 +95,20 @@ class Receiver:
 
     def _chunk(self, msg):
         self._pid = None
-        end = msg.find(b"\n")
-        head = bytes(msg[:end]).split() if 0 < end <= 24 else ()
-        index, _, count = head[1].partition(b"/") if len(head) == 2 else (b"", b"", b"")
-        if not (head and head[0].isdigit() and index.isdigit() and count.isdigit()):
-            raise Refused("not a push chunk")
-        pid, index, count = int(head[0]), int(index), int(count)
+        pid, index, count, data = chunks.split(msg, "push")
         if pid == self._dead:
             return
         self._pid = pid
-        data = msg[end + 1 :]
         most = (config.MAX_PAYLOAD + seal.MAX_HEADER + seal.TAG_LEN) // CHUNK + 1
-        if not 0 <= index < count <= most or len(data) > CHUNK:
-            raise Refused("not a push chunk")
+        chunks.bound("push", index, count, data, most, CHUNK)
         p = self._push
         if index == 0:
             self._drop()  # a new push replaces one cut short
             p = self._push = _Push(pid, count, seal.Opener(self.key, self.ecb), self.mono_ms())
-        elif p is None or pid != p.id:
-            raise Refused("chunk %d of push %d without its start" % (index, pid))
-        elif index < p.next:
-            return  # delivered again (QoS 1)
-        elif index > p.next or count != p.count:
-            raise Refused("push %d: chunk %d of %d missing" % (pid, p.next, p.count))
-        p.next = index + 1
-        p.last_ms = self.mono_ms()
+        elif p is None:
+            raise chunks.no_start("push", index, pid)
+        if not p.take(pid, index, count, self.mono_ms()):
+            return
         if p.header is None:
             seen = p.opener.header_seen(data)
             if seen is None:
@@ -156,7 +138,7 @@ class Receiver:
             raise Refused("trial of %d s asked; %d-%d s" % ((h["trial_s"],) + TRIAL_S))
 
     def _last(self, p):
-        if p.next < p.count:
+        if not p.complete():
             return
         if p.header is None:
             raise Refused("not a sealed config")
@@ -263,7 +245,7 @@ class Receiver:
     def tick(self):
         """Once a second: drop a push abandoned by its sender."""
         p = self._push
-        if p and self.mono_ms() - p.last_ms >= ABANDON_MS:
+        if p and p.abandoned(self.mono_ms()):
             self._drop()
             self.outbox.error(
                 REFUSED + "push %d abandoned: no chunk for %d s" % (p.id, ABANDON_MS // 1000),

@@ -5,6 +5,10 @@ import sys
 
 import machine
 import network
+from download_slot import DownloadSlot  # noqa: F401 (the port contract)
+from ecdsa_sim import verify as ecdsa_verify  # noqa: F401 (the board's is _tinyctrl's)
+
+from tinyctrl import __version__
 
 CONFIG_PATH = "config.json"
 STATE_PATH = "relay_state"  # beside config.json: RelayMemory's file for after a power cut
@@ -17,6 +21,8 @@ def use_config(path):
     CONFIG_PATH = path
     STATE_PATH = path.rsplit("/", 1)[0] + "/relay_state" if "/" in path else "relay_state"
 
+
+IMAGE_ID = "tinyctrl-image board=UNIX_SIM version=" + __version__  # as _tinyctrl.IMAGE_ID
 
 on_output = None  # the simulator's hook: on_output(gpio, logical_value)
 contacts = {}  # gpio -> ContactPin, for the simulator to drive

@@ -535,6 +535,13 @@ CASES = [
         changed(local={"failsafe": {"0": {"after_s": 60}}}),
         "local.failsafe: GP0 is not a relay",
     ),
+    (
+        "update_key_not_a_key",
+        changed(update={"key": "04abcd"}),
+        "update.key: must be an ECDSA P-256 public key, 130 hex digits starting 04 "
+        "(tinyctrl key new --update writes it)",
+    ),
+    ("update_key_not_text", changed(update={"key": 7}), "update.key: must be a string"),
     # One rule for every pin-keyed map: "16" and "016" are one pin.
     (
         "power_on_listed_twice",

@@ -215,6 +215,34 @@ def test_key_new_hides_the_secret_unless_asked(config):
     assert decode_terminal_qr(again.stdout) == decode_terminal_qr(done.stdout)
 
 
+def test_key_new_update_makes_a_private_key_and_puts_its_public_key_in_the_config(config):
+    before = load(config)
+    assert before.pop("update") == {"key": ""}  # config init writes every default: no key
+    done = run("key", "new", "--update", "--config", config)
+    assert done.returncode == 0, done.stderr
+    pem = str(config)[: -len(".json")] + ".update.pem"
+    assert mode(pem) == 0o600
+    with open(pem) as f:
+        secret = f.read()
+    body = "".join(secret.strip().splitlines()[1:-1])
+    assert "PRIVATE KEY" in secret and body not in done.stdout + done.stderr
+    assert "PRIVATE" not in done.stdout + done.stderr
+    raw = load(config)
+    public = raw.pop("update")["key"]
+    assert raw == before  # nothing else changed
+    assert public.startswith("04") and len(public) == 130 and public not in secret
+    assert device_config.validate(load(config))["update"]["key"] == public
+    assert "update.key" in done.stdout and pem in done.stdout
+    # a second key would lock out every device that trusts the first
+    again = run("key", "new", "--update", "--config", config)
+    assert again.returncode == 2 and "already there" in one_line_error(again)
+    assert load(config)["update"]["key"] == public
+    both = run("key", "new", "--update", "--pin", "16", "--config", config)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    png = run("key", "new", "--update", "--png", "k.png", "--config", config)
+    assert png.returncode == 2 and "not --update" in one_line_error(png)
+
+
 def test_key_code_prints_the_current_code(config):
     assert run("key", "new", "--pin", "17", "--config", config).returncode == 0
     key = load(config)["mfa"]["pins"]["17"][0]

@@ -27,6 +27,8 @@ PORTABLE = [
     "test_local",
     "test_seal",
     "test_trial",
+    "test_update",
+    "test_download",
 ]
 
 

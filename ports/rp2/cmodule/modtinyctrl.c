@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// _tinyctrl: TOTP primitives (totp.c) and a watchdog that tolerates long
-// blocking calls (watchdog.c). This file holds only the module table.
+// _tinyctrl: TOTP primitives (totp.c), a watchdog that tolerates long
+// blocking calls (watchdog.c), ECDSA P-256 verification (ecdsa.c) and the image's identity
+// (image_id.c). This file holds only the module table.
 
 #include "py/runtime.h"
 
@@ -17,6 +18,8 @@ static const mp_rom_map_elem_t tinyctrl_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_reset_cause), MP_ROM_PTR(&tinyctrl_reset_cause_obj) },
     { MP_ROM_QSTR(MP_QSTR_scratch_get), MP_ROM_PTR(&tinyctrl_scratch_get_obj) },
     { MP_ROM_QSTR(MP_QSTR_scratch_set), MP_ROM_PTR(&tinyctrl_scratch_set_obj) },
+    { MP_ROM_QSTR(MP_QSTR_ecdsa_verify), MP_ROM_PTR(&tinyctrl_ecdsa_verify_obj) },
+    { MP_ROM_QSTR(MP_QSTR_IMAGE_ID), MP_ROM_PTR(&tinyctrl_image_id_obj) },
     { MP_ROM_QSTR(MP_QSTR_RESET_POWER), MP_ROM_INT(RESET_POWER) },
     { MP_ROM_QSTR(MP_QSTR_RESET_WATCHDOG), MP_ROM_INT(RESET_WATCHDOG) },
     { MP_ROM_QSTR(MP_QSTR_RESET_SOFT), MP_ROM_INT(RESET_SOFT) },

@@ -4,6 +4,7 @@
 #define TINYCTRL_MODTINYCTRL_H
 
 #include "py/obj.h"
+#include "py/objstr.h"
 
 // totp.c
 MP_DECLARE_CONST_FUN_OBJ_2(tinyctrl_hmac_sha1_obj);
@@ -18,5 +19,11 @@ MP_DECLARE_CONST_FUN_OBJ_0(tinyctrl_wdt_stop_obj);
 MP_DECLARE_CONST_FUN_OBJ_0(tinyctrl_reset_cause_obj);
 MP_DECLARE_CONST_FUN_OBJ_1(tinyctrl_scratch_get_obj);
 MP_DECLARE_CONST_FUN_OBJ_2(tinyctrl_scratch_set_obj);
+
+// ecdsa.c
+MP_DECLARE_CONST_FUN_OBJ_3(tinyctrl_ecdsa_verify_obj);
+
+// image_id.c
+extern const mp_obj_str_t tinyctrl_image_id_obj;
 
 #endif // TINYCTRL_MODTINYCTRL_H
