@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: MIT
 """The PC on the device's topic (paho-mqtt): send a request and wait for the device's answer,
 or follow the topic in readable form. Requests for protected pins carry a TOTP code or a
-signature made with the device's own code (tinyctrl.totp, tinyctrl.protocol.canonical)."""
+signature made with the device's own code (tinyctrl.totp, tinyctrl.protocol.canonical).
+
+With MQTT 5 (mqtt.version 5, or "auto" where the broker has it) a request can carry a Message
+Expiry Interval and this PC's own response topic and correlation data: its answer, not the
+next line on the topic."""
 
 import json
 import queue
@@ -11,8 +15,10 @@ import time
 import unicodedata
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from tinyctrl import protocol, totp
+from tinyctrl import mqtt5, protocol, totp
 
 from . import NO_BROKER, Failure, configfile, keys
 
@@ -23,19 +29,42 @@ class Event(str):
 
 class Topic:
     """One connection to the broker in a config, subscribed to its topic; messages queue up.
-    paho reconnects by itself; the drop and the return are queued as Events."""
+    paho reconnects by itself; the drop and the return are queued as Events. With `answers`
+    and MQTT 5 it also subscribes to its own response topic (`answers_next`)."""
 
-    def __init__(self, cfg, config_dir, timeout=10):
+    def __init__(self, cfg, config_dir, timeout=10, answers=False):
+        version = cfg["mqtt"].get("version", "auto")
+        try:
+            self._open(cfg, config_dir, timeout, answers, version != 3)
+        except Failure:
+            if not (version == "auto" and self._refused_v5):
+                raise
+            self._open(cfg, config_dir, timeout, answers, False)  # a 3.1.1 broker
+
+    def _open(self, cfg, config_dir, timeout, answers, v5):
         m = cfg["mqtt"]
+        self.v5 = v5
         self.topic = m["topic"]
         self.where = "%s:%d" % (m["server"], m["port"])
         self.messages = queue.Queue()
+        self.answers = queue.Queue()
         self._closing = False
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            clean_session=True,
-            client_id="tinyctrl-pc-" + secrets.token_hex(4),
-        )
+        self._refused_v5 = False
+        client_id = "tinyctrl-pc-" + secrets.token_hex(4)
+        # Where the device answers this PC: under its topic's answers/ tree (mqtt5.ANSWERS),
+        # which the device allows and reads nothing from.
+        self.answer_topic = answers and v5 and self.topic + mqtt5.ANSWERS + client_id
+        if self.answer_topic and len(self.answer_topic.encode()) > mqtt5.MAX_RESPONSE_TOPIC:
+            self.answer_topic = None  # the device would refuse it: the topic's next line
+        self.correlation = None  # of the last request sent with answer=True
+        if v5:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            )
+        else:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, clean_session=True, client_id=client_id
+            )
         if m["user"]:
             self.client.username_pw_set(m["user"], m["password"])
         if m["ssl"]:
@@ -55,7 +84,7 @@ class Topic:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = lambda *a: self._ready.set()
-        self.client.on_message = lambda c, u, msg: self.messages.put(msg.payload)
+        self.client.on_message = self._on_message
         try:
             self.client.connect(m["server"], m["port"], keepalive=30)
         except OSError as e:
@@ -70,8 +99,18 @@ class Topic:
                 NO_BROKER,
             )
 
+    def _on_message(self, client, userdata, msg):
+        if msg.topic != self.answer_topic:
+            return self.messages.put(msg.payload)
+        corr = getattr(msg.properties, "CorrelationData", None)
+        if corr is not None and corr == self.correlation:
+            self.answers.put(msg.payload)
+
     def _on_connect(self, client, userdata, flags, reason, properties):
         if reason.is_failure:
+            # A 3.1.1 broker answers an MQTT 5 CONNECT with return code 1, which paho reports
+            # as 0x84 (MQTT 3.1.1, 3.2.2.3; paho's CONNACK handling).
+            self._refused_v5 = self.v5 and reason.value in mqtt5.V311_ONLY
             self._refused = "refused the connection (%s)" % reason
             self._ready.set()
             client.disconnect()
@@ -83,6 +122,8 @@ class Topic:
                     )
                 )
             client.subscribe(self.topic, qos=1)
+            if self.answer_topic:
+                client.subscribe(self.answer_topic, qos=1)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
         if self._ready.is_set() and not self._closing:
@@ -90,8 +131,20 @@ class Topic:
                 Event("lost the connection to the broker (%s); reconnecting" % reason)
             )
 
-    def publish(self, payload):
-        info = self.client.publish(self.topic, payload, qos=1)
+    def publish(self, payload, expire_s=None, answer=False):
+        """Publish a request; with MQTT 5, `expire_s` is its Message Expiry Interval (the
+        broker drops it unread after that) and `answer` asks for the answer on this PC's
+        response topic with fresh correlation data."""
+        props = None
+        if self.v5 and (expire_s or (answer and self.answer_topic)):
+            props = Properties(PacketTypes.PUBLISH)
+            if expire_s:
+                props.MessageExpiryInterval = expire_s
+            if answer and self.answer_topic:
+                self.correlation = secrets.token_bytes(8)
+                props.ResponseTopic = self.answer_topic
+                props.CorrelationData = self.correlation
+        info = self.client.publish(self.topic, payload, qos=1, properties=props)
         info.wait_for_publish(10)
         if not info.is_published():
             raise Failure("broker %s: the request was not accepted" % self.where, NO_BROKER)
@@ -109,6 +162,14 @@ class Topic:
                 return None
             if events or not isinstance(item, Event):
                 return item
+
+    def answers_next(self, deadline):
+        """The next answer to the last request sent with answer=True, before `deadline`."""
+        left = deadline - time.monotonic()
+        try:
+            return self.answers.get(timeout=left) if left > 0 else None
+        except queue.Empty:
+            return None
 
     def close(self):
         self._closing = True

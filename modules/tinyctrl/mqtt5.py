@@ -11,6 +11,9 @@ SESSION_EXPIRY = 0x11
 
 MAX_RESPONSE_TOPIC = 128  # bytes; the device's own topic may be up to 200
 MAX_CORRELATION = 64  # bytes
+# Beneath the device's topic only <topic>/answers/... may be a response topic: the device reads
+# nothing there, and a broker ACL that gives it <topic>/# covers it.
+ANSWERS = "/answers/"
 
 TAKEOVER = 0x8E
 TAKEOVER_HOLD_S = 15  # doubled at each takeover in a row, up to TAKEOVER_HOLD_MAX_S
@@ -63,9 +66,9 @@ def takeover_hold_s(in_a_row):
 
 def response_topic_problem(topic, own, forbidden=()):
     """Why `topic` may not receive an answer, or None. It is a destination only: a topic name
-    (no wildcards, no `$` system topic), bounded, and not the device's own topic tree nor one
-    of the `forbidden` prefixes (Home Assistant's discovery), where an answer would stand for
-    the device or configure something."""
+    (no wildcards, no `$` system topic), bounded, and not the device's own topic tree (but
+    for its ANSWERS branch) nor one of the `forbidden` prefixes (Home Assistant's discovery),
+    where an answer would stand for the device or configure something."""
     if not isinstance(topic, str) or not topic:
         return "empty"
     if len(topic.encode()) > MAX_RESPONSE_TOPIC:
@@ -76,7 +79,11 @@ def response_topic_problem(topic, own, forbidden=()):
         return "is a $ topic"
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in topic):
         return "has a control character"
+    if topic.startswith(own + ANSWERS) and len(topic) > len(own + ANSWERS):
+        own = None
     for tree in (own,) + tuple(forbidden):
+        if tree is None:
+            continue
         if topic == tree or topic.startswith(tree + "/"):
             return "is the device's own topic" if tree == own else "is under " + tree
     return None

@@ -14,13 +14,12 @@ mosquitto on loopback:
   3.1.1; version 3 never tries 5.
 """
 
-import socket
 import threading
 import time
 
 import paho.mqtt.client as paho
 import pytest
-from faults import wifi_down
+from faults import Only311, wifi_down
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from simharness import DEVICE, TOPIC, Client, Sim, base_config, state, text, wait_log, wait_until
@@ -286,61 +285,6 @@ def test_session_taken_over_holds_off(rig, report):
     watcher.publish('{"CMD": "stats"}')
     _, payload, _ = watcher.wait_for(lambda t, p, c: p.startswith(b"Uptime="), since=m)
     assert b"Mqtt=5 (last: session closed by the broker" in payload, payload
-
-
-class Only311:
-    """A broker front that answers an MQTT 5 CONNECT as a 3.1.1-only broker does (CONNACK
-    0x01, MQTT 3.1.1 3.1.2.2) and passes anything else to the real mosquitto behind it."""
-
-    def __init__(self, upstream):
-        self.upstream = upstream
-        self.levels = []  # the protocol level of every CONNECT seen
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
-        head = b""
-        while len(head) < 9:  # fixed header (<= 2 bytes here), "\0\4MQTT", level
-            chunk = c.recv(64)
-            if not chunk:
-                return c.close()
-            head += chunk
-        level = head[8] if head[1] < 0x80 else head[9]
-        self.levels.append(level)
-        if level == 5:
-            c.sendall(b"\x20\x02\x00\x01")
-            return c.close()
-        u = socket.create_connection(("127.0.0.1", self.upstream))
-        u.sendall(head)
-        for a, b in ((c, u), (u, c)):
-            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, a, b):
-        try:
-            while True:
-                data = a.recv(4096)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("version, first_levels", [("auto", [5, 4]), (3, [4])])

@@ -7,6 +7,8 @@
 - `broker_down(broker)`: the broker process killed (SIGKILL, no clean shutdown) and started
   again on the same port with its persistent sessions (use `persistent_broker()`).
 - `wifi_down(sim)`: the simulated Wi-Fi link down, then back.
+- `Only311`: a broker that speaks MQTT 3.1.1 only (CONNACK 0x01 to an MQTT 5 CONNECT), in
+  front of the real mosquitto.
 
 Everything listens on and connects to 127.0.0.1 only.
 """
@@ -268,3 +270,58 @@ def wifi_down(sim):
         yield
     finally:
         sim.wifi(1)
+
+
+class Only311:
+    """A broker front that answers an MQTT 5 CONNECT as a 3.1.1-only broker does (CONNACK
+    0x01, MQTT 3.1.1 3.1.2.2) and passes anything else to the real mosquitto behind it."""
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.levels = []  # the protocol level of every CONNECT seen
+        self.sock = socket.create_server((LOOPBACK, 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        head = b""
+        while len(head) < 9:  # fixed header (<= 2 bytes here), "\0\4MQTT", level
+            chunk = c.recv(64)
+            if not chunk:
+                return c.close()
+            head += chunk
+        level = head[8] if head[1] < 0x80 else head[9]
+        self.levels.append(level)
+        if level == 5:
+            c.sendall(b"\x20\x02\x00\x01")
+            return c.close()
+        u = socket.create_connection((LOOPBACK, self.upstream))
+        u.sendall(head)
+        for a, b in ((c, u), (u, c)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                data = a.recv(4096)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
