@@ -27,6 +27,7 @@ PORTABLE = [
     "test_local",
     "test_seal",
     "test_trial",
+    "test_mqtt5",
 ]
 
 
