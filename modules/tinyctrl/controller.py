@@ -53,7 +53,7 @@ class Controller:
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(
-            cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms, self.boot
+            cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms, self.boot, self.client
         )
         self.announcer = cfg["homeassistant"] and homeassistant.Announcer(
             cfg, hw, self.outbox, board_name(hw.unique_id())
@@ -74,7 +74,7 @@ class Controller:
         return self.clock.now(time.time())
 
     def _stats_line(self):
-        return self.commands.stats() + ", " + self.client.status()
+        return self.commands.stats()
 
     # ---- MQTT wiring
 

@@ -128,7 +128,7 @@ def test_stats_says_mqtt_5(rig):
     m = watcher.mark()
     watcher.publish('{"CMD": "stats"}')
     _, payload, _ = watcher.wait_for(lambda t, p, c: p.startswith(b"Uptime="), since=m)
-    assert b", Mqtt=5" in payload, payload
+    assert b", Mqtt=5, Version=" in payload, payload
 
 
 def test_expired_request_is_never_applied_and_a_long_lived_one_is(rig, report):
