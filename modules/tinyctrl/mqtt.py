@@ -21,13 +21,13 @@ STABLE_S = 2  # the link must stay up this long after a join before MQTT is trie
 # PUBACK, leaves it idle for a round trip).
 BACKLOG = 16
 BACKLOG_IDLE_MS = 20
-PUBACK_POLL_MS = 5
+PUBACK_POLL_MS = 5  # mqtt_as polls every 100 ms; a PUBACK on a LAN comes in about 1 ms
 # A session the broker closes this soon after the CONNECT, SHORT_IN_A_ROW times in a row, is
 # taken to be taken over: another client with the device's client id, each taking the session
 # from the other. Brokers that say so (DISCONNECT 0x8E) are believed at once; mosquitto 2.0.11
 # only closes the old connection.
 SHORT_SESSION_MS = 30000
-SHORT_IN_A_ROW = 3  # mqtt_as polls every 100 ms; a PUBACK on a LAN comes in about 1 ms
+SHORT_IN_A_ROW = 3
 
 
 def _decode_properties(props, n):

@@ -14,6 +14,8 @@ mosquitto on loopback:
   3.1.1; version 3 never tries 5.
 """
 
+import os
+import subprocess
 import threading
 import time
 
@@ -22,6 +24,7 @@ import pytest
 from faults import Only311, wifi_down
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from services import Mosquitto
 from simharness import DEVICE, TOPIC, Client, Sim, base_config, state, text, wait_log, wait_until
 
 from tinyctrl import mqtt5, protocol
@@ -320,3 +323,27 @@ def test_a_311_broker(services, version, first_levels):
         client.close()
         sim.stop()
         front.close()
+
+
+@pytest.mark.parametrize("version, line", [("auto", "CONNACK 0x87"), (3, "CONNACK 0x05")])
+def test_bad_password_is_one_line_and_no_tight_loop(services, tmp_path, version, line):
+    _, ntp, ip = services
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "pico", "right"], check=True)
+    root = "user root\n" if os.geteuid() == 0 else ""
+    broker = Mosquitto(extra_conf="%sallow_anonymous false\npassword_file %s\n" % (root, passwd))
+    broker.start()
+    mqtt = {"user": "pico", "password": "wrong", "version": version}
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, mqtt=mqtt))
+    try:
+        # mosquitto 2.0.11 answers a wrong password with "not authorised"
+        wait_log(sim, "broker: %s not authorised; next try in 60 s" % line)
+        time.sleep(12)
+        with open(os.path.join(broker.dir, "log")) as f:
+            tries = f.read().count("disconnected, not authorised")
+        assert tries == 1, tries  # the next in 60 s
+        assert sim.log().count("not authorised") == 1
+    finally:
+        sim.stop()
+        broker.close()
