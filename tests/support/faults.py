@@ -292,21 +292,56 @@ class Only311:
             threading.Thread(target=self._one, args=(c,), daemon=True).start()
 
     def _one(self, c):
-        head = b""
-        while len(head) < 9:  # fixed header (<= 2 bytes here), "\0\4MQTT", level
-            chunk = c.recv(64)
-            if not chunk:
-                return c.close()
-            head += chunk
-        level = head[8] if head[1] < 0x80 else head[9]
+        c.settimeout(10)
+        try:
+            head = self._connect_packet(c)
+        except (OSError, ValueError):
+            return c.close()
+        level = head[-1]
         self.levels.append(level)
         if level == 5:
+            # As a broker does: the whole CONNECT read, then the CONNACK, then the close. A
+            # close with unread data would reset the connection and lose the CONNACK.
             c.sendall(b"\x20\x02\x00\x01")
+            c.shutdown(socket.SHUT_WR)
+            try:
+                while c.recv(4096):
+                    pass
+            except OSError:
+                pass
             return c.close()
         u = socket.create_connection((LOOPBACK, self.upstream))
         u.sendall(head)
         for a, b in ((c, u), (u, c)):
             threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _connect_packet(c):
+        """The client's CONNECT packet up to its protocol level byte, and the rest of the
+        packet read too when the level is 5 (returned with the level last)."""
+
+        def read(n):
+            out = b""
+            while len(out) < n:
+                chunk = c.recv(n - len(out))
+                if not chunk:
+                    raise ValueError("closed")
+                out += chunk
+            return out
+
+        head = read(1)
+        size = shift = 0
+        while True:  # the remaining length, a variable byte integer
+            b = read(1)
+            head += b
+            size |= (b[0] & 0x7F) << shift
+            shift += 7
+            if not b[0] & 0x80:
+                break
+        head += read(7)  # "\0\4MQTT" and the level
+        if head[-1] == 5:
+            read(size - 7)
+        return head
 
     def _pipe(self, a, b):
         try:
