@@ -74,6 +74,10 @@ def cmd_send(args):
         while True:
             with ui.Spinner("waiting for the device's answer"):
                 payload = read(deadline)
+            if payload is None and mine:
+                payload = _answer_on_topic(topic, req, device, prefix)
+                if payload is not None:  # from now on, as without MQTT 5
+                    mine, read = False, topic.next
             if payload is None:
                 raise Failure(
                     "no answer from the device within %d s%s (is it online? "
@@ -103,6 +107,22 @@ def cmd_send(args):
         topic.close()
 
 
+def _answer_on_topic(topic, req, device, prefix):
+    """After no answer on the response topic: the device's answer on its topic, if it gave
+    one there only (firmware before MQTT 5, or mqtt.version 3 on the board), else None."""
+    while True:
+        payload = topic.next(time.monotonic() + 0.05)  # what has come already
+        if payload is None:
+            return None
+        if mqttio.answer(payload, req, device, prefix)[0]:
+            ui.note(
+                "the device answered on its topic, not on this PC's response topic: its "
+                'firmware predates MQTT 5 or it has mqtt.version 3; set "version": 3 in '
+                "the mqtt section of this config to match"
+            )
+            return payload
+
+
 def _later(topic, req, prefix, expire_s):
     """What becomes of an unanswered request that moves pins: the device's session is
     persistent, so the broker keeps it while the device is away, unless MQTT 5 expires it."""
@@ -111,8 +131,8 @@ def _later(topic, req, prefix, expire_s):
     pins = ", ".join("%s%d" % (prefix, p) for p in req.pins)
     if not topic.v5:
         return (
-            ": the broker speaks MQTT 3.1.1, so the request may wait queued at the broker and "
-            "switch %s when the device is back, however late" % pins
+            ": with MQTT 3.1.1 a request cannot expire, so it may wait queued at the broker "
+            "and switch %s when the device is back, however late" % pins
         )
     if expire_s is None:
         return (

@@ -128,3 +128,32 @@ def test_send_on_a_311_broker_says_the_request_stays_queued(services, tmp_path):
         assert front.levels[:2] == [5, 4], front.levels  # "auto": tried 5, then 3.1.1
     finally:
         front.close()
+
+
+def test_send_to_a_device_that_answers_with_311_only(services, tmp_path):
+    """A board still on 3.1.1 (mqtt.version 3, or firmware before MQTT 5) on an MQTT 5
+    broker answers on its topic only: send says so and takes that answer."""
+    broker, ntp, ip = services
+    topic = "t/old-board"
+    cfg = base_config(
+        broker.port,
+        ntp.port,
+        ip.port,
+        mqtt={"topic": topic, "client_id": "old-board", "version": 3},
+    )
+    client = Client(broker.port, topic=topic, client_id="tester-old")
+    m = client.mark()
+    sim = Sim(cfg)
+    try:
+        client.wait_for(state("GP16", 0), since=m, timeout=40)
+        cfg["mqtt"]["version"] = "auto"  # the PC's copy of the config
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(cfg))
+        done = run("send", "-c", path, "--pin", "16", "--on", "--timeout", "3")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [NAME, "GP16=1"]
+        assert "answered on its topic, not on this PC's response topic" in done.stderr
+        sim.wait_pin(16, 1)
+    finally:
+        client.close()
+        sim.stop()
