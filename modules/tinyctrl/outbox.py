@@ -30,10 +30,11 @@ PASSED_OVER = 2
 class Post:
     """A message for another topic; `payload` may be a callable, rendered when it is sent."""
 
-    def __init__(self, topic, payload, retain, properties=None):
+    def __init__(self, topic, payload, retain, qos=1, properties=None):
         self.topic = topic
         self.payload = payload
         self.retain = retain
+        self.qos = qos
         self.properties = properties  # MQTT 5: an answer's Correlation Data
 
 
@@ -90,7 +91,10 @@ class Outbox:
         """A copy for the request being handled, if it asked for answers (MQTT 5)."""
         to = self.answer_to
         if to and len(self._answers) < MAX_ANSWERS:
-            self._answers.append(Post(to[0], payload, False, {mqtt5.CORRELATION_DATA: to[1]}))
+            # QoS 0: a broker's refusal in a PUBACK (a response topic outside the device's ACL)
+            # would cost mqtt_as a reconnect; the device's topic has the state with QoS 1.
+            props = {mqtt5.CORRELATION_DATA: to[1]} if to[1] else None
+            self._answers.append(Post(to[0], payload, False, 0, props))
 
     def changed(self, pin, value):
         """`pin` now has `value`: its state, and a NOTIFY if the pin is in gpio.notify."""
@@ -211,13 +215,10 @@ class Outbox:
             if not pacer.sent(self.mono_ms()):
                 break
             # and what comes meanwhile joins the next message, too
-            if isinstance(msg, Post) and msg.properties:
-                # QoS 0: a broker's refusal of a PUBACK (a response topic outside the device's
-                # ACL) would cost mqtt_as a reconnect; the answer is a copy, the device's
-                # topic still has the state with QoS 1.
-                await self.client.publish(msg.topic, msg.payload, False, 0, msg.properties)
-            elif isinstance(msg, Post):
-                await self.client.publish(msg.topic, msg.payload, msg.retain, 1)
+            if isinstance(msg, Post):
+                await self.client.publish(
+                    msg.topic, msg.payload, msg.retain, msg.qos, msg.properties
+                )
             else:
                 self.last_sent = msg = msg.encode()
                 await self.client.publish(self.topic, msg, qos=1)

@@ -39,7 +39,7 @@ class Broker:
         self._release = asyncio.Event()
 
     async def publish(self, topic, msg, retain=False, qos=0, properties=None):
-        if properties:  # an answer (MQTT 5): QoS 0, never retained
+        if qos == 0:  # an answer (MQTT 5): QoS 0, never retained
             assert qos == 0 and not retain
             self.sent.append((topic, msg.decode(), properties))
             return
@@ -341,3 +341,13 @@ def test_the_publisher_sends_answers_with_qos_0_and_their_correlation():
     topic, msg, props = sent[1]
     assert topic == "pc/a" and body(msg) == {"GP17": 0}
     assert props == {mqtt5.CORRELATION_DATA: b"c"}
+
+
+def test_an_answer_without_correlation_data_has_no_properties():
+    box = make()
+    box.answer_to = ("pc/a", b"")
+    box.reply("Info: x")
+    box.answer_to = None
+    box.next_message()
+    answer = box.next_message()
+    assert answer.topic == "pc/a" and answer.qos == 0 and answer.properties is None
