@@ -11,7 +11,9 @@ mosquitto on loopback:
 - a session taken over by another client with the device's client id: one log line, the reason
   in stats, and the device holds off instead of taking it back at once;
 - "auto" on a broker that refuses MQTT 5 as a 3.1.1 broker does (CONNACK 0x01) falls back to
-  3.1.1; version 3 never tries 5.
+  3.1.1; version 3 never tries 5;
+- a wrong password is one log line and one try per 60 s;
+- mqtt.session_expiry_s is what the broker keeps the session for.
 """
 
 import os
@@ -347,3 +349,27 @@ def test_bad_password_is_one_line_and_no_tight_loop(services, tmp_path, version,
     finally:
         sim.stop()
         broker.close()
+
+
+def test_the_session_lasts_session_expiry_s(services):
+    """mqtt.session_expiry_s is the device's, sent on CONNECT: with 2 s, a request queued
+    while the device is offline longer than that dies with its session."""
+    broker, ntp, ip = services
+    topic = "home/short-session"
+    mqtt = {"topic": topic, "client_id": "short-session", "session_expiry_s": 2, "keepalive": 4}
+    watcher = V5Client(broker.port, topics=(topic,), client_id="tester-short")
+    m = watcher.mark()
+    sim = Sim(base_config(broker.port, ntp.port, ip.port, mqtt=mqtt))
+    try:
+        watcher.wait_for(is_state(16, 0), since=m, timeout=40)
+        with wifi_down(sim):
+            wait_log(sim, "connection lost, outage", timeout=20)
+            time.sleep(4)  # the session has expired
+            watcher.publish('{"GP16": 1}', topic=topic)
+        m = watcher.mark()
+        watcher.wait_for(is_state(16, 0), since=m, timeout=30)  # back: a fresh session
+        time.sleep(2)
+        assert sim.pin(16) == 0
+    finally:
+        watcher.close()
+        sim.stop()
