@@ -7,7 +7,7 @@ mosquitto on loopback:
 - a request with a Response Topic and Correlation Data is answered there (its state, its Info:
   or Error: line), the device's topic unchanged; a response topic that is the device's own, a
   `$` topic, Home Assistant's or too long is refused and gets nothing; a flood of such requests
-  stays within the publish guard;
+  stays within the publish guard; hostile properties cost no reconnect;
 - a session taken over by another client with the device's client id: one log line, the reason
   in stats, and the device holds off instead of taking it back at once;
 - "auto" on a broker that refuses MQTT 5 as a 3.1.1 broker does (CONNACK 0x01) falls back to
@@ -218,6 +218,23 @@ def test_response_topic_is_only_a_destination(rig, where, why):
     watcher.wait_for(lambda t, p, c: t == TOPIC and p.startswith(b"Uptime="), since=m)
     time.sleep(0.5)
     assert [x for x in watcher.messages[m:] if x[0] != TOPIC] == []
+
+
+def test_hostile_properties_cost_no_reconnect(rig):
+    """Properties too large to read are drained, as a large payload is, and read as none: the
+    device says the request is too large and stays connected. (What upstream's decoder cannot
+    parse is read as none too, mqtt._decode_properties; mosquitto forwards no such property.)"""
+    sim, watcher, _ = rig
+    outages = sim.log().count("connection lost")
+    m = watcher.mark()
+    watcher.publish('{"CMD": "stats"}', UserProperty=[("k", "x" * 3000)])
+    _, line, _ = watcher.wait_for(
+        lambda t, p, c: t == TOPIC and p.startswith(b"Error: request too large"), since=m
+    )
+    watcher.publish('{"CMD": "stats"}', UserProperty=[("k", "\u00e9" * 200)])  # read
+    watcher.wait_for(lambda t, p, c: t == TOPIC and p.startswith(b"Uptime="), since=m)
+    time.sleep(1)
+    assert sim.log().count("connection lost") == outages, sim.log()[-600:]
 
 
 def test_flood_with_response_topics_stays_within_the_publish_guard(rig, report):
