@@ -12,6 +12,7 @@ metadata(
 include("$(MPY_DIR)/extmod/asyncio")
 require("ssl")
 
-package("mqtt_as", files=["__init__.py"], base_path="$(MQTT_AS_DIR)")
+# mqtt_v5_properties: MQTT 5 (mqtt.version), imported by mqtt_as when a client asks for it.
+package("mqtt_as", files=["__init__.py", "mqtt_v5_properties.py"], base_path="$(MQTT_AS_DIR)")
 
 package("tinyctrl", base_path="modules")

@@ -13,6 +13,7 @@ from . import NO_ANSWER, REFUSED, Failure, configfile, mqttio, options, ui
 
 # After the state a pin request produced: how long an error for the same request may follow.
 ERROR_GRACE_S = 1.5
+EXPIRE_S = 30  # send --expire: how long the broker keeps an unread request (MQTT 5)
 
 
 def _folder(path):
@@ -80,33 +81,33 @@ def cmd_send(args):
     prefix = cfg["gpio"]["prefix"]
     req, obj = mqttio.parse_request(cfg, _request_text(args, cfg))
     with ui.Spinner("connecting to the broker"):
-        topic = mqttio.Topic(cfg, _folder(args.config), timeout=args.timeout)
+        topic = mqttio.Topic(cfg, _folder(args.config), timeout=args.timeout, answers=True)
     result = Result(args.json)
+    expire_s = None if args.queue else args.expire
     try:
         paused = time.monotonic()
         obj = mqttio.authorise(
             cfg, req, obj, cfg["mqtt"]["topic"], args.code, args.key_file, wait=_wait_for_next_code
         )
         deadline += time.monotonic() - paused  # the wait for a fresh code is not the device's
-        topic.publish(json.dumps(obj))
+        topic.publish(json.dumps(obj), expire_s, answer=True)
         device = cfg["name"]  # "FROM" names the device, never its client id
+        # With MQTT 5 the answer comes on this PC's response topic, with its correlation
+        # data; getip's comes later, from a task, on the device's topic only.
+        mine = topic.answer_topic and req.cmd != "getip"
+        read = topic.answers_next if mine else topic.next
         while True:
             with ui.Spinner("waiting for the device's answer"):
-                payload = topic.next(deadline)
+                payload = read(deadline)
+            if payload is None and mine:
+                payload = _answer_on_topic(topic, req, device, prefix)
+                if payload is not None:  # from now on, as without MQTT 5
+                    mine, read = False, topic.next
             if payload is None:
-                # The device's session is persistent: the broker keeps a request for it while
-                # it is away and delivers it when it is back, however late.
-                later = (
-                    (
-                        ": the request may wait queued at the broker and switch %s when the "
-                        "device is back" % ", ".join("%s%d" % (prefix, p) for p in req.pins)
-                    )
-                    if req.pins
-                    else ""
-                )
                 raise Failure(
                     "no answer from the device within %d s%s (is it online? "
-                    "tinyctrl watch -c %s)" % (args.timeout, later, args.config),
+                    "tinyctrl watch -c %s)"
+                    % (args.timeout, _later(topic, req, prefix, expire_s), args.config),
                     NO_ANSWER,
                 )
             done, refused = mqttio.answer(payload, req, device, prefix)
@@ -119,7 +120,7 @@ def cmd_send(args):
             if req.pins and not reason:
                 # A refusal publishes the true state and then the reason, in one go: a
                 # state that looks right may still come with an error (pin already there).
-                reason = _next_error(topic, 3 if refused else ERROR_GRACE_S)
+                reason = _next_error(read, 3 if refused else ERROR_GRACE_S)
                 if reason:
                     result.show("reason", reason.decode(errors="replace"), mqttio.describe(reason))
             if reason and reason.startswith(auth.DENIED.encode()):
@@ -131,11 +132,50 @@ def cmd_send(args):
         topic.close()
 
 
-def _next_error(topic, wait_s):
+def _answer_on_topic(topic, req, device, prefix):
+    """After no answer on the response topic: the device's answer on its topic, if it gave
+    one there only (firmware before MQTT 5, or mqtt.version 3 on the board), else None."""
+    while True:
+        payload = topic.next(time.monotonic() + 0.05)  # what has come already
+        if payload is None:
+            return None
+        if mqttio.answer(payload, req, device, prefix)[0]:
+            ui.note(
+                "the device answered on its topic, not on this PC's response topic: its "
+                'firmware predates MQTT 5 or it has mqtt.version 3; set "version": 3 in '
+                "the mqtt section of this config to match"
+            )
+            return payload
+
+
+def _later(topic, req, prefix, expire_s):
+    """What becomes of an unanswered request that moves pins: the device's session is
+    persistent, so the broker keeps it while the device is away, unless MQTT 5 expires it."""
+    if not req.pins:
+        return ""
+    pins = ", ".join("%s%d" % (prefix, p) for p in req.pins)
+    if not topic.v5:
+        return (
+            ": with MQTT 3.1.1 a request cannot expire, so it may wait queued at the broker "
+            "and switch %s when the device is back, however late" % pins
+        )
+    if expire_s is None:
+        return (
+            ": --queue: the request waits queued at the broker and switches %s when the "
+            "device is back" % pins
+        )
+    return (
+        ": the broker drops the request %d s after it was sent (--expire), so it switches %s "
+        "only if the device is back by then (--queue keeps it queued at the broker)"
+        % (expire_s, pins)
+    )
+
+
+def _next_error(read, wait_s):
     """The device's next error line within `wait_s` seconds, or None."""
     deadline = time.monotonic() + wait_s
     while True:
-        payload = topic.next(deadline)
+        payload = read(deadline)
         if payload is None or payload.startswith(b"Error:"):
             return payload
 
@@ -251,6 +291,20 @@ def add_commands(sub):
         metavar="DIR-or-CONFIG",
         help="send it to each of these configs' devices in turn (folders: *.json, "
         "*/config.json), instead of -c",
+    )
+    keep = send.add_mutually_exclusive_group()
+    keep.add_argument(
+        "--expire",
+        type=options.seconds,
+        default=EXPIRE_S,
+        metavar="S",
+        help="MQTT 5: the broker drops the request if the device has not read it within S "
+        "seconds (default: %d)" % EXPIRE_S,
+    )
+    keep.add_argument(
+        "--queue",
+        action="store_true",
+        help="MQTT 5: no expiry; the broker keeps the request until the device is back",
     )
     options.add_timeout(send, 15, "to connect and wait for the answer")
     options.add_json(send)

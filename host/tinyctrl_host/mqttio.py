@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: MIT
 """The PC on the device's topic (paho-mqtt): send a request and wait for the device's answer,
 or follow the topic in readable form. Requests for protected pins carry a TOTP code or a
-signature made with the device's own code (tinyctrl.totp, tinyctrl.protocol.canonical)."""
+signature made with the device's own code (tinyctrl.totp, tinyctrl.protocol.canonical).
+
+With MQTT 5 (mqtt.version 5, or "auto" where the broker has it) a request can carry a Message
+Expiry Interval and this PC's own response topic and correlation data: its answer, not the
+next line on the topic."""
 
 import json
 import queue
@@ -11,8 +15,10 @@ import time
 import unicodedata
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from tinyctrl import protocol, totp
+from tinyctrl import mqtt5, protocol, totp
 
 from . import NO_BROKER, Failure, configfile, keys
 
@@ -23,22 +29,45 @@ class Event(str):
 
 class Topic:
     """One connection to the broker in a config, subscribed to its topic; messages queue up.
-    paho reconnects by itself; the drop and the return are queued as Events."""
+    paho reconnects by itself; the drop and the return are queued as Events. With `answers`
+    and MQTT 5 it also subscribes to its own response topic (`answers_next`)."""
 
-    def __init__(self, cfg, config_dir, timeout=10, topics=None, into=None):
-        m = cfg["mqtt"]
-        self.topic = m["topic"]
+    def __init__(self, cfg, config_dir, timeout=10, answers=False, topics=None, into=None):
+        version = cfg["mqtt"].get("version", "auto")
         # `topics`: several devices' topics on this broker (tinyctrl status); messages then
         # queue as (this Topic, topic, payload), into a queue several share if given
         self.topics = topics
-        self.where = "%s:%d" % (m["server"], m["port"])
         self.messages = into or queue.Queue()
+        try:
+            self._open(cfg, config_dir, timeout, answers, version != 3)
+        except Failure:
+            if not (version == "auto" and self._refused_v5):
+                raise
+            self._open(cfg, config_dir, timeout, answers, False)  # a 3.1.1 broker
+
+    def _open(self, cfg, config_dir, timeout, answers, v5):
+        m = cfg["mqtt"]
+        self.v5 = v5
+        self.topic = m["topic"]
+        self.where = "%s:%d" % (m["server"], m["port"])
+        self.answers = queue.Queue()
         self._closing = False
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            clean_session=True,
-            client_id="tinyctrl-pc-" + secrets.token_hex(4),
-        )
+        self._refused_v5 = False
+        client_id = "tinyctrl-pc-" + secrets.token_hex(4)
+        # Where the device answers this PC: under its topic's answers/ tree (mqtt5.ANSWERS),
+        # which the device allows and reads nothing from.
+        self.answer_topic = answers and v5 and self.topic + mqtt5.ANSWERS + client_id
+        if self.answer_topic and len(self.answer_topic.encode()) > mqtt5.MAX_RESPONSE_TOPIC:
+            self.answer_topic = None  # the device would refuse it: the topic's next line
+        self.correlation = None  # of the last request sent with answer=True
+        if v5:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            )
+        else:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, clean_session=True, client_id=client_id
+            )
         if m["user"]:
             self.client.username_pw_set(m["user"], m["password"])
         if m["ssl"]:
@@ -58,9 +87,7 @@ class Topic:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = lambda *a: self._ready.set()
-        self.client.on_message = lambda c, u, msg: self.messages.put(
-            msg.payload if topics is None else (self, msg.topic, msg.payload)
-        )
+        self.client.on_message = self._on_message
         # mqtt.servers: the nodes of one cluster, each tried in turn until one answers
         for i, (host, port) in enumerate(m["servers"]):
             self.where = "%s:%d" % (host, port)
@@ -81,8 +108,19 @@ class Topic:
                 NO_BROKER,
             )
 
+    def _on_message(self, client, userdata, msg):
+        if msg.topic != self.answer_topic:
+            item = msg.payload if self.topics is None else (self, msg.topic, msg.payload)
+            return self.messages.put(item)
+        corr = getattr(msg.properties, "CorrelationData", None)
+        if corr is not None and corr == self.correlation:
+            self.answers.put(msg.payload)
+
     def _on_connect(self, client, userdata, flags, reason, properties):
         if reason.is_failure:
+            # A 3.1.1 broker answers an MQTT 5 CONNECT with return code 1, which paho reports
+            # as 0x84 (MQTT 3.1.1, 3.2.2.3; paho's CONNACK handling).
+            self._refused_v5 = self.v5 and reason.value in mqtt5.V311_ONLY
             self._refused = "refused the connection (%s)" % reason
             self._ready.set()
             client.disconnect()
@@ -97,6 +135,8 @@ class Topic:
                 client.subscribe(self.topic, qos=1)
             else:
                 client.subscribe([(t, 1) for t in self.topics])
+            if self.answer_topic:
+                client.subscribe(self.answer_topic, qos=1)
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
         if self._ready.is_set() and not self._closing:
@@ -104,8 +144,20 @@ class Topic:
                 Event("lost the connection to the broker (%s); reconnecting" % reason)
             )
 
-    def publish(self, payload, topic=None):
-        info = self.client.publish(topic or self.topic, payload, qos=1)
+    def publish(self, payload, expire_s=None, answer=False, topic=None):
+        """Publish a request (on `topic`, else the config's); with MQTT 5, `expire_s` is its
+        Message Expiry Interval (the broker drops it unread after that) and `answer` asks for
+        the answer on this PC's response topic with fresh correlation data."""
+        props = None
+        if self.v5 and (expire_s or (answer and self.answer_topic)):
+            props = Properties(PacketTypes.PUBLISH)
+            if expire_s:
+                props.MessageExpiryInterval = expire_s
+            if answer and self.answer_topic:
+                self.correlation = secrets.token_bytes(8)
+                props.ResponseTopic = self.answer_topic
+                props.CorrelationData = self.correlation
+        info = self.client.publish(topic or self.topic, payload, qos=1, properties=props)
         info.wait_for_publish(10)
         if not info.is_published():
             raise Failure("broker %s: the request was not accepted" % self.where, NO_BROKER)
@@ -123,6 +175,14 @@ class Topic:
                 return None
             if events or not isinstance(item, Event):
                 return item
+
+    def answers_next(self, deadline):
+        """The next answer to the last request sent with answer=True, before `deadline`."""
+        left = deadline - time.monotonic()
+        try:
+            return self.answers.get(timeout=left) if left > 0 else None
+        except queue.Empty:
+            return None
 
     def close(self):
         self._closing = True

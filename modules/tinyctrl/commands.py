@@ -9,7 +9,7 @@ from .guard import RateLimit
 
 
 class Commands:
-    def __init__(self, cfg, hw, clock, outbox, ntp_sync, mono_ms, boot):
+    def __init__(self, cfg, hw, clock, outbox, ntp_sync, mono_ms, boot, link=None):
         self.cfg = cfg
         self.hw = hw
         self.clock = clock  # clock.Clock: the wall clock
@@ -17,6 +17,7 @@ class Commands:
         self.ntp_sync = ntp_sync
         self.mono_ms = mono_ms  # -> monotonic milliseconds since start (clock.Monotonic)
         self.boot = boot  # {"cause", "resets", "outages"}, kept up to date by the controller
+        self.link = link  # the MQTT client: its protocol and the broker's last refusal
         self._ip_task = None
         self._getip_limit = RateLimit(cfg["getip_wait_s"])
 
@@ -55,6 +56,8 @@ class Commands:
         if rssi is not None:
             parts.append("Rssi=%ddBm" % rssi)
         parts.append("Resets=%d (last: %s)" % (self.boot["resets"], self.boot["cause"]))
+        if self.link:
+            parts.append(self.link.status())
         parts.append("Version=" + __version__)
         return ", ".join(parts)
 

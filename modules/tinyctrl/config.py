@@ -168,6 +168,12 @@ def _keepalive(v, where, problems):
     return v
 
 
+def _mqtt_version(v, where, problems):
+    if v != "auto" and not (_is_int(v) and v in (3, 5)):
+        problems.append('%s: must be 5, 3 (MQTT 3.1.1) or "auto"' % where)
+    return v
+
+
 def _expired_codes(v, where, problems):
     if _is_int(_whole(v, where, problems, *COUNT)) and v > MAX_EXPIRED_CODES:
         problems.append("%s: at most 10 (each accepted code makes guessing easier)" % where)
@@ -504,6 +510,8 @@ def _schema():
             "client_id": ("", _client_id),  # "": tinyctrl-<board id>
             "topic": (REQUIRED, _topic),
             "keepalive": (120, _keepalive),
+            "version": ("auto", _mqtt_version),  # 5, 3 (3.1.1), or "auto": 5, else 3.1.1
+            "session_expiry_s": (86400, _whole, 0, 0xFFFFFFFF),  # MQTT 5 Session Expiry
         },
         "gpio": {
             "prefix": ("GP", _letters, 8),

@@ -10,7 +10,7 @@ import time
 
 import mqtt_as
 
-from . import board_name, clock, homeassistant, log, net, ntp, protocol
+from . import board_name, clock, homeassistant, log, mqtt5, net, ntp, protocol
 from .auth import AuthError, AuthGate
 from .commands import Commands
 from .contacts import Contacts
@@ -42,7 +42,7 @@ class Controller:
         self.boot = boot or {"cause": "power", "resets": 0, "outages": 0}
         self.started = self.mono_ms()
         self.watchdog = None
-        self.client = TinyMQTTClient(self._mqtt_config(), hw, m["servers"])
+        self.client = TinyMQTTClient(self._mqtt_config(), hw, m["version"], m["servers"])
         self.outbox = Outbox(cfg, self.client, self.pin_states, self.mono_ms, self._stats_line)
         self.memory = RelayMemory(cfg, hw)
         self.relays = Relays(cfg, hw, self.outbox, self.mono_ms, self.memory)
@@ -55,7 +55,7 @@ class Controller:
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(
-            cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms, self.boot
+            cfg, hw, self.clock, self.outbox, self.ntp_sync, self.mono_ms, self.boot, self.client
         )
         self.announcer = cfg["homeassistant"] and homeassistant.Announcer(
             cfg, hw, self.outbox, board_name(hw.unique_id())
@@ -63,6 +63,8 @@ class Controller:
         # Where the device says `online` for Home Assistant; watched for forgeries.
         self.status_topic = cfg["homeassistant"] and homeassistant.status_topic(self.topic)
         self._status = self.status_topic and self.status_topic.encode()
+        # Where a request's Response Topic may not point (mqtt5.answer_to).
+        self._not_answered = ((cfg["homeassistant"] or {"prefix": "homeassistant"})["prefix"],)
 
     def pin_states(self, pins):
         out = {}
@@ -98,6 +100,8 @@ class Controller:
             subs_cb=self._on_message,
             wifi_coro=self._on_link,
             connect_coro=self._on_connect,
+            mqttv5=m["version"] != 3,  # mqtt.version
+            mqttv5_con_props={mqtt5.SESSION_EXPIRY: m["session_expiry_s"]},
         )
         if m["ssl"]:
             c["ssl"] = True
@@ -127,7 +131,7 @@ class Controller:
 
     # ---- requests in
 
-    def _on_message(self, topic, msg, retained, oversize, streak):
+    def _on_message(self, topic, msg, retained, oversize, streak, properties):
         try:
             if streak >= BACKLOG:
                 self._behind(streak)
@@ -140,7 +144,7 @@ class Controller:
                 return
             if topic == self._status:
                 return self._status_message(msg, retained)
-            self._handle(msg, retained, oversize)
+            self._answered(msg, retained, oversize, properties)
         except Exception as e:  # a bug here must not kill the MQTT reader
             log("request failed:", repr(e))
             self.outbox.error("Error: internal error handling request")
@@ -187,6 +191,20 @@ class Controller:
             self.outbox.full()
             if self.status_topic:
                 self.outbox.post(self.status_topic, homeassistant.ONLINE)
+
+    def _answered(self, msg, retained, oversize, properties):
+        """A request with an MQTT 5 Response Topic: what it causes goes to the device's topic
+        as ever and, copied, to that topic with its Correlation Data (Outbox.answer_to)."""
+        try:
+            to = mqtt5.answer_to(properties, self.topic, self._not_answered)
+        except ValueError as e:
+            to = None
+            self.outbox.error(str(e))
+        self.outbox.answer_to = to
+        try:
+            self._handle(msg, retained, oversize)
+        finally:
+            self.outbox.answer_to = None
 
     def _handle(self, msg, retained, oversize):
         error = self.outbox.error

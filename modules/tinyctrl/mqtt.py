@@ -5,9 +5,10 @@ import socket
 from random import getrandbits
 from time import ticks_diff, ticks_ms
 
+import mqtt_as
 from mqtt_as import MQTTClient
 
-from . import log
+from . import log, mqtt5
 
 MAX_INBOUND = 1024  # payloads above this are drained, never buffered
 _DRAIN_CHUNK = 256
@@ -22,20 +23,44 @@ STABLE_S = 2  # the link must stay up this long after a join before MQTT is trie
 BACKLOG = 16
 BACKLOG_IDLE_MS = 20
 PUBACK_POLL_MS = 5  # mqtt_as polls every 100 ms; a PUBACK on a LAN comes in about 1 ms
+# A session the broker closes this soon after the CONNECT, SHORT_IN_A_ROW times in a row, is
+# taken to be taken over: another client with the device's client id, each taking the session
+# from the other. Brokers that say so (DISCONNECT 0x8E) are believed at once; mosquitto 2.0.11
+# only closes the old connection.
+SHORT_SESSION_MS = 30000
+SHORT_IN_A_ROW = 3
 # Before a broker attempt that follows a failed one or a lost connection, a random wait up to
 # a bound that doubles with each failure, capped: a fleet whose broker restarts does not come
 # back in the same second. The cap keeps the outage bound (back within 10 s of the network:
-# 4 s of Wi-Fi rejoin, this wait, the CONNECT).
+# 4 s of Wi-Fi rejoin, this wait, the CONNECT). A reason code's hold-off comes on top.
 BACKOFF_FIRST_MS = 2000
 BACKOFF_MAX_MS = 4000
 
 
-class TinyMQTTClient(MQTTClient):
-    """The callback is on_message(topic, msg, retained, oversize, streak): `oversize` is the
-    size of this message's drained payload (0 if it was read), `streak` how many messages
-    came just before it back to back (BACKLOG or more: the device is behind the broker)."""
+def _decode_properties(props, n):
+    # A property block drained as oversize (MAX_INBOUND) or one upstream cannot parse (an
+    # unknown identifier, bad UTF-8) is read as none: a hostile publish must not cost a
+    # reconnect.
+    from mqtt_as.mqtt_v5_properties import decode_properties
 
-    def __init__(self, config, hw, servers=None):
+    if len(props) < n:
+        return {}
+    try:
+        return decode_properties(props, n)
+    except Exception:
+        return {}
+
+
+class TinyMQTTClient(MQTTClient):
+    """The callback is on_message(topic, msg, retained, oversize, streak, properties):
+    `oversize` is the size of this message's drained payload (0 if it was read), `streak` how
+    many messages came just before it back to back (BACKLOG or more: the device is behind the
+    broker), `properties` its MQTT 5 properties ({id: value}) or None.
+
+    `version` is mqtt.version: 5, 3 (3.1.1), or "auto": 5 until a broker refuses the protocol
+    level, then 3.1.1 until reset."""
+
+    def __init__(self, config, hw, version=3, servers=None):
         super().__init__(config)
         self.hw = hw  # the port: how its Wi-Fi starts and reports a join
         # mqtt.servers: (host, port) of one cluster's nodes, tried in turn; the first is
@@ -44,6 +69,15 @@ class TinyMQTTClient(MQTTClient):
         self._node = 0
         self._addrs = {}
         self.failures = 0  # broker attempts failed (or connections lost) since the last success
+        self.auto = version == "auto"
+        self.refusal = None  # the broker's last refusal or DISCONNECT reason, for stats
+        self._hold_s = 0  # before the next CONNECT, as that reason asks
+        self._takeovers = 0  # in a row
+        self._short = 0  # sessions in a row the broker closed within SHORT_SESSION_MS
+        self._up_at = None  # ticks_ms of the last CONNACK
+        self._connack = None  # the reason code of the CONNACK being read
+        if self.mqttv5:
+            mqtt_as.decode_properties = _decode_properties
         self.reads = 0
         self._oversize = 0  # size drained from the packet being read, 0 if none
         self._streak = 0
@@ -51,13 +85,56 @@ class TinyMQTTClient(MQTTClient):
         self._on_message = self._cb
         self._cb = self._deliver
 
-    def _deliver(self, topic, msg, retained, *_properties):
+    def _deliver(self, topic, msg, retained, properties=None):
         idle = self._idle_since
         if idle is not None and ticks_diff(ticks_ms(), idle) >= BACKLOG_IDLE_MS:
             self._streak = 0
         self._idle_since = None
-        self._on_message(topic, msg, retained, self._oversize, self._streak)
+        self._on_message(topic, msg, retained, self._oversize, self._streak, properties)
         self._streak += 1
+
+    def status(self):
+        """The stats line's part: the protocol in use and the broker's last refusal."""
+        s = "Mqtt=" + ("5" if self.mqttv5 else "3.1.1")
+        return s + " (last: %s)" % self.refusal if self.refusal else s
+
+    def _refused(self, what, code):
+        """The broker refused a CONNECT or ended the session with a reason code: one line in
+        the log, and the hold-off before the next try (mqtt5.reason)."""
+        v5 = self.mqttv5
+        text, hold = mqtt5.reason(code, v5)
+        if code == mqtt5.TAKEOVER:
+            self._takeovers += 1
+            hold = mqtt5.takeover_hold_s(self._takeovers)
+        else:
+            self._takeovers = 0
+        if self.auto and v5 and what == "CONNACK" and code in mqtt5.V311_ONLY:
+            self.mqttv5 = False
+            text += "; using MQTT 3.1.1"
+        self.refusal = "%s 0x%02X %s" % (what, code, text)
+        self._hold_s = hold
+        log("broker:", self.refusal + ("; next try in %d s" % hold if hold else ""))
+
+    def _ended(self, e):
+        # mqtt_as reports a reason code as OSError(-1, "DISCONNECT reason code 0x8e") (also
+        # CONNACK, PUBACK). Without one, a session the broker closed (e: the read failed)
+        # soon after it began counts toward a suspected takeover; any other end breaks a run.
+        why = e and e.args and e.args[-1]
+        if isinstance(why, str) and " reason code 0x" in why:
+            return self._refused(why.split(" ", 1)[0], int(why.rsplit("0x", 1)[1], 16))
+        up = self._up_at
+        if e is None or up is None or ticks_diff(ticks_ms(), up) >= SHORT_SESSION_MS:
+            self._short = self._takeovers = 0
+            return
+        self._short += 1
+        if self._short >= SHORT_IN_A_ROW:
+            self._takeovers += 1
+            self._hold_s = mqtt5.takeover_hold_s(self._takeovers)
+            self.refusal = (
+                "session closed by the broker %d times within %d s of connecting (another "
+                "client with this client id?)" % (self._short, SHORT_SESSION_MS // 1000)
+            )
+            log("broker:", self.refusal + "; next try in %d s" % self._hold_s)
 
     async def wait_msg(self):
         self._oversize = 0  # what a packet drained belongs to that packet only
@@ -80,12 +157,13 @@ class TinyMQTTClient(MQTTClient):
         if n <= MAX_INBOUND:
             self.reads += 1
             data = await super()._as_read(n, sock)
-            if n == 2 and self._in_connect:
-                # The only 2-byte read while connecting is the CONNACK's flags and return
-                # code. Flag bit 0 is Session Present: the broker kept our clean=False
-                # session, as asked. The pinned mqtt_as rejects any flag ("CONNACK flags
-                # not 0"), so without this the device never reconnects; clear the bit.
+            if n == 2 and self._in_connect and self._connack is None:
+                # The first 2-byte read while connecting is the CONNACK's flags and reason
+                # code. Flag bit 0 is Session Present: the broker kept our session, as
+                # asked. The pinned mqtt_as rejects any flag ("CONNACK flags not 0"), so
+                # without this the device never reconnects; clear the bit.
                 data[0] &= 0xFE
+                self._connack = data[1]
             return data
         self._oversize = n
         left = n
@@ -139,6 +217,9 @@ class TinyMQTTClient(MQTTClient):
             log("next broker node %s:%d" % (self.server, self.port))
 
     async def connect(self, *, quick=False):
+        if self._hold_s:  # the broker's last reason code asked for a pause (mqtt5.reason)
+            await asyncio.sleep(self._hold_s)
+            self._hold_s = 0
         tried = self.failures
         try:
             await super().connect(quick=quick)
@@ -148,6 +229,7 @@ class TinyMQTTClient(MQTTClient):
             if self.failures == tried and self._sta_if.isconnected():
                 self._failed()
             raise
+        self._up_at = ticks_ms()
 
     def _reconnect(self):
         if self._isconnected:  # the connection is lost: counts as a failure
@@ -156,6 +238,7 @@ class TinyMQTTClient(MQTTClient):
 
     async def _connect(self, clean):
         await asyncio.sleep_ms(self.backoff_ms())
+        self._connack = None
         try:
             if self._addr is None:  # a node not tried before (mqtt.servers)
                 self._addr = socket.getaddrinfo(self.server, self.port)[0][-1]
@@ -166,6 +249,10 @@ class TinyMQTTClient(MQTTClient):
                 await super()._connect(clean)
             except ValueError as e:
                 raise OSError("TLS: " + "; ".join(x for x in str(e).split("\n") if x))
+            except OSError:
+                if self._connack:
+                    self._refused("CONNACK", self._connack)
+                raise
         except Exception:
             self._failed()
             raise
@@ -184,6 +271,7 @@ class TinyMQTTClient(MQTTClient):
         # only OSError (upstream asserts on a closed socket), leads to a reconnect.
         self._streak = 0
         self._idle_since = None
+        ended = None
         try:
             while self.isconnected():
                 seen = self.reads
@@ -192,6 +280,7 @@ class TinyMQTTClient(MQTTClient):
                 if self.reads == seen and self._idle_since is None:
                     self._idle_since = ticks_ms()
                 await asyncio.sleep_ms(0 if self.reads != seen else 5)
-        except Exception:
-            pass
+        except Exception as e:
+            ended = e
+        self._ended(ended)
         self._reconnect()

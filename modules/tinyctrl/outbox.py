@@ -8,17 +8,21 @@
 # the next message. So a burst becomes few messages, and a flood in never becomes a flood out
 # (guard.PublishGuard: publish_max per publish_window_s). Each kind takes its turn: one that
 # keeps coming (a flood of stats requests) cannot hold back the others (a door's NOTIFY).
+#
+# An MQTT 5 request with a Response Topic gets copies of what it causes (its state, its Info:
+# or Error: line) there, with its Correlation Data: answers, paced and bounded as the rest.
 import asyncio
 
-from . import log, protocol
+from . import log, mqtt5, protocol
 from .guard import ErrorBudget, PublishGuard
 
 MAX_REPLIES = 4
 MAX_ERRORS = 4
 MAX_POSTS = 4
+MAX_ANSWERS = 4
 _STATS = object()  # the stats reply, rendered when it is sent so that it is fresh
 # Kinds of message, in the order they go when several are pending together.
-POSTS, REPLIES, STATE, NOTIFY, ERRORS = range(5)
+POSTS, REPLIES, STATE, NOTIFY, ERRORS, ANSWERS = range(6)
 # A pending kind passed over this often goes next (the longest passed over first).
 PASSED_OVER = 2
 
@@ -26,10 +30,12 @@ PASSED_OVER = 2
 class Post:
     """A message for another topic; `payload` may be a callable, rendered when it is sent."""
 
-    def __init__(self, topic, payload, retain):
+    def __init__(self, topic, payload, retain, qos=1, properties=None):
         self.topic = topic
         self.payload = payload
         self.retain = retain
+        self.qos = qos
+        self.properties = properties  # MQTT 5: an answer's Correlation Data
 
 
 class Outbox:
@@ -52,8 +58,12 @@ class Outbox:
         self._replies = []
         self._errors = []
         self._posts = []
+        self._answers = []
+        # (response topic, correlation data) of the request being handled, or None: what it
+        # causes meanwhile is also answered there (Controller._answered).
+        self.answer_to = None
         self.last_sent = b""  # the last message on the device's topic, as its echo comes back
-        self._passed = [0] * 5  # per kind: sends since it became pending
+        self._passed = [0] * 6  # per kind: sends since it became pending
         self._wake = asyncio.Event()
 
     @property
@@ -65,12 +75,26 @@ class Outbox:
     def full(self):
         """Every pin's state (Actions F and J)."""
         self._full = True
+        self._answer(self._state_of(self.all_pins))
         self._wake.set()
 
     def state(self, pins):
         """The state of `pins`, e.g. after a request, even if nothing moved."""
         self._changed.update(pins)
+        self._answer(self._state_of(list(pins)))
         self._wake.set()
+
+    def _state_of(self, pins):
+        return lambda: protocol.state_json(self.prefix, self.pin_states(pins), self.device)
+
+    def _answer(self, payload):
+        """A copy for the request being handled, if it asked for answers (MQTT 5)."""
+        to = self.answer_to
+        if to and len(self._answers) < MAX_ANSWERS:
+            # QoS 0: a broker's refusal in a PUBACK (a response topic outside the device's ACL)
+            # would cost mqtt_as a reconnect; the device's topic has the state with QoS 1.
+            props = {mqtt5.CORRELATION_DATA: to[1]} if to[1] else None
+            self._answers.append(Post(to[0], payload, False, 0, props))
 
     def changed(self, pin, value):
         """`pin` now has `value`: its state, and a NOTIFY if the pin is in gpio.notify."""
@@ -83,10 +107,13 @@ class Outbox:
         if len(self._replies) < MAX_REPLIES:
             self._replies.append(text)
             self._wake.set()
+        self._answer(self.render_stats if text is _STATS else text)
 
     def stats(self):
         if _STATS not in self._replies:
             self.reply(_STATS)
+        else:
+            self._answer(self.render_stats)
 
     def post(self, topic, payload, retain=False):
         """Publish `payload` on another topic, paced with the rest."""
@@ -107,6 +134,7 @@ class Outbox:
             if n:
                 line += " (%d more errors suppressed)" % n
             self._errors.append((kind, line))
+            self._answer(line)
             self._wake.set()
 
     # ---- sending
@@ -118,6 +146,7 @@ class Outbox:
             self._full or self._changed,
             self._notify_pending,
             self._errors,
+            self._answers,
         )
 
     def pending(self):
@@ -163,6 +192,11 @@ class Outbox:
             return msg
         if kind == ERRORS:
             return self._errors.pop(0)[1]
+        if kind == ANSWERS:
+            post = self._answers.pop(0)
+            text = post.payload() if callable(post.payload) else post.payload
+            post.payload = text.encode()
+            return post
         return None
 
     async def run(self):
@@ -182,7 +216,9 @@ class Outbox:
                 break
             # and what comes meanwhile joins the next message, too
             if isinstance(msg, Post):
-                await self.client.publish(msg.topic, msg.payload, msg.retain, 1)
+                await self.client.publish(
+                    msg.topic, msg.payload, msg.retain, msg.qos, msg.properties
+                )
             else:
                 self.last_sent = msg = msg.encode()
                 await self.client.publish(self.topic, msg, qos=1)

@@ -195,6 +195,16 @@ CASES = [
         "certificate checks)",
     ),
     (
+        "mqtt_version_4",
+        changed(mqtt__version=4),
+        'mqtt.version: must be 5, 3 (MQTT 3.1.1) or "auto"',
+    ),
+    (
+        "session_expiry_negative",
+        changed(mqtt__session_expiry_s=-1),
+        "mqtt.session_expiry_s: must be a whole number from 0 to 4294967295",
+    ),
+    (
         "keepalive_zero",
         changed(mqtt__keepalive=0),
         "mqtt.keepalive: must be at least 1 so outages are detected",

@@ -7,6 +7,8 @@
 - `broker_down(broker)`: the broker process killed (SIGKILL, no clean shutdown) and started
   again on the same port with its persistent sessions (use `persistent_broker()`).
 - `wifi_down(sim)`: the simulated Wi-Fi link down, then back.
+- `Only311`: a broker that speaks MQTT 3.1.1 only (CONNACK 0x01 to an MQTT 5 CONNECT), in
+  front of the real mosquitto.
 
 Everything listens on and connects to 127.0.0.1 only.
 """
@@ -268,3 +270,93 @@ def wifi_down(sim):
         yield
     finally:
         sim.wifi(1)
+
+
+class Only311:
+    """A broker front that answers an MQTT 5 CONNECT as a 3.1.1-only broker does (CONNACK
+    0x01, MQTT 3.1.1 3.1.2.2) and passes anything else to the real mosquitto behind it."""
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.levels = []  # the protocol level of every CONNECT seen
+        self.sock = socket.create_server((LOOPBACK, 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        c.settimeout(10)
+        try:
+            head = self._connect_packet(c)
+        except (OSError, ValueError):
+            return c.close()
+        level = head[-1]
+        self.levels.append(level)
+        if level == 5:
+            # As a broker does: the whole CONNECT read, then the CONNACK, then the close. A
+            # close with unread data would reset the connection and lose the CONNACK.
+            c.sendall(b"\x20\x02\x00\x01")
+            c.shutdown(socket.SHUT_WR)
+            try:
+                while c.recv(4096):
+                    pass
+            except OSError:
+                pass
+            return c.close()
+        u = socket.create_connection((LOOPBACK, self.upstream))
+        u.sendall(head)
+        for a, b in ((c, u), (u, c)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _connect_packet(c):
+        """The client's CONNECT packet up to its protocol level byte, and the rest of the
+        packet read too when the level is 5 (returned with the level last)."""
+
+        def read(n):
+            out = b""
+            while len(out) < n:
+                chunk = c.recv(n - len(out))
+                if not chunk:
+                    raise ValueError("closed")
+                out += chunk
+            return out
+
+        head = read(1)
+        size = shift = 0
+        while True:  # the remaining length, a variable byte integer
+            b = read(1)
+            head += b
+            size |= (b[0] & 0x7F) << shift
+            shift += 7
+            if not b[0] & 0x80:
+                break
+        head += read(7)  # "\0\4MQTT" and the level
+        if head[-1] == 5:
+            read(size - 7)
+        return head
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                data = a.recv(4096)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()

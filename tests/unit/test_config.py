@@ -326,3 +326,30 @@ def test_a_pin_listed_twice_is_refused_in_every_list_and_map():
     assert problems(minimal(gpio={"relay": [16], "max_on_s": {"16": 60, "016": 600}})) == [
         "gpio.max_on_s: GP16 is listed twice"
     ]
+
+
+def test_mqtt_version_and_session_expiry():
+    base = {
+        "name": "d",
+        "wifi": {"ssid": "w"},
+        "mqtt": {"server": "b", "topic": "t"},
+        "gpio": {"relay": [16]},
+    }
+    cfg = config.validate(base)
+    assert cfg["mqtt"]["version"] == "auto" and cfg["mqtt"]["session_expiry_s"] == 86400
+    for v in (5, 3, "auto"):
+        base["mqtt"]["version"] = v
+        assert config.validate(base)["mqtt"]["version"] == v
+    for v in (4, "5", True, 5.0, None):
+        base["mqtt"]["version"] = v
+        e = raises(config.ConfigError, config.validate, base)
+        assert 'mqtt.version: must be 5, 3 (MQTT 3.1.1) or "auto"' in " ".join(e.problems), v
+    base["mqtt"]["version"] = 5
+    base["mqtt"]["session_expiry_s"] = 0  # ends with the connection: allowed
+    assert config.validate(base)["mqtt"]["session_expiry_s"] == 0
+    for v in (-1, 1 << 32, "1"):
+        base["mqtt"]["session_expiry_s"] = v
+        e = raises(config.ConfigError, config.validate, base)
+        assert "mqtt.session_expiry_s: must be a whole number from 0 to 4294967295" in " ".join(
+            e.problems
+        )

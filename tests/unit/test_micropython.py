@@ -29,6 +29,7 @@ PORTABLE = [
     "test_trial",
     "test_update",
     "test_download",
+    "test_mqtt5",
 ]
 
 

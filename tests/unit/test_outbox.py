@@ -6,8 +6,8 @@ import asyncio
 import json
 
 from check import ms, run_async
-from tinyctrl import config
-from tinyctrl.outbox import MAX_ERRORS, MAX_REPLIES, Outbox
+from tinyctrl import config, mqtt5
+from tinyctrl.outbox import MAX_ANSWERS, MAX_ERRORS, MAX_REPLIES, Outbox, Post
 
 PINS = {16: 0, 17: 0, 18: 0, 0: 0, 1: 0}
 
@@ -38,7 +38,11 @@ class Broker:
         self.hold = hold
         self._release = asyncio.Event()
 
-    async def publish(self, topic, msg, retain=False, qos=0):
+    async def publish(self, topic, msg, retain=False, qos=0, properties=None):
+        if qos == 0:  # an answer (MQTT 5): QoS 0, never retained
+            assert qos == 0 and not retain
+            self.sent.append((topic, msg.decode(), properties))
+            return
         assert topic == "home/pico" and qos == 1 and not retain
         self.sent.append(msg.decode())
         if self.hold:
@@ -267,3 +271,83 @@ def test_a_post_goes_to_its_topic_rendered_when_sent():
         True,
         [1],
     )
+
+
+def test_a_request_with_a_response_topic_gets_copies_there():
+    box = make()
+    box.answer_to = ("pc/a", b"id-1")
+    box.state({16: 1})
+    box.error("Error: GP16 refused")
+    box.stats()
+    box.answer_to = None
+    box.reply("Info: not an answer")  # after the request: its topic only
+    PINS[16] = 1
+    try:
+        sent = [box.next_message() for _ in range(7)]
+    finally:
+        PINS[16] = 0
+    mine = [m for m in sent if not isinstance(m, Post)]
+    # The device's topic as without the response topic.
+    assert mine[0] == "Uptime=x" and mine[1] == "Info: not an answer"
+    assert body(mine[2]) == {"GP16": 1} and mine[3] == "Error: GP16 refused"
+    answers = [m for m in sent if isinstance(m, Post)]
+    assert [a.topic for a in answers] == ["pc/a"] * 3
+    assert all(a.properties == {mqtt5.CORRELATION_DATA: b"id-1"} for a in answers)
+    assert body(answers[0].payload) == {"GP16": 1}  # in order: the state, then its line
+    assert answers[1].payload == b"Error: GP16 refused" and answers[2].payload == b"Uptime=x"
+    assert box.next_message() is None
+
+
+def test_answers_are_bounded_and_wait_their_turn():
+    box = make()
+    box.answer_to = ("pc/a", b"")
+    for _ in range(MAX_ANSWERS + 5):
+        box.stats()
+    box.answer_to = None
+    box.changed(0, 1)  # a door's NOTIFY is not held back by a flood of answers
+    kinds = []
+    while box.pending():
+        m = box.next_message()
+        kinds.append("answer" if isinstance(m, Post) else m[:8])
+    assert kinds.count("answer") == MAX_ANSWERS
+    assert kinds.index('{"NOTIFY') < kinds.index("answer") + 3
+
+
+def test_an_error_over_the_budget_is_not_answered_either():
+    box = make(now=lambda: 0, publish_max=4, publish_window_s=10)  # 1 error line per 10 s
+    box.answer_to = ("pc/a", b"")
+    box.error("Error: 1")
+    box.error("Error: 2")
+    box.answer_to = None
+    out = [box.next_message() for _ in range(3)]
+    assert [m.payload for m in out if isinstance(m, Post)] == [b"Error: 1"]
+
+
+def test_the_publisher_sends_answers_with_qos_0_and_their_correlation():
+    async def main():
+        broker = Broker()
+        box = make(client=broker)
+        task = asyncio.create_task(box.run())
+        box.answer_to = ("pc/a", b"c")
+        box.state({17: 0})
+        box.answer_to = None
+        for _ in range(20):
+            await asyncio.sleep_ms(5)
+        task.cancel()
+        return broker.sent
+
+    sent = run_async(main)
+    assert body(sent[0]) == {"GP17": 0}
+    topic, msg, props = sent[1]
+    assert topic == "pc/a" and body(msg) == {"GP17": 0}
+    assert props == {mqtt5.CORRELATION_DATA: b"c"}
+
+
+def test_an_answer_without_correlation_data_has_no_properties():
+    box = make()
+    box.answer_to = ("pc/a", b"")
+    box.reply("Info: x")
+    box.answer_to = None
+    box.next_message()
+    answer = box.next_message()
+    assert answer.topic == "pc/a" and answer.qos == 0 and answer.properties is None
