@@ -95,7 +95,7 @@ def ask(rows, timeout):
             links.append(link)
             link.rows = group
             for t in topics:
-                link.publish(STATS, t)
+                link.publish(STATS, expire_s=max(1, int(timeout)), topic=t)
                 waiting.add((link, t))
         while waiting:
             try:

@@ -220,13 +220,14 @@ class TinyMQTTClient(MQTTClient):
         if self._hold_s:  # the broker's last reason code asked for a pause (mqtt5.reason)
             await asyncio.sleep(self._hold_s)
             self._hold_s = 0
-        tried = self.failures
+        tried, v5 = self.failures, self.mqttv5
         try:
             await super().connect(quick=quick)
         except OSError:
             # At the first connect mqtt_as resolves the node's name before _connect: a name
-            # that does not resolve, Wi-Fi being up, is a failed node too.
-            if self.failures == tried and self._sta_if.isconnected():
+            # that does not resolve, Wi-Fi being up, is a failed node too (a fallback to 3.1.1
+            # is not: that node is tried again).
+            if self.failures == tried and self.mqttv5 == v5 and self._sta_if.isconnected():
                 self._failed()
             raise
         self._up_at = ticks_ms()
@@ -239,6 +240,7 @@ class TinyMQTTClient(MQTTClient):
     async def _connect(self, clean):
         await asyncio.sleep_ms(self.backoff_ms())
         self._connack = None
+        v5 = self.mqttv5
         try:
             if self._addr is None:  # a node not tried before (mqtt.servers)
                 self._addr = socket.getaddrinfo(self.server, self.port)[0][-1]
@@ -254,7 +256,8 @@ class TinyMQTTClient(MQTTClient):
                     self._refused("CONNACK", self._connack)
                 raise
         except Exception:
-            self._failed()
+            if self.mqttv5 == v5:  # a fallback to 3.1.1 tries this node again, not the next
+                self._failed()
             raise
         self.failures = 0
         # mqtt_as writes a publish in several small writes; with Nagle's algorithm the second
