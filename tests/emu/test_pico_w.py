@@ -59,6 +59,8 @@ CHECKS = {
         "contact_opened_publishes",
         "mfa_denied_without_code",
         "mfa_allowed_with_code",
+        "local_control_moves_relays_without_wifi",
+        "local_control_published_when_back",
         "no_unplanned_reset",
     ],
     "boot_failures": [
@@ -92,6 +94,21 @@ CHECKS = {
         "tls_no_unplanned_reset",
     ],
     "outages": outage_checks(OUTAGE_ROUNDS[False]),
+    "config_push": [
+        "push_boots_and_subscribes",
+        "push_power_cut_while_writing_boots_the_old",
+        "push_power_cut_after_received_boots_the_new",
+        "push_wrong_wifi_password_rolls_back",
+        "push_heap_during_a_push",
+    ],
+}
+# Checks whose details are figures: printed as [reliability] lines (docs/RELIABILITY.md).
+FIGURES = {
+    "local_control_moves_relays_without_wifi",
+    "local_control_published_when_back",
+    "push_power_cut_after_received_boots_the_new",
+    "push_wrong_wifi_password_rolls_back",
+    "push_heap_during_a_push",
 }
 SOAK_CHECKS = [
     "outage_%s_%d" % (f, n + 1)
@@ -111,15 +128,30 @@ def why_not_runnable():
     return unshare_available()
 
 
+def selected_scenarios(items):
+    """The scenarios whose checks are among the tests pytest selected (`-k controller` boots
+    the controller alone); the soak checks are the outages'."""
+    wanted = set()
+    for item in items:
+        if item.module.__name__ == __name__ and hasattr(item, "callspec"):
+            wanted.add(item.callspec.params.get("scenario", "outages"))
+    return wanted
+
+
 @pytest.fixture(scope="module")
 def scenario_runs(tmp_path_factory, request):
-    """Run every scenario once, PARALLEL at a time; {scenario: (returncode, {check: record},
-    log)}."""
+    """Run every selected scenario once, PARALLEL at a time; {scenario: (returncode,
+    {check: record}, log)}."""
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("emu")
-    waiting = list(scenario_args(request.config.getoption("--soak")).items())
+    wanted = selected_scenarios(request.session.items)
+    waiting = [
+        (name, args)
+        for name, args in scenario_args(request.config.getoption("--soak")).items()
+        if name in wanted
+    ]
     running, runs = {}, {}
     while waiting or running:
         while waiting and len(running) < PARALLEL:
@@ -167,7 +199,7 @@ def check_record(scenario_runs, scenario, check):
 )
 def test_emulated_pico_w(scenario_runs, scenario, check, report):
     record = check_record(scenario_runs, scenario, check)
-    if record["detail"] and scenario in ("outages", "tls"):
+    if record["detail"] and (scenario in ("outages", "tls") or check in FIGURES):
         report("emulated Pico W %s: %s" % (check, record["detail"]))
 
 
