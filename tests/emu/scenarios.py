@@ -979,12 +979,34 @@ def back_online(board, mqtt, out, since):
     mqtt.wait(lambda _t, o: full_state(o), ROUND_TRIP_S, since, "the full state")
 
 
-def config_push(lab, results_path):
-    """One boot, three pushes: power cut while config.part is written (the old config boots),
-    power cut once the push is received (the new one boots and is confirmed), a wrong Wi-Fi
-    password (the access point refuses it; rolled back at the trial's bound)."""
+def power_cut_after_received(results, board, mqtt, pusher, new):
+    """A power cut right after `received`, before the device's own reset: the new config boots
+    on trial and is confirmed. Returns what config.json then holds (the old one if it failed)."""
+    with results.check("push_power_cut_after_received_boots_the_new") as notes:
+        seq, messages = pusher.chunks(new)
+        since = mqtt.mark()
+        pusher.publish(messages)
+        wait_push_line(mqtt, "Info: config push %d received" % seq, ROUND_TRIP_S, since)
+        out = board.mark()
+        files = board.power_cut()  # before the device's own reset (push.RESTART_WAIT_MS)
+        cut_at = board.emulated_s()
+        assert {"config.new", "config.trial", "push.seq"} <= set(files), sorted(files)
+        back_online(board, mqtt, out, since)
+        at, _ = wait_push_line(mqtt, "Info: config push %d confirmed" % seq, ROUND_TRIP_S, since)
+        files = board.files()
+        assert json.loads(files["config.json"]) == new, "the pushed config is not config.json"
+        assert not {"config.new", "config.trial"} & set(files), sorted(files)
+        notes.append("confirmed %.1f s emulated after the power came back" % (at - cut_at))
+    return json.loads(board.files()["config.json"])
+
+
+def config_push(lab, results_path, soak):
+    """One boot, pushes: a power cut while config.part is written (the old config boots); with
+    `soak` (1) a power cut once the push is received (the new one boots and is confirmed);
+    a wrong Wi-Fi password (the access point refuses it; rolled back at the trial's bound)."""
     results = Results(results_path, lab)
     old = push_config()
+    running = old  # what config.json holds
     with results.check("push_boots_and_subscribes", fatal=True):
         board = lab.boot(old, {"push.key": PUSH_KEY.hex().encode()}, ap_passphrase=WIFI_PW)
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
@@ -1020,26 +1042,11 @@ def config_push(lab, results_path):
             )
             assert not push_lines(mqtt, since), push_lines(mqtt, since)
 
-        with results.check("push_power_cut_after_received_boots_the_new") as notes:
-            seq, messages = pusher.chunks(new)
-            since = mqtt.mark()
-            pusher.publish(messages)
-            wait_push_line(mqtt, "Info: config push %d received" % seq, ROUND_TRIP_S, since)
-            out = board.mark()
-            files = board.power_cut()  # before the device's own reset (push.RESTART_WAIT_MS)
-            cut_at = board.emulated_s()
-            assert {"config.new", "config.trial", "push.seq"} <= set(files), sorted(files)
-            back_online(board, mqtt, out, since)
-            at, _ = wait_push_line(
-                mqtt, "Info: config push %d confirmed" % seq, ROUND_TRIP_S, since
-            )
-            files = board.files()
-            assert json.loads(files["config.json"]) == new, "the pushed config is not config.json"
-            assert not {"config.new", "config.trial"} & set(files), sorted(files)
-            notes.append("confirmed %.1f s emulated after the power came back" % (at - cut_at))
+        if int(soak):
+            running = power_cut_after_received(results, board, mqtt, pusher, new)
 
         with results.check("push_wrong_wifi_password_rolls_back") as notes:
-            wrong = dict(new, wifi=dict(new["wifi"], password="not-the-wifi-pw"))
+            wrong = dict(running, wifi=dict(running["wifi"], password="not-the-wifi-pw"))
             seq, messages = pusher.chunks(wrong)
             since, resets, refused = mqtt.mark(), board.resets, board.chip.bus.refused_joins
             pusher.publish(messages)
@@ -1060,7 +1067,7 @@ def config_push(lab, results_path):
             assert board.resets == resets + 2, "resets: %d" % (board.resets - resets)
             mqtt.wait(lambda _t, o: full_state(o), ROUND_TRIP_S, since, "the full state")
             files = board.files()
-            assert json.loads(files["config.json"]) == new, "config.json is not the old config"
+            assert json.loads(files["config.json"]) == running, "config.json is not the old one"
             assert not {"config.new", "config.trial"} & set(files), sorted(files)
             assert len(push_lines(mqtt, since)) == 2, push_lines(mqtt, since)
     finally:
