@@ -17,7 +17,8 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - what Home Assistant discovery costs: the announcement's size and the heap its building takes
   (the controller above runs with discovery on, so its figure includes the rest);
 - UF2 size and the flash left for the filesystem;
-- the same three latencies as on the simulator, over --emu-runs runs each.
+- the same three latencies as on the simulator, over --emu-runs runs each, and a local input's
+  edge -> its relay's pin (a wall rocker in `local.inputs`, `toggle`: debounce included).
 
 `--fleet [N]` (only this): N simulated devices (100 by default) on one loopback mosquitto
 (tests/support/fleet.py): p50 and p99 of command -> echo, one device at a time and to all at
@@ -72,6 +73,8 @@ LATENCY_GUARD = {
 RUN_GAP_S = 0.15
 RELAY, CONTACT = 16, 1  # as in tests/emu/scenarios.py
 SCENE = (16, 17)
+ROCKER = 4  # a local input toggling RELAY (local.inputs)
+LOCAL = {"inputs": {str(ROCKER): {"relay": RELAY, "mode": "toggle"}}, "debounce_ms": 50}
 TLS_CYCLES = 3
 
 # Heap of the firmware at an idle REPL: forget every module the boot imported (the frozen
@@ -267,6 +270,17 @@ class EmulatedLatency:
         self.board.idle(seconds)
 
 
+def local_input_runs(board, runs):
+    """Emulated ms from each flip of the rocker (its pin's edge) to the relay pin's new level."""
+    out, closed = [], 0
+    for _ in range(runs):
+        closed = 1 - closed
+        flipped = 1 - board.level(RELAY)
+        out.append(board.input_to_output_ms(ROCKER, 1 - closed, RELAY, flipped, 2))
+        board.idle(RUN_GAP_S)
+    return out
+
+
 def simulator_latency(runs):
     """Seconds per run of each latency, on the simulator with a loopback broker."""
     import simharness
@@ -414,7 +428,9 @@ def emulated(lab, out_path, emu_runs):
     )
     board.stop()
 
-    cfg = device_config(topic=TOPIC, guard=LATENCY_GUARD, homeassistant={"discovery": True})
+    cfg = device_config(
+        topic=TOPIC, guard=LATENCY_GUARD, homeassistant={"discovery": True}, local=LOCAL
+    )
     board = lab.boot(cfg)
     board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
     figures["reset_to_subscribed_s"] = board.emulated_s()
@@ -438,6 +454,7 @@ def emulated(lab, out_path, emu_runs):
     board.wait_until(got.is_set, 5, "a stats reply")
     board.idle(1)
     figures["latency"] = latency_runs(EmulatedLatency(board, client, arrivals), int(emu_runs))
+    figures["local_input_ms"] = local_input_runs(board, int(emu_runs))
     client.loop_stop()
     figures["stats"] = stats[0]
     # stats runs gc.collect() and reports used / (used + free) to 0.1 %.
@@ -545,6 +562,17 @@ def report(host, emu):
         % (tls[-1]["after"] - tls[0]["before"], len(tls))
     )
     report_latency("Latency (emulated Pico W, emulated time; broker on the host)", emu["latency"])
+    ms = emu["local_input_ms"]
+    print(
+        "  %-28s p50 %6.1f ms  p99 %6.1f ms  (%d runs; local.debounce_ms %d)"
+        % (
+            "local input -> relay pin",
+            percentile(ms, 0.5),
+            percentile(ms, 0.99),
+            len(ms),
+            LOCAL["debounce_ms"],
+        )
+    )
 
 
 def main(argv=None):

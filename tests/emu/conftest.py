@@ -23,7 +23,7 @@ def pytest_collection_finish(session):
     if any(_is_scenario_test(item) for item in session.items):
         import test_pico_w
 
-        test_pico_w.start_lanes(session.config)
+        test_pico_w.start_lanes(session)
 
 
 def pytest_sessionfinish(session):

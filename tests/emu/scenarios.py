@@ -171,10 +171,55 @@ def energised_level(cfg):
     return 0 if cfg["gpio"]["active_low"] else 1
 
 
+# Local control (modules/tinyctrl/inputs.py): a wall rocker toggling GP16 (a notify pin) and a
+# wall switch GP20 follows, wired between the pin and ground as contacts are.
+ROCKER, SWITCH, FOLLOWER = 4, 5, 20
+LOCAL = {
+    "inputs": {
+        str(ROCKER): {"relay": RELAY, "mode": "toggle"},
+        str(SWITCH): {"relay": FOLLOWER, "mode": "follow"},
+    },
+    "debounce_ms": 50,
+}
+ROCKER_FLIPS = 3  # with the switch's move, the outbox's MAX_REPLIES Info lines while offline
+
+
+def local_control_config():
+    cfg = controller_config(local=LOCAL)
+    cfg["gpio"]["relay"] = [RELAY, MFA_PIN, FOLLOWER]
+    return cfg
+
+
+def local_moves(board, on, moves):
+    """Drive each (input, closed, relay, energised) of `moves` and wait for the relay; the
+    emulated ms from each edge to the relay pin's level."""
+    ms = []
+    for gpio, closed, relay, energised in moves:
+        level = on if energised else 1 - on
+        ms.append(board.input_to_output_ms(gpio, 0 if closed else 1, relay, level, 2))
+        board.idle(0.1)
+    return ms
+
+
+def press_figure(ms):
+    s = sorted(ms)
+    p99 = s[max(0, -(-99 * len(s) // 100) - 1)]  # nearest rank, as tools/bench.py's
+    return (
+        "input edge -> relay pin p50 %.1f ms, p99 %.1f ms emulated (%d moves, debounce %d ms)"
+        % (
+            s[(len(s) - 1) // 2],
+            p99,
+            len(s),
+            LOCAL["debounce_ms"],
+        )
+    )
+
+
 def controller(lab, results_path):
-    """One boot: relays, momentary release, contacts and NOTIFY, MFA deny and allow."""
+    """One boot: relays, momentary release, contacts and NOTIFY, MFA deny and allow; local
+    control with the access point gone, published once it is back."""
     results = Results(results_path, lab)
-    cfg = controller_config()
+    cfg = local_control_config()
     on, off = energised_level(cfg), 1 - energised_level(cfg)
     with results.check("boots_and_subscribes", fatal=True) as notes:
         board = lab.boot(cfg)
@@ -258,6 +303,34 @@ def controller(lab, results_path):
             mqtt.send({"GP%d" % MFA_PIN: 1})
             board.wait_level(MFA_PIN, on, ROUND_TRIP_S)
             mqtt.wait_pin(MFA_PIN, 1, ROUND_TRIP_S, since)
+
+        with results.check("local_control_moves_relays_without_wifi") as notes:
+            out, since = board.mark(), mqtt.mark()
+            board.set_ap("gone")
+            board.wait_for("tinyctrl: connection lost", NOTICE_S, since=out)
+            moves = [(SWITCH, True, FOLLOWER, 1)]
+            moves += [(ROCKER, n % 2 == 0, RELAY, n % 2 == 0) for n in range(ROCKER_FLIPS)]
+            ms = local_moves(board, on, moves)
+            notes.append(press_figure(ms))
+            board.idle(0.5)
+            assert (board.level(RELAY), board.level(FOLLOWER)) == (on, on), "relays moved back"
+            # The broker publishes the device's will (STATUS offline) when it drops it.
+            got = [text for _, text in mqtt.messages[since:] if '"STATUS"' not in text]
+            assert not got, "published with the access point gone: %s" % got
+
+        with results.check("local_control_published_when_back") as notes:
+            board.set_ap("up")
+            back = board.emulated_s()
+            bound = RECONNECT_BOUND_S + ROUND_TRIP_S
+            for pin in (RELAY, FOLLOWER):
+                mqtt.wait_pin(pin, 1, bound, since)
+            for line in ("Info: GP20 on (local, GP5)", "Info: GP16 on (local, GP4)"):
+                mqtt.wait(lambda t, _o, line=line: t.startswith(line), bound, since, line)
+            at, _ = mqtt.wait_notify(RELAY, 1, bound, since)
+            notes.append(
+                "NOTIFY GP16=1 %.1f s emulated after the access point returned" % (at - back)
+            )
+            assert board.level(MFA_PIN) == on, "GP17 (MFA) moved"
 
         with results.check("no_unplanned_reset"):
             assert board.resets == 0, "%d watchdog resets" % board.resets
@@ -849,3 +922,161 @@ def tls(lab, results_path, cycles):
             assert line.startswith(what + " refused") and expected in line, line
     with results.check("tls_no_unplanned_reset"):
         assert board.resets == 0, "%d watchdog resets" % board.resets
+
+
+# ---- sealed config pushes on the board (modules/tinyctrl/push.py, trial.py): the PC's sealing
+# (host/tinyctrl_host/push.py), chunks published here as `tinyctrl config push` sends them.
+
+PUSH_KEY = bytes(range(32))  # push.key, as `tinyctrl provision` copies it
+WIFI_PW = "emu-wifi-secret"  # the emulated access point's passphrase
+PUSH_TRIAL_S = 10  # the least a push may ask (push.TRIAL_S); the PC's default is 120
+PUSH_INDENT = 6  # whitespace JSON allows: the pushed file spans a dozen chunks
+# The bound (trial_s), then the reset and the old config's connect before it can say so.
+ROLLBACK_BOUND_S = PUSH_TRIAL_S + BOOT_TO_SUBSCRIBED_S
+
+
+def push_config(**overrides):
+    cfg = controller_config(**overrides)
+    cfg["wifi"]["password"] = WIFI_PW
+    return cfg
+
+
+class Pusher:
+    """Seals configs for the board with the PC's code and publishes their chunks."""
+
+    def __init__(self, mqtt):
+        import sys
+
+        for path in (REPO / "host", REPO / "modules"):
+            if str(path) not in sys.path:
+                sys.path.append(str(path))
+        from tinyctrl_host import push
+
+        self.push, self.mqtt, self.seq = push, mqtt, push.new_seq()
+
+    def chunks(self, cfg, trial_s=PUSH_TRIAL_S):
+        self.seq += 1
+        text = json.dumps(cfg, indent=PUSH_INDENT).encode()
+        sealed = self.push.seal_config(text, PUSH_KEY, self.seq, "tinyctrl", TOPIC, trial_s)
+        return self.seq, self.push.chunks(sealed, self.seq)
+
+    def publish(self, messages):
+        for m in messages:
+            self.mqtt.client.publish(TOPIC + "/config", m, qos=1).wait_for_publish(10)
+
+
+def push_lines(mqtt, since):
+    return [t for _, t in mqtt.messages[since:] if "config push" in t]
+
+
+def wait_push_line(mqtt, text, timeout, since):
+    return mqtt.wait(lambda t, _o: t.startswith(text), timeout, since, repr(text))
+
+
+def back_online(board, mqtt, out, since):
+    """After a reset: subscribed again and its full state published (Action F)."""
+    board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S, since=out)
+    mqtt.wait(lambda _t, o: full_state(o), ROUND_TRIP_S, since, "the full state")
+
+
+def power_cut_after_received(results, board, mqtt, pusher, new):
+    """A power cut right after `received`, before the device's own reset: the new config boots
+    on trial and is confirmed. Returns what config.json then holds (the old one if it failed)."""
+    with results.check("push_power_cut_after_received_boots_the_new") as notes:
+        seq, messages = pusher.chunks(new)
+        since = mqtt.mark()
+        pusher.publish(messages)
+        wait_push_line(mqtt, "Info: config push %d received" % seq, ROUND_TRIP_S, since)
+        out = board.mark()
+        files = board.power_cut()  # before the device's own reset (push.RESTART_WAIT_MS)
+        cut_at = board.emulated_s()
+        assert {"config.new", "config.trial", "push.seq"} <= set(files), sorted(files)
+        back_online(board, mqtt, out, since)
+        at, _ = wait_push_line(mqtt, "Info: config push %d confirmed" % seq, ROUND_TRIP_S, since)
+        files = board.files()
+        assert json.loads(files["config.json"]) == new, "the pushed config is not config.json"
+        assert not {"config.new", "config.trial"} & set(files), sorted(files)
+        notes.append("confirmed %.1f s emulated after the power came back" % (at - cut_at))
+    return json.loads(board.files()["config.json"])
+
+
+def config_push(lab, results_path, soak):
+    """One boot, pushes: a power cut while config.part is written (the old config boots); with
+    `soak` (1) a power cut once the push is received (the new one boots and is confirmed);
+    a wrong Wi-Fi password (the access point refuses it; rolled back at the trial's bound)."""
+    results = Results(results_path, lab)
+    old = push_config()
+    running = old  # what config.json holds
+    with results.check("push_boots_and_subscribes", fatal=True):
+        board = lab.boot(old, {"push.key": PUSH_KEY.hex().encode()}, ap_passphrase=WIFI_PW)
+        board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
+    mqtt = TopicClient(lab.broker.port, board)
+    pusher = Pusher(mqtt)
+    shares = {}
+    try:
+        with results.check("push_power_cut_while_writing_boots_the_old") as notes:
+            new = push_config(gpio=dict(old["gpio"], momentary={str(MOMENTARY): 3, "19": 2}))
+            seq, messages = pusher.chunks(new)
+            shares["idle"] = heap_share(mqtt)
+            half = len(messages) // 2
+            pusher.publish(messages[:half])
+            board.idle(1)
+            shares["during"] = heap_share(mqtt)  # chunks are written as they come
+            out, since = board.mark(), mqtt.mark()
+            files = board.power_cut()
+            notes.append(
+                "cut after chunk %d of %d; config.part on flash: %s"
+                % (
+                    half,
+                    len(messages),
+                    len(files["config.part"]) if "config.part" in files else "-",
+                )
+            )
+            assert "config.part" in files, "no push under way at the cut: %s" % sorted(files)
+            assert "config.new" not in files and "config.trial" not in files, sorted(files)
+            back_online(board, mqtt, out, since)
+            files = board.files()
+            assert json.loads(files["config.json"]) == old, "config.json changed"
+            assert not {"config.part", "config.new", "config.trial", "push.seq"} & set(files), (
+                sorted(files)
+            )
+            assert not push_lines(mqtt, since), push_lines(mqtt, since)
+
+        if int(soak):
+            running = power_cut_after_received(results, board, mqtt, pusher, new)
+
+        with results.check("push_wrong_wifi_password_rolls_back") as notes:
+            wrong = dict(running, wifi=dict(running["wifi"], password="not-the-wifi-pw"))
+            seq, messages = pusher.chunks(wrong)
+            since, resets, refused = mqtt.mark(), board.resets, board.chip.bus.refused_joins
+            pusher.publish(messages)
+            received, _ = wait_push_line(
+                mqtt, "Info: config push %d received" % seq, ROUND_TRIP_S, since
+            )
+            back, line = wait_push_line(
+                mqtt, "Error: config push %d rolled back" % seq, ROLLBACK_BOUND_S, since
+            )
+            notes.append(line)
+            notes.append(
+                "rolled back %.1f s emulated after 'received' (trial bound %d s); %d joins "
+                "refused by the access point"
+                % (back - received, PUSH_TRIAL_S, board.chip.bus.refused_joins - refused)
+            )
+            assert "status -3" in line, line  # STAT_WRONG_PASSWORD, the driver's BADAUTH
+            assert board.chip.bus.refused_joins > refused, "the access point refused no join"
+            assert board.resets == resets + 2, "resets: %d" % (board.resets - resets)
+            mqtt.wait(lambda _t, o: full_state(o), ROUND_TRIP_S, since, "the full state")
+            files = board.files()
+            assert json.loads(files["config.json"]) == running, "config.json is not the old one"
+            assert not {"config.new", "config.trial"} & set(files), sorted(files)
+            assert len(push_lines(mqtt, since)) == 2, push_lines(mqtt, since)
+    finally:
+        mqtt.close()
+    with results.check("push_heap_during_a_push") as notes:
+        total = int(board.exec("import gc; print(gc.mem_free() + gc.mem_alloc())"))
+        idle, during = (total * shares[k] // 1000 for k in ("idle", "during"))
+        notes.append(
+            "heap %d bytes; in use idle %d, halfway through a %d-byte push %d (%+d)"
+            % (total, idle, len(json.dumps(new, indent=PUSH_INDENT)), during, during - idle)
+        )
+        assert during - idle < 8 * 1024, "a push holds %+d bytes" % (during - idle)

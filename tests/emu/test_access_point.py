@@ -1,13 +1,21 @@
 # SPDX-License-Identifier: MIT
 """The emulated access point's faults (emu.cyw43.AccessPointBus,
 emu.isolation.IsolatedNatBridge) on plain CPython: the events each fault queues, decoded as
-cyw43-driver's cyw43_ll_parse_async_event() reads them, and the firewall's drop and release. No
-emulator boot, no namespace."""
+cyw43-driver's cyw43_ll_parse_async_event() reads them, the refusal of a wrong passphrase, and
+the firewall's drop and release. No emulator boot, no namespace."""
 
 import struct
 
 import pytest
-from emu.cyw43 import CYW43_EV_DEAUTH_IND, LINK_REASON_BEACON_LOSS, NO_AP_SCAN_S, AccessPointBus
+from emu.cyw43 import (
+    CYW43_EV_DEAUTH_IND,
+    LINK_REASON_BEACON_LOSS,
+    NO_AP_SCAN_S,
+    WLC_E_SUP_DEAUTH,
+    WLC_SET_WSEC_PMK,
+    WLC_SUP_KEYXCHANGE_WAIT_M3,
+    AccessPointBus,
+)
 from emu.isolation import IsolatedNatBridge
 from rp2040py.external.cyw43 import bus, nat, net
 
@@ -82,6 +90,51 @@ def test_ap_back_joins_again(chip):
     chip.sent.clear()
     chip._queue_join_events()
     assert (bus.CYW43_EV_LINK, 0, 0, 1) in chip.sent and not chip._clock.alarms
+
+
+def ioctl(seq, cmd, payload=b""):
+    """An SDPCM control frame as cyw43_ll.c's cyw43_send_ioctl() sends it."""
+    size = bus.SDPCM_HEADER_LEN + bus.IOCTL_HEADER_LEN + len(payload)
+    sdpcm = struct.pack(
+        "<HHBBBBBBH", size, ~size & 0xFFFF, seq, bus.CONTROL_HEADER, 0, 12, 0, 0, 0
+    )
+    return sdpcm + struct.pack("<IIII", cmd, len(payload), (seq + 1) << 16, 0) + payload
+
+
+def join(chip, passphrase):
+    """cyw43_ll_wifi_join(): the key (wsec_pmk_t, WPA2) unless open, then WLC_SET_SSID."""
+    events = []
+    chip.queue_rx_packet = lambda packet: (
+        packet[5] & 0x0F == bus.ASYNCEVENT_HEADER and events.append(decode(packet))
+    )
+    if passphrase is not None:
+        key = passphrase.encode()
+        chip._write_wlan(ioctl(1, WLC_SET_WSEC_PMK, struct.pack("<HH64s", len(key), 1, key)))
+    chip._write_wlan(ioctl(2, bus.WLC_SET_SSID, b"\0" * 36))
+    return events
+
+
+BADAUTH = [
+    (bus.CYW43_EV_AUTH, 0, 0, 0),
+    (bus.CYW43_EV_ASSOC, 0, 0, 0),
+    (bus.CYW43_EV_SET_SSID, 0, 0, 0),
+    # cyw43_ctrl.c: PSK_SUP, not KEYED, reason not the M1/M3/G1 timeout -> BADAUTH (status -3)
+    (bus.CYW43_EV_PSK_SUP, WLC_SUP_KEYXCHANGE_WAIT_M3, WLC_E_SUP_DEAUTH, 0),
+]
+
+
+def test_a_wrong_passphrase_or_none_is_refused_as_the_driver_reads_bad_auth(chip):
+    chip.passphrase = "wifi-secret-pw"
+    assert join(chip, "not-the-wifi-pw") == BADAUTH
+    assert join(chip, None) == BADAUTH  # an open join to a WPA2 AP
+    assert chip.refused_joins == 2
+    joined = join(chip, "wifi-secret-pw")
+    assert joined[-1] == (bus.CYW43_EV_LINK, 0, 0, 1) and chip.refused_joins == 2
+
+
+def test_without_a_passphrase_the_ap_takes_any_key(chip):
+    assert join(chip, "anything")[-1] == (bus.CYW43_EV_LINK, 0, 0, 1)
+    assert join(chip, None)[-1] == (bus.CYW43_EV_LINK, 0, 0, 1)
 
 
 def guest_syn():

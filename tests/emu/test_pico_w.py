@@ -35,9 +35,18 @@ PARALLEL = 2  # the machine's cores
 def scenario_args(soak):
     """{scenario: arguments after its results file}, in the order they start (longest first)."""
     args = {"outages": [OUTAGE_ROUNDS[soak]]}
-    # Wall minutes: replay 6 (run alone), tls 7, controller 4, boot_failures 4, boot_levels 3
-    # (two at a time); in this order the two lanes end about together.
-    args.update(replay=[], tls=[TLS_CYCLES[soak]], controller=[], boot_failures=[], boot_levels=[])
+    # Wall minutes, with a core to itself: config_push about 12 (boot, a power cut and its boot,
+    # the rollback's two resets and 10-s trial; --soak a second power cut and boot, about 4
+    # more), replay 6, tls 7, controller 5.5 (its local control 1.5), boot_failures 4,
+    # boot_levels 3; in this order the two lanes end about together.
+    args.update(
+        config_push=[int(soak)],
+        replay=[],
+        tls=[TLS_CYCLES[soak]],
+        controller=[],
+        boot_failures=[],
+        boot_levels=[],
+    )
     return args
 
 
@@ -62,6 +71,8 @@ CHECKS = {
         "contact_opened_publishes",
         "mfa_denied_without_code",
         "mfa_allowed_with_code",
+        "local_control_moves_relays_without_wifi",
+        "local_control_published_when_back",
         "no_unplanned_reset",
     ],
     "boot_failures": [
@@ -95,12 +106,26 @@ CHECKS = {
         "tls_no_unplanned_reset",
     ],
     "outages": outage_checks(OUTAGE_ROUNDS[False]),
+    "config_push": [
+        "push_boots_and_subscribes",
+        "push_power_cut_while_writing_boots_the_old",
+        "push_wrong_wifi_password_rolls_back",
+        "push_heap_during_a_push",
+    ],
+}
+# Checks whose details are figures: printed as [reliability] lines (docs/RELIABILITY.md).
+FIGURES = {
+    "local_control_moves_relays_without_wifi",
+    "local_control_published_when_back",
+    "push_power_cut_after_received_boots_the_new",
+    "push_wrong_wifi_password_rolls_back",
+    "push_heap_during_a_push",
 }
 SOAK_CHECKS = [
-    "outage_%s_%d" % (f, n + 1)
+    ("outages", "outage_%s_%d" % (f, n + 1))
     for n in range(1, OUTAGE_ROUNDS[True])
     for f in scenarios.OUTAGE_FAULTS
-]
+] + [("config_push", "push_power_cut_after_received_boots_the_new")]
 # Wall-clock limit for one scenario (a safety net: the longest, the outages, takes about
 # 15 minutes with a core to itself, 23 with --soak).
 SCENARIO_TIMEOUT_S = 45 * 60
@@ -123,9 +148,9 @@ class ScenarioLanes:
 
     NICENESS = 10
 
-    def __init__(self, workdir, soak):
+    def __init__(self, workdir, soak, wanted):
         self.workdir = workdir
-        self.waiting = list(scenario_args(soak).items())
+        self.waiting = [(n, a) for n, a in scenario_args(soak).items() if n in wanted]
         self.runs = {}  # {scenario: (returncode, {check: record}, log)}
         self.running = {}  # {scenario: (Popen, log file, monotonic start)}
         self.stopped = False
@@ -179,13 +204,24 @@ class ScenarioLanes:
             log.close()
 
 
-def start_lanes(config):
-    """Boot every scenario now (conftest.py calls this once the session is collected); None
-    when they cannot run here (scenario_runs then skips with the reason)."""
+def selected_scenarios(items):
+    """The scenarios whose checks are among the tests pytest selected (`-k controller` boots
+    the controller alone)."""
+    wanted = set()
+    for item in items:
+        if item.module.__name__ == __name__ and hasattr(item, "callspec"):
+            wanted.add(item.callspec.params.get("scenario", "outages"))  # soak checks: outages
+    return wanted
+
+
+def start_lanes(session):
+    """Boot the selected scenarios now (conftest.py calls this once the session is
+    collected); None when they cannot run here (scenario_runs then skips with the reason)."""
     global LANES
     if LANES is None and not why_not_runnable():
         workdir = pathlib.Path(tempfile.mkdtemp(prefix="tinyctrl-emu-lanes-"))
-        LANES = ScenarioLanes(workdir, config.getoption("--soak"))
+        soak = session.config.getoption("--soak")
+        LANES = ScenarioLanes(workdir, soak, selected_scenarios(session.items))
     return LANES
 
 
@@ -198,7 +234,7 @@ def scenario_runs(request):
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
-    return start_lanes(request.config).results()
+    return start_lanes(request.session).results()
 
 
 def check_record(scenario_runs, scenario, check):
@@ -220,12 +256,12 @@ def check_record(scenario_runs, scenario, check):
 )
 def test_emulated_pico_w(scenario_runs, scenario, check, report):
     record = check_record(scenario_runs, scenario, check)
-    if record["detail"] and scenario in ("outages", "tls"):
+    if record["detail"] and (scenario in ("outages", "tls") or check in FIGURES):
         report("emulated Pico W %s: %s" % (check, record["detail"]))
 
 
 @pytest.mark.soak
-@pytest.mark.parametrize("check", SOAK_CHECKS)
-def test_emulated_pico_w_soak(scenario_runs, check, report):
-    record = check_record(scenario_runs, "outages", check)
+@pytest.mark.parametrize("scenario,check", SOAK_CHECKS, ids=lambda v: str(v))
+def test_emulated_pico_w_soak(scenario_runs, scenario, check, report):
+    record = check_record(scenario_runs, scenario, check)
     report("emulated Pico W %s: %s" % (check, record["detail"]))

@@ -13,9 +13,17 @@ import tty
 
 from emu import log
 from emu.cyw43 import IsolatedCyw43439
-from emu.image import FS_BLOCK_SIZE, filesystem_region, guest_symbols, littlefs_image, uf2_flash
+from emu.image import (
+    FS_BLOCK_SIZE,
+    filesystem_region,
+    guest_symbols,
+    littlefs_files,
+    littlefs_image,
+    uf2_flash,
+)
 from rp2040py.boards import BoardSpec, FlashLayout
 from rp2040py.device import MicroPythonDevice
+from rp2040py.device.base_device import ResetCause
 from rp2040py.external.bootsel_button import BootselButton
 from rp2040py.gpio_pin import GPIOPinState
 
@@ -29,9 +37,10 @@ WALL_PER_EMULATED_S = 120
 
 
 class PicoW:
-    """One emulated Pico W running `uf2` with a littlefs holding `files` ({name: bytes})."""
+    """One emulated Pico W running `uf2` with a littlefs holding `files` ({name: bytes}), near
+    an access point that asks for `ap_passphrase` (None: it takes any, as an open one would)."""
 
-    def __init__(self, uf2, files, router, workdir, on_udp_reply=None):
+    def __init__(self, uf2, files, router, workdir, on_udp_reply=None, ap_passphrase=None):
         flash = uf2_flash(uf2)
         fs_start, fs_size = filesystem_region(flash)
         self.layout = FlashLayout(
@@ -43,6 +52,7 @@ class PicoW:
 
         def wifi_chip():
             self.chip = IsolatedCyw43439(router, on_udp_reply)
+            self.chip.bus.passphrase = ap_passphrase
             return self.chip
 
         spec = BoardSpec(
@@ -104,6 +114,29 @@ class PicoW:
 
     def stop(self):
         self.device.stop()
+
+    def files(self, power_cut=False):
+        """{name: bytes} of the files on the board's flash now, as littlefs reads them after a
+        power cut (a file open for writing shows as it was last closed or synced). With
+        `power_cut`, the power goes in the same emulated instant and comes back at once: RAM,
+        pads and the watchdog's scratch registers go, flash stays (a power-on reset)."""
+        start = self.layout.fs_start
+        size = self.layout.fs_blockcount * FS_BLOCK_SIZE
+        flash = []
+
+        async def read():
+            flash.append(bytes(self.mcu.flash[start : start + size]))
+            if power_cut:
+                self.device.hard_reset(cause=ResetCause.POWER_ON)
+
+        self.sim.call(read())
+        if power_cut:
+            log("power cut at %.2f s emulated" % self.emulated_s())
+        return littlefs_files(flash[0], self.layout.fs_blockcount)
+
+    def power_cut(self):
+        """Cut the power and give it back; the files as the cut left them (`files()`)."""
+        return self.files(power_cut=True)
 
     def _on_watchdog(self):
         self.resets += 1
@@ -305,6 +338,32 @@ class PicoW:
             self.mcu.gpio[gpio].set_input_value(bool(level))
 
         self.sim.call(set_level())
+
+    def input_to_output_ms(self, gpio, level, out, out_level, timeout):
+        """Drive input `gpio` to `level` and wait until the board drives `out` to `out_level`;
+        the emulated ms between the two, both taken on the emulator's clock (a pin listener)."""
+        times = []
+
+        def listener(_new, _old):
+            if len(times) == 1 and self.level(out) == out_level:
+                times.append(self.emulated_s())
+
+        remove = self.mcu.gpio[out].add_listener(listener)
+
+        async def set_level():
+            times.append(self.emulated_s())
+            self.mcu.gpio[gpio].set_input_value(bool(level))
+
+        try:
+            self.sim.call(set_level())
+            self.wait_until(
+                lambda: len(times) == 2,
+                timeout,
+                "GP%d to level %d after GP%d" % (out, out_level, gpio),
+            )
+        finally:
+            remove()
+        return (times[1] - times[0]) * 1000
 
     def wait_level(self, gpio, level, timeout):
         """Wait until the board drives `gpio` to `level`; return the emulated seconds it took."""

@@ -14,6 +14,15 @@ CYW43_EV_DEAUTH_IND = 6
 WLC_E_STATUS_NO_NETWORKS = 3  # EV_SET_SSID status 3, reason 0: the join's scan found no such SSID
 DEAUTH_REASON_AUTH_INVALID = 2  # 802.11 reason 2: previous authentication no longer valid
 LINK_REASON_BEACON_LOSS = 1  # WLC_E_LINK_BCN_LOSS: the AP's beacons stopped
+# A wrong passphrase. cyw43_ll.c's cyw43_ll_wifi_join() gives the chip the key in
+# WLC_SET_WSEC_PMK (wsec_pmk_t: le16 length, le16 flags, the passphrase). The AP cannot check
+# the MIC of our 4-way handshake message 2 and de-authenticates us: the chip's supplicant
+# reports PSK_SUP waiting for message 3 (WLC_SUP_KEYXCHANGE_WAIT_M3), reason WLC_E_SUP_DEAUTH,
+# which cyw43_ctrl.c turns into WIFI_JOIN_STATE_BADAUTH: status() -3 (STAT_WRONG_PASSWORD).
+# Reason WLC_E_SUP_WPA_PSK_TMO (15) instead would make the driver rejoin, as at a cell's edge.
+WLC_SET_WSEC_PMK = 268
+WLC_SUP_KEYXCHANGE_WAIT_M3 = 8
+WLC_E_SUP_DEAUTH = 14
 # A join scans every channel for the SSID before it reports it absent (about 2 s on a CYW43439:
 # 13 channels, active and passive dwell times); the simulator's NO_AP_MS is the same idea.
 NO_AP_SCAN_S = 2
@@ -84,12 +93,19 @@ class AccessPointBus(SdpcmCreditBus):
                                                                  EV_DISASSOC: join state 0: 0
         its joins      EV_AUTH success, then the same de-auth    as above: 0 (STAT_IDLE)
       AP back          joins get bus.py's scripted success       link up, DHCP: 3 (STAT_GOT_IP)
+      wrong passphrase EV_AUTH, EV_ASSOC, EV_SET_SSID success, then  WIFI_JOIN_STATE_BADAUTH: -3
+                       EV_PSK_SUP status 8 reason 14 (no link)   (STAT_WRONG_PASSWORD)
 
-    Faults are set from the emulator's thread (`PicoW.ap_gone()`, `PicoW.deauth()`)."""
+    The passphrase is checked only when `passphrase` is set (None: the AP takes any key, and no
+    key, as bus.py's scripted AP does). Faults are set from the emulator's thread
+    (`PicoW.set_ap()`)."""
 
     def __init__(self):
         super().__init__()
         self.ap = "up"  # "up", "gone" or "deauth"
+        self.passphrase = None  # what the AP asks for (str), or None: any
+        self._join_key = None  # the passphrase of the join under way (WLC_SET_WSEC_PMK)
+        self.refused_joins = 0
         self._alarm = None
 
     def attach_gpio(self, rp2040, **pins):
@@ -114,8 +130,24 @@ class AccessPointBus(SdpcmCreditBus):
         elif was == "up" and ap == "deauth":
             self._deauthenticated()
 
+    def _write_wlan(self, data):
+        # An ioctl's command is the first word after the SDPCM header (bus.py's _write_wlan()).
+        head = bus.SDPCM_HEADER_LEN
+        if len(data) >= head + bus.IOCTL_HEADER_LEN + 4 and data[5] & 0x0F == bus.CONTROL_HEADER:
+            if int.from_bytes(data[head : head + 4], "little") == WLC_SET_WSEC_PMK:
+                pmk = data[head + bus.IOCTL_HEADER_LEN :]
+                self._join_key = bytes(pmk[4 : 4 + int.from_bytes(pmk[0:2], "little")])
+        super()._write_wlan(data)
+
     def _queue_join_events(self):
-        if self.ap == "up":
+        key, self._join_key = self._join_key, None  # an open join sends no key
+        if self.ap == "up" and self.passphrase is not None and key != self.passphrase.encode():
+            self.refused_joins += 1
+            self._event(bus.CYW43_EV_AUTH)
+            self._event(bus.CYW43_EV_ASSOC)
+            self._event(bus.CYW43_EV_SET_SSID)
+            self._event(bus.CYW43_EV_PSK_SUP, WLC_SUP_KEYXCHANGE_WAIT_M3, reason=WLC_E_SUP_DEAUTH)
+        elif self.ap == "up":
             super()._queue_join_events()
         elif self.ap == "deauth":
             self._event(bus.CYW43_EV_AUTH)

@@ -88,3 +88,27 @@ def littlefs_image(path, files, block_count):
         build_littlefs_image(
             path, paths, block_size=FS_BLOCK_SIZE, block_count=block_count, force=True
         )
+
+
+def littlefs_files(image, block_count):
+    """{name: bytes} of the files in the root of a littlefs `image` (bytes), as the board's
+    flash holds it, e.g. the moment its power was cut (PicoW.power_cut)."""
+    from littlefs import LittleFS, UserContext
+
+    context = UserContext(buffer=bytearray(image))
+    fs = LittleFS(
+        context=context,
+        block_size=FS_BLOCK_SIZE,
+        block_count=block_count,
+        prog_size=256,
+        mount=False,
+    )
+    fs.mount()
+    try:
+        files = {}
+        for name in fs.listdir("/"):
+            with fs.open(name, "rb") as f:
+                files[name] = f.read()
+        return files
+    finally:
+        fs.unmount()

@@ -76,17 +76,18 @@ class Lab:
             raise RuntimeError("the guest has not had an NTP answer yet")
         return self.ntp_fix.host_time + self.boards[-1].emulated_s() - self.ntp_fix.emulated_s
 
-    def boot(self, config=None, files=None, timeout=120, trace_pins=()):
+    def boot(self, config=None, files=None, timeout=120, trace_pins=(), ap_passphrase=None):
         """Boot the UF2 with `config` (a dict, written as JSON, or bytes/str written as is) as
         config.json, plus any other `files`; no config.json when `config` is None. The states
-        of `trace_pins` are recorded from the first instruction on (PicoW.trace)."""
+        of `trace_pins` are recorded from the first instruction on (PicoW.trace). The access
+        point asks for `ap_passphrase` (None: any)."""
         files = dict(files or {})
         if config is not None:
             if isinstance(config, dict):
                 config = json.dumps(config)
             files["config.json"] = config.encode() if isinstance(config, str) else config
         workdir = tempfile.mkdtemp(prefix="board-", dir=self.workdir)
-        board = PicoW(self.uf2, files, self.router, workdir, self._on_udp_reply)
+        board = PicoW(self.uf2, files, self.router, workdir, self._on_udp_reply, ap_passphrase)
         self.boards.append(board)
         board.trace_pins(trace_pins)
         board.start(timeout)
