@@ -66,6 +66,7 @@ def _broker_override(cfg, broker):
     mqtt = dict(cfg["mqtt"], server=host or broker)
     if port:
         mqtt["port"] = int(port)
+    mqtt["servers"] = [(mqtt["server"], mqtt["port"])]  # that one node, not the board's cluster
     return dict(cfg, mqtt=mqtt)
 
 

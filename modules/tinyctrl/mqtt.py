@@ -117,13 +117,19 @@ class TinyMQTTClient(MQTTClient):
 
     def _ended(self, e):
         # mqtt_as reports a reason code as OSError(-1, "DISCONNECT reason code 0x8e") (also
-        # CONNACK, PUBACK). Without one, a session the broker closed (e: the read failed)
-        # soon after it began counts toward a suspected takeover; any other end breaks a run.
+        # CONNACK, PUBACK). Without one, a session the broker closed soon after it began
+        # counts toward a suspected takeover: the read failed while the session was still
+        # up (not ended by the keep-alive) and the Wi-Fi link too (an outage is no takeover).
         why = e and e.args and e.args[-1]
         if isinstance(why, str) and " reason code 0x" in why:
             return self._refused(why.split(" ", 1)[0], int(why.rsplit("0x", 1)[1], 16))
         up = self._up_at
-        if e is None or up is None or ticks_diff(ticks_ms(), up) >= SHORT_SESSION_MS:
+        if (
+            e is None
+            or up is None
+            or not (self._isconnected and self._sta_if.isconnected())
+            or ticks_diff(ticks_ms(), up) >= SHORT_SESSION_MS
+        ):
             self._short = self._takeovers = 0
             return
         self._short += 1
@@ -188,6 +194,7 @@ class TinyMQTTClient(MQTTClient):
             status = s.status()
             if status not in self.hw.WIFI_JOINING or waited >= JOIN_TIMEOUT_MS:
                 s.disconnect()
+                self._short = 0  # an outage, not a fight over the client id
                 raise OSError("Wi-Fi join failed (status %d)" % status)
             await asyncio.sleep_ms(JOIN_POLL_MS)
             waited += JOIN_POLL_MS
@@ -229,6 +236,7 @@ class TinyMQTTClient(MQTTClient):
             # is not: that node is tried again).
             if self.failures == tried and self.mqttv5 == v5 and self._sta_if.isconnected():
                 self._failed()
+            self._short = 0  # in a fight over the client id every CONNECT succeeds
             raise
         self._up_at = ticks_ms()
 

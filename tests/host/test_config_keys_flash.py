@@ -614,6 +614,21 @@ def test_provision_on_a_port_that_never_answers(config):
         os.close(slave)
 
 
+def test_provision_watches_the_broker_as_this_pc_reaches_it(config):
+    """--broker replaces the board's whole cluster (mqtt.servers), not only its first node:
+    the board's names may resolve only on its own network."""
+    from tinyctrl_host import board_cmds, configfile
+
+    cfg = load(config)
+    del cfg["mqtt"]["server"]
+    cfg["mqtt"]["servers"] = ["node-a.lan", "node-b.lan:1884"]
+    config.write_text(json.dumps(cfg))
+    _, normal = configfile.load(str(config))
+    seen = board_cmds._broker_override(normal, "127.0.0.1:1999")["mqtt"]
+    assert [tuple(n) for n in seen["servers"]] == [("127.0.0.1", 1999)]
+    assert board_cmds._broker_override(normal, None) is normal
+
+
 def test_the_qr_code_fits_an_80_by_24_terminal_last(config):
     """At most 21 rows, drawn last, so the whole code shows in 24 rows with the prompt below;
     its own black and white read on a dark and a light theme alike (terminal_qr_rows)."""
