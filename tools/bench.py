@@ -17,8 +17,10 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - what Home Assistant discovery costs: the announcement's size and the heap its building takes
   (the controller above runs with discovery on, so its figure includes the rest);
 - UF2 size and the flash left for the filesystem;
-- the same three latencies as on the simulator, over --emu-runs runs each, and a local input's
-  edge -> its relay's pin (a wall rocker in `local.inputs`, `toggle`: debounce included).
+- the same three latencies as on the simulator, over --emu-runs runs each, end to end and the
+  device's own part (from the command's frame at the board's Wi-Fi chip to the answer's frame
+  leaving it), and a local input's edge -> its relay's pin (a wall rocker in `local.inputs`,
+  `toggle`: debounce included).
 
 `--fleet [N]` (only this): N simulated devices (100 by default) on one loopback mosquitto
 (tests/support/fleet.py): p50 and p99 of command -> echo, one device at a time and to all at
@@ -167,15 +169,22 @@ def is_state(payload, pin, value):
 def latency_runs(dut, runs):
     """Seconds per run of each latency, in `dut`'s time (a SimulatorLatency or an
     EmulatedLatency): a command that moves the relay, a scene's commands to both relays back to
-    back, then contact edges."""
+    back, then contact edges. An EmulatedLatency also fills its `at_chip` with the same
+    latencies counted at the board's Wi-Fi chip."""
     out = {"command_pin": [], "command_echo": [], "scene_echo": [], "contact_publish": []}
+
+    def note(key, end, start):
+        out[key].append(end - start)
+        if dut.at_chip is not None:
+            dut.at_chip.setdefault(key, []).append(dut.last_at_chip)
+
     for i in range(runs):
         value = (i + 1) % 2
         since = dut.mark()
         sent = dut.now()
         dut.command(RELAY, value)
-        out["command_pin"].append(dut.moved(since, RELAY, value) - sent)
-        out["command_echo"].append(dut.published(since, RELAY, value) - sent)
+        note("command_pin", dut.moved(since, RELAY, value), sent)
+        note("command_echo", dut.published(since, RELAY, value), sent)
         dut.pause(RUN_GAP_S)
     if runs % 2:  # RELAY is on: the scenes start with both relays off, so each command moves
         since = dut.mark()
@@ -190,20 +199,22 @@ def latency_runs(dut, runs):
             sent[pin] = dut.now()
             dut.command(pin, value)
         for pin in SCENE:
-            out["scene_echo"].append(dut.published(since, pin, value) - sent[pin])
+            note("scene_echo", dut.published(since, pin, value), sent[pin])
         dut.pause(RUN_GAP_S)
     for i in range(runs):
         value = (i + 1) % 2
         since = dut.mark()
         edge = dut.now()
         dut.contact(CONTACT, value)
-        out["contact_publish"].append(dut.published(since, CONTACT, value) - edge)
+        note("contact_publish", dut.published(since, CONTACT, value), edge)
         dut.pause(RUN_GAP_S)
     return out
 
 
 class SimulatorLatency:
     """latency_runs() on the simulator, in host seconds, watched through a simharness.Client."""
+
+    at_chip = None  # the simulator has no Wi-Fi chip
 
     def __init__(self, sim, client, topic):
         self.sim, self.client, self.topic = sim, client, topic
@@ -236,10 +247,39 @@ class SimulatorLatency:
 
 class EmulatedLatency:
     """latency_runs() on the emulated board, in emulated seconds; `arrivals` holds (emulated s,
-    payload) of every message `client` gets."""
+    payload) of every message `client` gets.
+
+    It also notes when each Ethernet frame passes the board's Wi-Fi chip and when the relays'
+    pins change, so `at_chip` holds each latency from the command's frame reaching the chip (or
+    the contact's edge) to the pin or the answer's frame leaving it: the device's own part. The
+    end-to-end figures also hold the broker's two legs, under a millisecond each on a LAN, but
+    several emulated ms here: the emulator jumps emulated time ahead through the guest's idle
+    waits while the host forwards a message."""
 
     def __init__(self, board, client, arrivals):
         self.board, self.client, self.arrivals = board, client, arrivals
+        self.at_chip, self.last_at_chip = {}, None
+        self.frames = []  # (emulated s, True: to the guest, the Ethernet frame)
+        self.levels = []  # (emulated s, gpio, its new level)
+        self.started = {}  # {pin: (emulated s, the command's payload or None for an edge)}
+        bridge = board.chip.bus.nat_bridge
+        to_guest, from_guest = bridge._queue, bridge.handle_outbound_ethernet_frame
+
+        def queued(frame):
+            self.frames.append((board.emulated_s(), True, bytes(frame)))
+            to_guest(frame)
+
+        def sent(frame):
+            self.frames.append((board.emulated_s(), False, bytes(frame)))
+            from_guest(frame)
+
+        bridge._queue, bridge.handle_outbound_ethernet_frame = queued, sent
+        for gpio in SCENE:
+            board.mcu.gpio[gpio].add_listener(
+                lambda _new, _old, g=gpio: self.levels.append(
+                    (board.emulated_s(), g, board.level(g))
+                )
+            )
 
     def mark(self):
         return len(self.arrivals)
@@ -248,10 +288,29 @@ class EmulatedLatency:
         return self.board.emulated_s()
 
     def command(self, pin, value):
-        self.client.publish(TOPIC, json.dumps({"GP%d" % pin: value}), qos=1)
+        payload = json.dumps({"GP%d" % pin: value})
+        self.started[pin] = (self.board.emulated_s(), payload.encode())
+        self.client.publish(TOPIC, payload, qos=1)
+
+    def _reached_chip(self, pin):
+        since, payload = self.started[pin]
+        if payload is None:  # a contact's edge: the device's part starts at the pin
+            return since
+        return next(
+            t for t, inbound, f in list(self.frames) if inbound and t >= since and payload in f
+        )
 
     def moved(self, since, pin, value):
         self.board.wait_level(pin, 1 - value, 5)  # active low
+        t_in = self._reached_chip(pin)
+        self.last_at_chip = (
+            next(
+                t
+                for t, g, level in list(self.levels)
+                if g == pin and t >= t_in and level == 1 - value
+            )
+            - t_in
+        )
         return self.board.emulated_s()
 
     def published(self, since, pin, value):
@@ -261,9 +320,22 @@ class EmulatedLatency:
             12,
             "GP%d=%d published" % (pin, value),
         )
-        return next(t for t, p in self.arrivals[since:] if is_state(p, pin, value))
+        arrived, payload = next(
+            (t, p) for t, p in self.arrivals[since:] if is_state(p, pin, value)
+        )
+        t_in = self._reached_chip(pin)
+        self.last_at_chip = (
+            next(
+                t
+                for t, inbound, f in list(self.frames)
+                if not inbound and t >= t_in and payload in f
+            )
+            - t_in
+        )
+        return arrived
 
     def contact(self, pin, value):
+        self.started[pin] = (self.board.emulated_s(), None)
         self.board.drive(pin, 1 - value)  # a closed contact pulls the pin low
 
     def pause(self, seconds):
@@ -453,7 +525,9 @@ def emulated(lab, out_path, emu_runs):
     client.publish(TOPIC, json.dumps({"CMD": "stats"}), qos=1)
     board.wait_until(got.is_set, 5, "a stats reply")
     board.idle(1)
-    figures["latency"] = latency_runs(EmulatedLatency(board, client, arrivals), int(emu_runs))
+    dut = EmulatedLatency(board, client, arrivals)
+    figures["latency"] = latency_runs(dut, int(emu_runs))
+    figures["latency_at_chip"] = dut.at_chip
     figures["local_input_ms"] = local_input_runs(board, int(emu_runs))
     client.loop_stop()
     figures["stats"] = stats[0]
@@ -562,6 +636,10 @@ def report(host, emu):
         % (tls[-1]["after"] - tls[0]["before"], len(tls))
     )
     report_latency("Latency (emulated Pico W, emulated time; broker on the host)", emu["latency"])
+    report_latency(
+        "Latency (the same, the device's own part: from the command's frame at its Wi-Fi chip)",
+        emu["latency_at_chip"],
+    )
     ms = emu["local_input_ms"]
     print(
         "  %-28s p50 %6.1f ms  p99 %6.1f ms  (%d runs; local.debounce_ms %d)"

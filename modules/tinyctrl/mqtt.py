@@ -22,7 +22,9 @@ STABLE_S = 2  # the link must stay up this long after a join before MQTT is trie
 # PUBACK, leaves it idle for a round trip).
 BACKLOG = 16
 BACKLOG_IDLE_MS = 20
-PUBACK_POLL_MS = 5  # mqtt_as polls every 100 ms; a PUBACK on a LAN comes in about 1 ms
+# While the publisher waits for a PUBACK, the connection is looked at this often (the PUBACK
+# itself wakes it: kill_pid).
+PUBACK_CHECK_MS = 100
 # A session the broker closes this soon after the CONNECT, SHORT_IN_A_ROW times in a row, is
 # taken to be taken over: another client with the device's client id, each taking the session
 # from the other. Brokers that say so (DISCONNECT 0x8E) are believed at once; mosquitto 2.0.11
@@ -83,6 +85,7 @@ class TinyMQTTClient(MQTTClient):
         self._streak = 0
         self._idle_since = None  # ticks_ms of the first poll that found nothing waiting
         self._on_message = self._cb
+        self._acked = asyncio.Event()  # a PUBACK came (kill_pid)
         self._cb = self._deliver
 
     def _deliver(self, topic, msg, retained, properties=None):
@@ -118,14 +121,17 @@ class TinyMQTTClient(MQTTClient):
     def _ended(self, e):
         # mqtt_as reports a reason code as OSError(-1, "DISCONNECT reason code 0x8e") (also
         # CONNACK, PUBACK). Without one, a session the broker closed soon after it began
-        # counts toward a suspected takeover: the read failed while the session was still
-        # up (not ended by the keep-alive) and the Wi-Fi link too (an outage is no takeover).
+        # counts toward a suspected takeover: the broker closed the connection (mqtt_as
+        # reads end of stream as AssertionError("Empty response") between packets, OSError
+        # "Connection closed by host" within one) while the session and the Wi-Fi link were
+        # still up (an outage, or the keep-alive giving up, is no takeover).
         why = e and e.args and e.args[-1]
         if isinstance(why, str) and " reason code 0x" in why:
             return self._refused(why.split(" ", 1)[0], int(why.rsplit("0x", 1)[1], 16))
+        closed = isinstance(e, AssertionError) or (isinstance(why, str) and "closed by" in why)
         up = self._up_at
         if (
-            e is None
+            not closed
             or up is None
             or not (self._isconnected and self._sta_if.isconnected())
             or ticks_diff(ticks_ms(), up) >= SHORT_SESSION_MS
@@ -146,15 +152,26 @@ class TinyMQTTClient(MQTTClient):
         self._oversize = 0  # what a packet drained belongs to that packet only
         await super().wait_msg()
 
+    def kill_pid(self, pid, msg):
+        super().kill_pid(pid, msg)
+        self._acked.set()
+
     async def _await_pid(self, pid):
-        # As upstream, polled every PUBACK_POLL_MS: the one publisher task waits here for
-        # each QoS 1 message, so upstream's 100 ms poll capped the device at ~10 a second.
+        # Upstream looks for the PUBACK every 100 ms, and the one publisher task waits here
+        # for each QoS 1 message: that capped the device at ~10 a second, and a message just
+        # after another waited up to 100 ms. The PUBACK (kill_pid) wakes it instead; as
+        # upstream, the wait ends at response_time or when the connection goes.
         t = ticks_ms()
-        while pid in self.rcv_pids:
+        while True:
+            self._acked.clear()  # no await between this and the check: no PUBACK missed
+            if pid not in self.rcv_pids:
+                return True
             if self._timeout(t) or not self.isconnected():
                 return False
-            await asyncio.sleep_ms(PUBACK_POLL_MS)
-        return True
+            try:
+                await asyncio.wait_for_ms(self._acked.wait(), PUBACK_CHECK_MS)
+            except asyncio.TimeoutError:
+                pass
 
     async def _as_read(self, n, sock=None):
         # mqtt_as grows its input buffer to the largest message ever seen; a hostile

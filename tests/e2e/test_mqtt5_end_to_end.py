@@ -27,7 +27,18 @@ from faults import Only311, wifi_down
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from services import Mosquitto
-from simharness import DEVICE, TOPIC, Client, Sim, base_config, state, text, wait_log, wait_until
+from simharness import (
+    DEVICE,
+    TOPIC,
+    Client,
+    MessageLog,
+    Sim,
+    base_config,
+    state,
+    text,
+    wait_log,
+    wait_until,
+)
 
 from tinyctrl import mqtt5, protocol
 
@@ -37,12 +48,11 @@ pytestmark = pytest.mark.slow
 KEEPALIVE_S = 4
 
 
-class V5Client:
+class V5Client(MessageLog):
     """A paho MQTT 5 client; records (topic, payload, correlation data) of what it receives."""
 
     def __init__(self, port, topics=(TOPIC,), client_id="tester5"):
-        self.messages = []
-        self._cond = threading.Condition()
+        super().__init__()
         self.disconnected = threading.Event()
         self.reasons = []
         self.mqtt = paho.Client(
@@ -60,10 +70,7 @@ class V5Client:
             assert ready.wait(10), "could not subscribe to " + t
 
     def _on_message(self, client, userdata, msg):
-        corr = getattr(msg.properties, "CorrelationData", None)
-        with self._cond:
-            self.messages.append((msg.topic, msg.payload, corr))
-            self._cond.notify_all()
+        self._add((msg.topic, msg.payload, getattr(msg.properties, "CorrelationData", None)))
 
     def _on_disconnect(self, client, userdata, flags, reason, properties):
         self.reasons.append(reason)
@@ -76,23 +83,9 @@ class V5Client:
         info = self.mqtt.publish(topic, payload, qos=1, properties=p if props else None)
         info.wait_for_publish(10)
 
-    def mark(self):
-        with self._cond:
-            return len(self.messages)
-
     def wait_for(self, match, since=0, timeout=15):
-        end = time.monotonic() + timeout
-        with self._cond:
-            i = since
-            while True:
-                while i < len(self.messages):
-                    m = self.messages[i]
-                    i += 1
-                    if match(*m):
-                        return m
-                left = end - time.monotonic()
-                assert left > 0, "no matching message; last: %s" % self.messages[-6:]
-                self._cond.wait(left)
+        """The first (topic, payload, correlation data) from index `since` on that matches."""
+        return self._first(lambda m: match(*m), since, timeout)
 
     def on(self, topic, since=0):
         with self._cond:

@@ -163,8 +163,16 @@ def _run(report, hass, sim, tester, ports):
     check(report, "contact_in_binary_sensor_within_2s", contact_within_2s)
 
     def button_pulses_momentary():
+        since = tester.mark()
         hass.call("button", "press", entity_id=button)
-        sim.wait_pin(18, 1, timeout=10)
+        try:
+            sim.wait_pin(18, 1, timeout=10)
+        except AssertionError as e:  # did the press reach the topic, and what did the device say
+            seen = [p for _, p in tester.messages[since:]]
+            raise AssertionError(
+                "%s; on the topic since the press: %s; device log ends: %s"
+                % (e, seen[-6:], sim.log()[-1500:])
+            ) from None
         sim.wait_pin(18, 0, timeout=10)
         return "GP18 pulsed"
 

@@ -35,7 +35,27 @@ def wait_port(port, timeout=10.0):
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
 
 
-class Mosquitto:
+class ServerProcess:
+    """A server process on loopback (its port `self.port`) that a test stops, or kills, and
+    starts again on the same port."""
+
+    proc = None
+
+    def _spawn(self, argv, log_path, cwd=None):
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT
+        )
+        wait_port(self.port)
+        return self
+
+    def stop(self, kill=False):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Mosquitto(ServerProcess):
     """A mosquitto broker on loopback with persistence, restartable on the same port."""
 
     def __init__(self, port=None, extra_conf="", tls=None):
@@ -59,19 +79,7 @@ class Mosquitto:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", self.conf],
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.dir, "log"), "ab"),
-        )
-        wait_port(self.port)
-        return self
-
-    def stop(self, kill=False):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill() if kill else self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
+        return self._spawn(["mosquitto", "-c", self.conf], os.path.join(self.dir, "log"))
 
     def close(self):
         self.stop()
@@ -172,7 +180,7 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class AedesNode:
+class AedesNode(ServerProcess):
     """One node of a broker cluster on loopback: aedes (tests/support/broker_cluster/node.mjs,
     run from `folder`, deps.cluster_broker_dir()) keeping its sessions in `redis` and
     exchanging messages with the other nodes through it. Killable, restartable."""
@@ -184,17 +192,5 @@ class AedesNode:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            ["node", "node.mjs", str(self.port), str(self.redis.port), self.name],
-            cwd=self.folder,
-            stdout=open(self.log, "ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_port(self.port)
-        return self
-
-    def stop(self, kill=False):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill() if kill else self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
+        argv = ["node", "node.mjs", str(self.port), str(self.redis.port), self.name]
+        return self._spawn(argv, self.log, cwd=self.folder)

@@ -195,17 +195,52 @@ class Sim:
         return self.proc.returncode
 
 
-class Client:
+class MessageLog:
+    """What a test client received, one item per message, and a wait for the first item from
+    an index on that matches; `shown(item)` is what a timeout quotes."""
+
+    def __init__(self):
+        self.messages = []
+        self._cond = threading.Condition()
+
+    def _add(self, item):
+        with self._cond:
+            self.messages.append(item)
+            self._cond.notify_all()
+
+    def mark(self):
+        """An index into messages: wait_for(..., since=mark) looks only at newer ones."""
+        with self._cond:
+            return len(self.messages)
+
+    def _first(self, match, since, timeout, shown=lambda item: item):
+        end = time.monotonic() + timeout
+        with self._cond:
+            i = since
+            while True:
+                while i < len(self.messages):
+                    item = self.messages[i]
+                    i += 1
+                    if match(item):
+                        return item
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "no matching message; last: %s" % [shown(m) for m in self.messages[-8:]]
+                    )
+                self._cond.wait(left)
+
+
+class Client(MessageLog):
     """A paho-mqtt client on the device's topic; records every message with its arrival time."""
 
     def __init__(self, port, topic=TOPIC, client_id="tester"):
         import paho.mqtt.client as mqtt
 
+        super().__init__()
         self.topic = topic
-        self.messages = []
         self.retained = []  # payloads the broker handed over as retained
         CLIENTS.append(self)
-        self._cond = threading.Condition()
         self.mqtt = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True
         )
@@ -219,11 +254,9 @@ class Client:
             raise RuntimeError("test client could not subscribe")
 
     def _on_message(self, client, userdata, msg):
-        with self._cond:
-            self.messages.append((time.monotonic(), msg.payload))
-            if msg.retain:
-                self.retained.append(msg.payload)
-            self._cond.notify_all()
+        if msg.retain:
+            self.retained.append(msg.payload)
+        self._add((time.monotonic(), msg.payload))
 
     def send(self, payload, qos=1):
         if not isinstance(payload, (bytes, str)):
@@ -232,28 +265,10 @@ class Client:
         info.wait_for_publish(10)
         return time.monotonic()
 
-    def mark(self):
-        """An index into messages: wait_for(..., since=mark) looks only at newer ones."""
-        with self._cond:
-            return len(self.messages)
-
     def wait_for(self, match, since=0, timeout=15):
         """The first message from index `since` on for which match(payload) is true."""
-        end = time.monotonic() + timeout
-        with self._cond:
-            i = since
-            while True:
-                while i < len(self.messages):
-                    t, payload = self.messages[i]
-                    i += 1
-                    if match(payload):
-                        return payload
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        "no matching message; last: %s" % [m[1] for m in self.messages[-8:]]
-                    )
-                self._cond.wait(left)
+        item = self._first(lambda m: match(m[1]), since, timeout, shown=lambda m: m[1])
+        return item[1]
 
     def device_json(self, since=0):
         """Parsed JSON messages the device published (they carry "FROM")."""
