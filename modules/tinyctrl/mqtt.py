@@ -2,6 +2,7 @@
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
 import socket
+import struct
 from random import getrandbits
 from time import ticks_diff, ticks_ms
 
@@ -22,6 +23,8 @@ STABLE_S = 2  # the link must stay up this long after a join before MQTT is trie
 # PUBACK, leaves it idle for a round trip).
 BACKLOG = 16
 BACKLOG_IDLE_MS = 20
+# A PUBLISH whose payload is at most this long goes out in one socket write (_publish).
+ONE_WRITE_MAX = 512
 # While the publisher waits for a PUBACK, the connection is looked at this often (the PUBACK
 # itself wakes it: kill_pid).
 PUBACK_CHECK_MS = 100
@@ -151,6 +154,30 @@ class TinyMQTTClient(MQTTClient):
     async def wait_msg(self):
         self._oversize = 0  # what a packet drained belongs to that packet only
         await super().wait_msg()
+
+    async def _publish(self, topic, msg, retain, qos, dup, pid, properties=None):
+        # Upstream writes a PUBLISH in up to six writes (header, topic length, topic, packet
+        # id, properties, payload); with TCP_NODELAY (_connect) each is a TCP segment of its
+        # own, and on a Pico W a frame over the CYW43's bus. One write instead, or the head
+        # and then a large payload (a discovery announcement is not copied).
+        if isinstance(topic, str):
+            topic = topic.encode()
+        if isinstance(msg, str):
+            msg = msg.encode()
+        props = mqtt_as.encode_properties(properties) if self.mqttv5 else b""
+        large = len(msg) > ONE_WRITE_MAX
+        pid_bytes = struct.pack("!H", pid) if qos else b""
+        parts = (struct.pack("!H", len(topic)), topic, pid_bytes, props, b"" if large else msg)
+        size = 2 + len(topic) + len(pid_bytes) + len(props) + len(msg)
+        pkt = bytearray(4 + size - (len(msg) if large else 0))
+        pkt[0] = 0x30 | qos << 1 | retain | dup << 3
+        n = mqtt_as.vbi(pkt, 1, size)
+        for part in parts:
+            pkt[n : n + len(part)] = part
+            n += len(part)
+        await self._as_write(pkt, n)
+        if large:
+            await self._as_write(msg)
 
     def kill_pid(self, pid, msg):
         super().kill_pid(pid, msg)
