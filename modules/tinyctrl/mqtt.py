@@ -56,13 +56,6 @@ def _decode_properties(props, n):
         return {}
 
 
-def closed_by_peer(e):
-    """The broker closed the connection: mqtt_as reads end of stream as AssertionError("Empty
-    response") between packets and OSError(-1, "Connection closed by host") within one."""
-    why = e is not None and e.args and e.args[-1]
-    return isinstance(e, AssertionError) or (isinstance(why, str) and "closed by" in why)
-
-
 class TinyMQTTClient(MQTTClient):
     """The callback is on_message(topic, msg, retained, oversize, streak, properties):
     `oversize` is the size of this message's drained payload (0 if it was read), `streak` how
@@ -130,18 +123,24 @@ class TinyMQTTClient(MQTTClient):
 
     def _ended(self, e):
         # mqtt_as reports a reason code as OSError(-1, "DISCONNECT reason code 0x8e") (also
-        # CONNACK, PUBACK). Without one, a session the broker closed (closed_by_peer) soon
-        # after it began, the session and the Wi-Fi link still up, counts toward a suspected
-        # takeover (an outage, or the keep-alive giving up, is no takeover).
+        # CONNACK, PUBACK). Without one, a session the broker closed soon after it began
+        # counts toward a suspected takeover: the broker closed the connection (mqtt_as
+        # reads end of stream as AssertionError("Empty response") between packets, OSError
+        # "Connection closed by host" within one) while the session and the Wi-Fi link were
+        # still up (an outage, or the keep-alive giving up, is no takeover).
         why = e and e.args and e.args[-1]
         if isinstance(why, str) and " reason code 0x" in why:
             return self._refused(why.split(" ", 1)[0], int(why.rsplit("0x", 1)[1], 16))
+        closed = isinstance(e, AssertionError) or (isinstance(why, str) and "closed by" in why)
         up = self._up_at
-        if up is None or ticks_diff(ticks_ms(), up) >= SHORT_SESSION_MS:
-            self._short = self._takeovers = 0  # a session that lasted ends any run
+        if (
+            not closed
+            or up is None
+            or not (self._isconnected and self._sta_if.isconnected())
+            or ticks_diff(ticks_ms(), up) >= SHORT_SESSION_MS
+        ):
+            self._short = self._takeovers = 0
             return
-        if not (closed_by_peer(e) and self._isconnected and self._sta_if.isconnected()):
-            return  # neither for a takeover nor against one (a write that failed, an outage)
         self._short += 1
         if self._short >= SHORT_IN_A_ROW:
             self._takeovers += 1
@@ -275,14 +274,13 @@ class TinyMQTTClient(MQTTClient):
         tried, v5 = self.failures, self.mqttv5
         try:
             await super().connect(quick=quick)
-        except OSError as e:
+        except OSError:
             # At the first connect mqtt_as resolves the node's name before _connect: a name
             # that does not resolve, Wi-Fi being up, is a failed node too (a fallback to 3.1.1
             # is not: that node is tried again).
             if self.failures == tried and self.mqttv5 == v5 and self._sta_if.isconnected():
                 self._failed()
-            if not closed_by_peer(e):
-                self._short = 0  # refused or unanswered: an outage, not a fight over the id
+            self._short = 0  # in a fight over the client id every CONNECT succeeds
             raise
         self._up_at = ticks_ms()
 
