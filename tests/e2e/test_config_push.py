@@ -264,8 +264,8 @@ def rolled_back(rig, change, why, report):
     # the bound, then the reset and the old config's connect before it can say so
     assert back - received < TRIAL_S + 15, back - received
     report(
-        "config push rolled back (%s): %.1f s after 'received', bound %d s"
-        % (why, back - received, TRIAL_S)
+        "config push rolled back (%s): %.1f s after 'received' (trial bound %d s, then the "
+        "reset and the old config's connect)" % (why, back - received, TRIAL_S)
     )
     assert len(lines) == 2, lines
     assert device_config(rig) == before

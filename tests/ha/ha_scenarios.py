@@ -163,6 +163,8 @@ def _run(report, hass, sim, tester, ports):
     check(report, "contact_in_binary_sensor_within_2s", contact_within_2s)
 
     def button_pulses_momentary():
+        # Home Assistant skips an entity that is unavailable without a word: wait until it is not.
+        hass.wait_state(button, lambda s: s not in (None, "unavailable"), 10)
         since = tester.mark()
         hass.call("button", "press", entity_id=button)
         try:
