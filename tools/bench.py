@@ -261,7 +261,9 @@ class EmulatedLatency:
         self.at_chip, self.last_at_chip = {}, None
         self.frames = []  # (emulated s, True: to the guest, the Ethernet frame)
         self.levels = []  # (emulated s, gpio, its new level)
-        self.started = {}  # {pin: (emulated s, the command's payload or None for an edge)}
+        # {pin: (emulated s, the command's payload or None for an edge, len(frames) then,
+        # len(levels) then)}
+        self.started = {}
         bridge = board.chip.bus.nat_bridge
         to_guest, from_guest = bridge._queue, bridge.handle_outbound_ethernet_frame
 
@@ -289,26 +291,25 @@ class EmulatedLatency:
 
     def command(self, pin, value):
         payload = json.dumps({"GP%d" % pin: value})
-        self.started[pin] = (self.board.emulated_s(), payload.encode())
+        self._start(pin, payload.encode())
         self.client.publish(TOPIC, payload, qos=1)
 
+    def _start(self, pin, payload):
+        self.started[pin] = (self.board.emulated_s(), payload, len(self.frames), len(self.levels))
+
     def _reached_chip(self, pin):
-        since, payload = self.started[pin]
-        if payload is None:  # a contact's edge: the device's part starts at the pin
-            return since
-        return next(
-            t for t, inbound, f in list(self.frames) if inbound and t >= since and payload in f
-        )
+        """Emulated s the device's part began, and the frames and pin levels noted since."""
+        since, payload, frames, levels = self.started[pin]
+        frames, levels = self.frames[frames:], self.levels[levels:]
+        if payload is not None:  # a command; a contact's edge starts at the pin
+            since = next(t for t, inbound, f in frames if inbound and payload in f)
+        return since, frames, levels
 
     def moved(self, since, pin, value):
         self.board.wait_level(pin, 1 - value, 5)  # active low
-        t_in = self._reached_chip(pin)
+        t_in, _, levels = self._reached_chip(pin)
         self.last_at_chip = (
-            next(
-                t
-                for t, g, level in list(self.levels)
-                if g == pin and t >= t_in and level == 1 - value
-            )
+            next(t for t, g, level in levels if g == pin and t >= t_in and level == 1 - value)
             - t_in
         )
         return self.board.emulated_s()
@@ -323,19 +324,15 @@ class EmulatedLatency:
         arrived, payload = next(
             (t, p) for t, p in self.arrivals[since:] if is_state(p, pin, value)
         )
-        t_in = self._reached_chip(pin)
+        t_in, frames, _ = self._reached_chip(pin)
         self.last_at_chip = (
-            next(
-                t
-                for t, inbound, f in list(self.frames)
-                if not inbound and t >= t_in and payload in f
-            )
+            next(t for t, inbound, f in frames if not inbound and t >= t_in and payload in f)
             - t_in
         )
         return arrived
 
     def contact(self, pin, value):
-        self.started[pin] = (self.board.emulated_s(), None)
+        self._start(pin, None)
         self.board.drive(pin, 1 - value)  # a closed contact pulls the pin low
 
     def pause(self, seconds):

@@ -76,7 +76,6 @@ class Mosquitto(ServerProcess):
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n" + extra_conf)
-        self.proc = None
 
     def start(self):
         return self._spawn(["mosquitto", "-c", self.conf], os.path.join(self.dir, "log"))
@@ -189,7 +188,6 @@ class AedesNode(ServerProcess):
         self.folder, self.redis, self.name = folder, redis, name
         self.port = port or free_port()
         self.log = os.path.join(redis.dir, "aedes-%s.log" % name)
-        self.proc = None
 
     def start(self):
         argv = ["node", "node.mjs", str(self.port), str(self.redis.port), self.name]
