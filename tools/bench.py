@@ -169,14 +169,16 @@ def is_state(payload, pin, value):
 def latency_runs(dut, runs):
     """Seconds per run of each latency, in `dut`'s time (a SimulatorLatency or an
     EmulatedLatency): a command that moves the relay, a scene's commands to both relays back to
-    back, then contact edges. An EmulatedLatency also fills its `at_chip` with the same
-    latencies counted at the board's Wi-Fi chip."""
+    back, then contact edges. An EmulatedLatency's are the device's part plus the broker's
+    legs (see there), and it fills its `at_chip` with the device's part alone."""
     out = {"command_pin": [], "command_echo": [], "scene_echo": [], "contact_publish": []}
 
     def note(key, end, start):
-        out[key].append(end - start)
-        if dut.at_chip is not None:
+        if dut.at_chip is None:
+            out[key].append(end - start)
+        else:  # the device's part in emulated time, the broker's legs in the PC's
             dut.at_chip.setdefault(key, []).append(dut.last_at_chip)
+            out[key].append(dut.last_at_chip + dut.last_legs)
 
     for i in range(runs):
         value = (i + 1) % 2
@@ -246,37 +248,38 @@ class SimulatorLatency:
 
 
 class EmulatedLatency:
-    """latency_runs() on the emulated board, in emulated seconds; `arrivals` holds (emulated s,
-    payload) of every message `client` gets.
+    """latency_runs() on the emulated board; `arrivals` holds (emulated s, payload, host s) of
+    every message `client` gets.
 
-    It also notes when each Ethernet frame passes the board's Wi-Fi chip and when the relays'
-    pins change, so `at_chip` holds each latency from the command's frame reaching the chip (or
-    the contact's edge) to the pin or the answer's frame leaving it: the device's own part. The
-    end-to-end figures also hold the broker's two legs, under a millisecond each on a LAN, but
-    several emulated ms here: the emulator jumps emulated time ahead through the guest's idle
-    waits while the host forwards a message."""
+    It notes when each Ethernet frame passes the board's Wi-Fi chip and when the pins change,
+    so `at_chip` holds each latency from the command's frame reaching the chip (or the
+    contact's edge) to the pin or the answer's frame leaving it: the device's own part, in
+    emulated time. The broker's legs (the command from the publish to the chip, the answer
+    from the chip to the subscriber) are timed in the PC's own time: the emulator jumps
+    emulated time through the guest's idle waits while the host forwards a message, so
+    emulated time across a leg says nothing. A latency is the device's part plus its legs."""
 
     def __init__(self, board, client, arrivals):
         self.board, self.client, self.arrivals = board, client, arrivals
-        self.at_chip, self.last_at_chip = {}, None
-        self.frames = []  # (emulated s, True: to the guest, the Ethernet frame)
+        self.at_chip, self.last_at_chip, self.last_legs = {}, None, None
+        self.frames = []  # (emulated s, True: to the guest, the Ethernet frame, host s)
         self.levels = []  # (emulated s, gpio, its new level)
         # {pin: (emulated s, the command's payload or None for an edge, len(frames) then,
-        # len(levels) then)}
+        # len(levels) then, host s)}
         self.started = {}
         bridge = board.chip.bus.nat_bridge
         to_guest, from_guest = bridge._queue, bridge.handle_outbound_ethernet_frame
 
         def queued(frame):
-            self.frames.append((board.emulated_s(), True, bytes(frame)))
+            self.frames.append((board.emulated_s(), True, bytes(frame), time.monotonic()))
             to_guest(frame)
 
         def sent(frame):
-            self.frames.append((board.emulated_s(), False, bytes(frame)))
+            self.frames.append((board.emulated_s(), False, bytes(frame), time.monotonic()))
             from_guest(frame)
 
         bridge._queue, bridge.handle_outbound_ethernet_frame = queued, sent
-        for gpio in SCENE:
+        for gpio in SCENE + (CONTACT,):
             board.mcu.gpio[gpio].add_listener(
                 lambda _new, _old, g=gpio: self.levels.append(
                     (board.emulated_s(), g, board.level(g))
@@ -295,40 +298,51 @@ class EmulatedLatency:
         self.client.publish(TOPIC, payload, qos=1)
 
     def _start(self, pin, payload):
-        self.started[pin] = (self.board.emulated_s(), payload, len(self.frames), len(self.levels))
+        self.started[pin] = (
+            self.board.emulated_s(),
+            payload,
+            len(self.frames),
+            len(self.levels),
+            time.monotonic(),
+        )
 
-    def _reached_chip(self, pin):
-        """Emulated s the device's part began, and the frames and pin levels noted since."""
-        since, payload, frames, levels = self.started[pin]
+    def _reached_chip(self, pin, level):
+        """When the device's part began (emulated s), the frames and pin levels noted since,
+        and the command's leg to the chip (host s; 0 for a contact's edge)."""
+        since, payload, frames, levels, sent = self.started[pin]
         frames, levels = self.frames[frames:], self.levels[levels:]
-        if payload is not None:  # a command; a contact's edge starts at the pin
-            since = next(t for t, inbound, f in frames if inbound and payload in f)
-        return since, frames, levels
+        if payload is None:  # a contact: from its edge, as the pin saw it
+            since = next((t for t, g, v in levels if g == pin and v == level), since)
+            return since, frames, levels, 0.0
+        since, reached = next((t, h) for t, inbound, f, h in frames if inbound and payload in f)
+        return since, frames, levels, reached - sent
 
     def moved(self, since, pin, value):
         self.board.wait_level(pin, 1 - value, 5)  # active low
-        t_in, _, levels = self._reached_chip(pin)
+        t_in, _, levels, leg = self._reached_chip(pin, None)
         self.last_at_chip = (
             next(t for t, g, level in levels if g == pin and t >= t_in and level == 1 - value)
             - t_in
         )
+        self.last_legs = leg
         return self.board.emulated_s()
 
     def published(self, since, pin, value):
         # Longer than the contacts' 5 s poll, so that an edge the IRQ missed shows as a figure.
         self.board.wait_until(
-            lambda: any(is_state(p, pin, value) for _, p in self.arrivals[since:]),
+            lambda: any(is_state(p, pin, value) for _, p, _ in self.arrivals[since:]),
             12,
             "GP%d=%d published" % (pin, value),
         )
-        arrived, payload = next(
-            (t, p) for t, p in self.arrivals[since:] if is_state(p, pin, value)
+        arrived, payload, received = next(
+            a for a in self.arrivals[since:] if is_state(a[1], pin, value)
         )
-        t_in, frames, _ = self._reached_chip(pin)
-        self.last_at_chip = (
-            next(t for t, inbound, f in frames if not inbound and t >= t_in and payload in f)
-            - t_in
+        t_in, frames, _, leg = self._reached_chip(pin, 1 - value)  # a closed contact is low
+        t_out, left = next(
+            (t, h) for t, inbound, f, h in frames if not inbound and t >= t_in and payload in f
         )
+        self.last_at_chip = t_out - t_in
+        self.last_legs = leg + received - left
         return arrived
 
     def contact(self, pin, value):
@@ -510,7 +524,7 @@ def emulated(lab, out_path, emu_runs):
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench")
 
     def on_message(_c, _u, msg):
-        arrivals.append((board.emulated_s(), msg.payload))
+        arrivals.append((board.emulated_s(), msg.payload, time.monotonic()))
         if msg.payload.startswith(b"Uptime="):
             stats.append(msg.payload.decode())
             got.set()
@@ -522,6 +536,7 @@ def emulated(lab, out_path, emu_runs):
     client.publish(TOPIC, json.dumps({"CMD": "stats"}), qos=1)
     board.wait_until(got.is_set, 5, "a stats reply")
     board.idle(1)
+    board.pace_idle()  # so the broker's legs take the PC's time, not an idle jump's
     dut = EmulatedLatency(board, client, arrivals)
     figures["latency"] = latency_runs(dut, int(emu_runs))
     figures["latency_at_chip"] = dut.at_chip
@@ -632,7 +647,10 @@ def report(host, emu):
         "  heap after closing it         %+d bytes over %d handshakes"
         % (tls[-1]["after"] - tls[0]["before"], len(tls))
     )
-    report_latency("Latency (emulated Pico W, emulated time; broker on the host)", emu["latency"])
+    report_latency(
+        "Latency (emulated Pico W: its part in emulated time, the broker's legs in the PC's)",
+        emu["latency"],
+    )
     report_latency(
         "Latency (the same, the device's own part: from the command's frame at its Wi-Fi chip)",
         emu["latency_at_chip"],

@@ -22,6 +22,11 @@
 int mp_hal_is_pin_reserved(int n);
 #define MICROPY_HW_PIN_RESERVED(i) mp_hal_is_pin_reserved(i)
 
+// Call frames on their own stack, not the GC heap (ports/rp2/cmodule/pystack.c).
+#define MICROPY_ENABLE_PYSTACK                  (1)
+void tinyctrl_pystack_init(void);
+#define MICROPY_BOARD_EARLY_INIT()              tinyctrl_pystack_init()
+
 // Features tinyctrl does not use: off, for flash and RAM.
 #define MICROPY_PY_THREAD                       (0)
 #define MICROPY_PY_WEBREPL                      (0)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Peter Hinch's mqtt_as, hardened for a shared broker and message floods.
 import asyncio
+import gc
 import socket
 import struct
 from random import getrandbits
@@ -23,6 +24,16 @@ STABLE_S = 2  # the link must stay up this long after a join before MQTT is trie
 # PUBACK, leaves it idle for a round trip).
 BACKLOG = 16
 BACKLOG_IDLE_MS = 20
+# An idle connection's socket is waited on (asyncio's poller), not read every few ms: a request
+# is read as it arrives. The wait ends after this long anyway, to see the connection is up.
+IDLE_WAIT_MS = 100
+# mqtt_as collects the heap every second while connected (_keep_connected): 6.5 ms on the
+# emulated board, and a request that comes meanwhile waits for it. The device collects once it
+# has read COLLECT_READS times (about five commands with their echoes) and then heard nothing
+# for QUIET_MS instead: between requests, rarely. MicroPython still collects by itself when an
+# allocation finds no room.
+COLLECT_READS = 120
+QUIET_MS = 20
 # A PUBLISH whose payload is at most this long goes out in one socket write (_publish).
 ONE_WRITE_MAX = 512
 # While the publisher waits for a PUBACK, the connection is looked at this often (the PUBACK
@@ -40,6 +51,17 @@ SHORT_IN_A_ROW = 3
 # 4 s of Wi-Fi rejoin, this wait, the CONNECT). A reason code's hold-off comes on top.
 BACKOFF_FIRST_MS = 2000
 BACKOFF_MAX_MS = 4000
+
+
+class _NoTimedCollect:
+    """Stands in for `gc` in mqtt_as (see COLLECT_READS)."""
+
+    collect = staticmethod(lambda: None)
+    mem_free = staticmethod(gc.mem_free)
+    mem_alloc = staticmethod(gc.mem_alloc)
+
+
+mqtt_as.gc = _NoTimedCollect
 
 
 def _decode_properties(props, n):
@@ -84,6 +106,7 @@ class TinyMQTTClient(MQTTClient):
         if self.mqttv5:
             mqtt_as.decode_properties = _decode_properties
         self.reads = 0
+        self._collected = 0  # self.reads at the last collection
         self._oversize = 0  # size drained from the packet being read, 0 if none
         self._streak = 0
         self._idle_since = None  # ticks_ms of the first poll that found nothing waiting
@@ -151,10 +174,6 @@ class TinyMQTTClient(MQTTClient):
             )
             log("broker:", self.refusal + "; next try in %d s" % self._hold_s)
 
-    async def wait_msg(self):
-        self._oversize = 0  # what a packet drained belongs to that packet only
-        await super().wait_msg()
-
     async def _publish(self, topic, msg, retain, qos, dup, pid, properties=None):
         # Upstream writes a PUBLISH in up to six writes (header, topic length, topic, packet
         # id, properties, payload); with TCP_NODELAY (_connect) each is a TCP segment of its
@@ -178,6 +197,35 @@ class TinyMQTTClient(MQTTClient):
         await self._as_write(pkt, n)
         if large:
             await self._as_write(msg)
+
+    async def _as_write(self, bytes_wr, length=0, sock=None):
+        # Upstream's, but it returns as soon as the socket took it all (see _as_read).
+        if sock is None:
+            sock = self._sock
+        bytes_wr = memoryview(bytes_wr)
+        if length:
+            bytes_wr = bytes_wr[:length]
+        t = ticks_ms()
+        while bytes_wr:
+            if self._timeout(t) or not self.isconnected():
+                raise OSError(-1, "Timeout on socket write")
+            try:
+                n = sock.write(bytes_wr)
+            except OSError as e:
+                n = 0
+                if e.args[0] not in mqtt_as.BUSY_ERRORS:
+                    raise
+            if n:
+                t = ticks_ms()
+                bytes_wr = bytes_wr[n:]
+                if not bytes_wr:
+                    break
+            await asyncio.sleep_ms(0)
+
+    def _readable(self):
+        # How asyncio's own streams wait for input (asyncio/stream.py); the queue is looked up
+        # each time, as asyncio.new_event_loop() replaces it.
+        yield asyncio.core._io_queue.queue_read(self._sock)
 
     def kill_pid(self, pid, msg):
         super().kill_pid(pid, msg)
@@ -204,24 +252,52 @@ class TinyMQTTClient(MQTTClient):
         # mqtt_as grows its input buffer to the largest message ever seen; a hostile
         # 64 KB publish would cost 128 KB of heap on a Pico W. Drain it in small reads
         # and hand the callback an empty payload and the size instead.
-        if n <= MAX_INBOUND:
-            self.reads += 1
-            data = await super()._as_read(n, sock)
-            if n == 2 and self._in_connect and self._connack is None:
-                # The first 2-byte read while connecting is the CONNACK's flags and reason
-                # code. Flag bit 0 is Session Present: the broker kept our session, as
-                # asked. The pinned mqtt_as rejects any flag ("CONNACK flags not 0"), so
-                # without this the device never reconnects; clear the bit.
-                data[0] &= 0xFE
-                self._connack = data[1]
-            return data
-        self._oversize = n
-        left = n
-        while left:
-            k = min(left, _DRAIN_CHUNK)
-            await super()._as_read(k, sock)
-            left -= k
-        return memoryview(b"")
+        if n > MAX_INBOUND:
+            self._oversize = n
+            left = n
+            while left:
+                k = min(left, _DRAIN_CHUNK)
+                await self._as_read(k, sock)
+                left -= k
+            return memoryview(b"")
+        # Upstream's read from here on, but it returns as soon as the bytes are there: its
+        # pause after every read (asyncio.sleep_ms(0), a round of the scheduler) cost ~0.5 ms
+        # per field of a message on a Pico W, and a PUBLISH is read in six.
+        self.reads += 1
+        if sock is None:
+            sock = self._sock
+        oflow = n - len(self._ibuf)
+        if oflow > 0:  # as upstream: grow the buffer, with some room
+            self._ibuf.extend(bytearray(oflow + 50))
+            self._mvbuf = memoryview(self._ibuf)
+        buffer = self._mvbuf
+        size = 0
+        t = ticks_ms()
+        while size < n:
+            if self._timeout(t) or not self.isconnected():
+                raise OSError(-1, "Timeout on socket read")
+            try:
+                got = sock.readinto(buffer[size:], n - size)
+            except OSError as e:
+                got = None
+                if e.args[0] not in mqtt_as.BUSY_ERRORS:
+                    raise
+            if got == 0:
+                raise OSError(-1, "Connection closed by host")
+            if got is not None:
+                size += got
+                t = self.last_rx = ticks_ms()
+                if size == n:
+                    break
+            await asyncio.sleep_ms(0)
+        if n == 2 and self._in_connect and self._connack is None:
+            # The first 2-byte read while connecting is the CONNACK's flags and reason
+            # code. Flag bit 0 is Session Present: the broker kept our session, as
+            # asked. The pinned mqtt_as rejects any flag ("CONNACK flags not 0"), so
+            # without this the device never reconnects; clear the bit.
+            buffer[0] &= 0xFE
+            self._connack = buffer[1]
+        return buffer[:n]
 
     async def wifi_connect(self, quick=False):
         # mqtt_as's own loop polls a join once a second for up to 60 s and stops early on a
@@ -321,20 +397,31 @@ class TinyMQTTClient(MQTTClient):
             self._sock.setsockopt(level, getattr(socket, "TCP_NODELAY", 1), 1)
 
     async def _handle_msg(self):
-        # As upstream, but a backlog (e.g. released after an outage) is read without
-        # the 5 ms pause per message; the pause stays for an idle socket. Any failure, not
-        # only OSError (upstream asserts on a closed socket), leads to a reconnect.
+        # As upstream, but a backlog (e.g. released after an outage) is read without a pause
+        # per message, and an idle socket is waited on instead of read every 5 ms, which cost
+        # a request up to 5 ms. Any failure, not only OSError (upstream asserts on a closed
+        # socket), leads to a reconnect.
         self._streak = 0
         self._idle_since = None
         ended = None
         try:
             while self.isconnected():
                 seen = self.reads
+                self._oversize = 0  # what a packet drained belongs to that packet only
                 async with self.lock:
                     await self.wait_msg()
-                if self.reads == seen and self._idle_since is None:
+                if self.reads != seen:
+                    await asyncio.sleep_ms(0)
+                    continue
+                if self._idle_since is None:
                     self._idle_since = ticks_ms()
-                await asyncio.sleep_ms(0 if self.reads != seen else 5)
+                due = self.reads - self._collected >= COLLECT_READS
+                try:
+                    await asyncio.wait_for_ms(self._readable(), QUIET_MS if due else IDLE_WAIT_MS)
+                except asyncio.TimeoutError:
+                    if due:
+                        gc.collect()
+                        self._collected = self.reads
         except Exception as e:
             ended = e
         self._ended(ended)

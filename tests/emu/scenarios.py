@@ -99,7 +99,10 @@ class TopicClient:
             self.messages.append((self.board.emulated_s(), msg.payload.decode("utf-8", "replace")))
 
     def send(self, obj):
-        self.client.publish(TOPIC, json.dumps(obj), qos=1).wait_for_publish(10)
+        self.send_text(json.dumps(obj))
+
+    def send_text(self, text):
+        self.client.publish(TOPIC, text, qos=1).wait_for_publish(10)
 
     def mark(self):
         with self._lock:
@@ -247,6 +250,18 @@ def controller(lab, results_path):
             mqtt.send({"GP%d" % RELAY: 0})
             board.wait_level(RELAY, off, ROUND_TRIP_S)
             mqtt.wait_pin(RELAY, 0, ROUND_TRIP_S, since)
+
+        with results.check("malformed_request_refused"):
+            # The board's json.loads takes this for {"GP16": 1}; its strict check must not.
+            since = mqtt.mark()
+            mqtt.send_text('{"GP%d" 1}' % RELAY)
+            mqtt.wait(
+                lambda text, _o: text.startswith("Error: request is not valid JSON"),
+                ROUND_TRIP_S,
+                since,
+                "the invalid JSON error",
+            )
+            assert board.level(RELAY) == off, "GP%d moved on malformed JSON" % RELAY
 
         with results.check("momentary_released_after_its_wait") as notes:
             since = mqtt.mark()

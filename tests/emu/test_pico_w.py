@@ -66,6 +66,7 @@ CHECKS = {
         "relays_start_de_energised",
         "relay_on",
         "relay_off",
+        "malformed_request_refused",
         "momentary_released_after_its_wait",
         "contact_closed_publishes_and_notifies",
         "contact_opened_publishes",

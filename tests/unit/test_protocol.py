@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 import json
+import sys
 
 from check import raises
 from tinyctrl import protocol
@@ -118,6 +119,60 @@ def test_strict_json_refuses_what_micropython_json_lets_through():
         assert error(bad.encode()).startswith("Error: request is not valid JSON"), bad
     raises(ValueError, protocol.strict_json, "")
     raises(protocol.TooDeep, protocol.strict_json, "[" * 9 + "]" * 9)
+
+
+BOARD_TEXTS = [
+    '{"GP16": 1}',
+    ' {"a" : [1, -2.5e3, true, false, null, "x\\"\\u0041"], "b": {}} ',
+    '{"x": "\\/\\b\\f\\n\\r\\t\\\\ \u00e9 \u2603 \\u00e9"}',
+    '{"TS": 1700000000, "GP16": 0, "GP16": 1}',
+    "-0",
+    "1E+2",
+    "[[[[[[[[12345678901234567890123]]]]]]]]",
+]
+
+
+def test_json_loads_gives_what_the_reader_gives():
+    """On the board strict_json checks in C (json_check_core.c, which gives the reader's
+    verdicts: test_json_check_core_c) and json.loads parses: for what passes, it must give
+    what the reader gives. Under MicroPython this is the board's json.loads."""
+    texts = list(BOARD_TEXTS)
+    if sys.implementation.name == "micropython":  # CPython's json refuses leading zeros
+        texts += ['{"MFA": 0123, "MFA": 5}', '{"GP16": 1, "MFA": 012345}']
+    for text in texts:
+        want = protocol.strict_json(text, "MFA")
+        got = json.loads(text)
+        if isinstance(want.get("MFA") if isinstance(want, dict) else 0, str):
+            got["MFA"] = want["MFA"]  # the check hands back the code's text
+        assert got == want, text
+
+
+def test_strict_json_with_the_boards_check_keeps_its_answers():
+    answers = {
+        '{"GP16": 1}': (0, 0, None),
+        '{"MFA": 12345, "GP16": 1}': (0, 0, "012345"),
+        '{"GP16" 1}': (1, 8, None),
+        "[[[[[[[[[": (2, 0, None),
+    }
+    asked = []
+
+    def check(text, code_key, depth):
+        asked.append((code_key, depth))
+        return answers[text]
+
+    saved, protocol.json_check = protocol.json_check, check
+    try:
+        assert protocol.strict_json('{"GP16": 1}') == {"GP16": 1}
+        assert protocol.strict_json('{"MFA": 12345, "GP16": 1}', "MFA") == {
+            "MFA": "012345",
+            "GP16": 1,
+        }
+        raises(ValueError, protocol.strict_json, '{"GP16" 1}')
+        raises(protocol.TooDeep, protocol.strict_json, "[[[[[[[[[")
+        assert error(b'{"GP16" 1}').startswith("Error: request is not valid JSON")
+    finally:
+        protocol.json_check = saved
+    assert asked[:2] == [(None, protocol.MAX_DEPTH), ("MFA", protocol.MAX_DEPTH)]
 
 
 def test_an_empty_message_is_no_request():

@@ -26,4 +26,7 @@ MP_DECLARE_CONST_FUN_OBJ_3(tinyctrl_ecdsa_verify_obj);
 // image_id.c
 extern const mp_obj_str_t tinyctrl_image_id_obj;
 
+// json_check.c
+MP_DECLARE_CONST_FUN_OBJ_3(tinyctrl_json_check_obj);
+
 #endif // TINYCTRL_MODTINYCTRL_H

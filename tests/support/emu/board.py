@@ -34,6 +34,9 @@ WATCHDOG_REASON = 0x40058008
 # Wall seconds allowed per emulated second before a wait gives up even if emulated time is
 # still short (measured here: about 30 with Wi-Fi active).
 WALL_PER_EMULATED_S = 120
+# How often pace_idle() looks at the two clocks, in emulated ns: often enough that rp2040py's
+# batch, which looks at the wall clock every 256 steps, ends every few emulated ms when idle.
+PACE_NS = 20_000
 
 
 class PicoW:
@@ -69,6 +72,8 @@ class PicoW:
         self._input_lock = threading.Lock()
         self.device.cdc.on_serial_data = self._on_output
         self._feeder = self.sim.clock.create_alarm(self._feed_input)
+        self._held_read = None  # the size of the CDC OUT read held until there is input
+        self._hold_empty_reads()
         self.resets = 0
         self.enumerations = 0
         self.mcu.watchdog.on_watchdog_trigger = self._on_watchdog
@@ -170,6 +175,32 @@ class PicoW:
     def emulated_s(self):
         return self.sim.clock.nanos / 1e9
 
+    def pace_idle(self):
+        """From now on emulated time runs no faster than the PC's. While the guest idles,
+        rp2040py jumps emulated time from alarm to alarm and serves the host's sockets only
+        between its batches: a broker's answer (a PUBACK) would come after the jump, up to
+        the guest's whole idle wait, not after about as long as it takes on a LAN. Paced, the
+        batch ends every few ms (its wall-clock budget) and the answer comes then. Busy, the
+        emulator is slower than the PC anyway and nothing waits."""
+        ref = []  # (host s, emulated s) pacing counts from
+
+        def tick():
+            host, emulated = time.monotonic(), self.emulated_s()
+            if not ref or (host - ref[0]) - (emulated - ref[1]) > 0.002:
+                ref[:] = [host, emulated]  # the guest was busy: pace from here
+            else:
+                ahead = (emulated - ref[1]) - (host - ref[0])
+                if ahead > 0.0005:
+                    time.sleep(ahead)
+            alarm.schedule(PACE_NS)
+
+        alarm = self.sim.clock.create_alarm(tick)
+
+        async def arm():
+            alarm.schedule(PACE_NS)
+
+        self.sim.call(arm())
+
     # -- console
 
     def _on_output(self, data):
@@ -208,7 +239,32 @@ class PicoW:
         with self._input_lock:
             while self._input and not fifo.full:
                 self.device.cdc.send_serial_byte(self._input.popleft())
+        if self._held_read is not None and not fifo.empty:
+            size, self._held_read = self._held_read, None
+            self._answer_read(size)
         self._feeder.schedule(1_000_000)
+
+    def _hold_empty_reads(self):
+        """A real host NAKs the console's OUT endpoint in hardware while it has nothing to send,
+        and the device sees nothing. rp2040py's host answers every OUT buffer the device arms at
+        once, with a zero-length packet when it has no input; TinyUSB re-arms and gets another,
+        a storm that took a quarter of the emulated core. Such a read is held here until there
+        is input (_feed_input), and dropped when the USB controller resets."""
+        cdc, usb = self.device.cdc, self.device.cdc.usb
+        answer, reset = usb.on_endpoint_read, usb.on_reset
+
+        def read(endpoint, size):
+            if endpoint == cdc._out_endpoint and endpoint and cdc.tx_fifo.empty:
+                self._held_read = size
+            else:
+                answer(endpoint, size)
+
+        def on_reset():
+            self._held_read = None
+            reset()
+
+        self._answer_read = lambda size: answer(cdc._out_endpoint, size)
+        usb.on_endpoint_read, usb.on_reset = read, on_reset
 
     def write(self, data):
         if isinstance(data, str):
