@@ -29,9 +29,9 @@ BACKLOG_IDLE_MS = 20
 IDLE_WAIT_MS = 100
 # mqtt_as collects the heap every second while connected (_keep_connected): 6.5 ms on the
 # emulated board, and a request that comes meanwhile waits for it. The device collects once it
-# has read COLLECT_READS times (about five commands with their echoes) and then heard nothing
-# for QUIET_MS instead: between requests, rarely. MicroPython still collects by itself when an
-# allocation finds no room.
+# has read COLLECT_READS times (about a dozen commands with their echoes in the bench) and then
+# heard nothing for QUIET_MS instead: between requests, rarely. MicroPython still collects by
+# itself when an allocation finds no room.
 COLLECT_READS = 120
 QUIET_MS = 20
 # A PUBLISH whose payload is at most this long goes out in one socket write (_publish).

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_protocol import MALFORMED
 from tinyctrl import protocol
 
 CORE = Path(__file__).resolve().parents[2] / "ports" / "rp2" / "cmodule"
@@ -20,7 +21,7 @@ KEY = "MFA"
 
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
 
-VALID = [
+TEXTS = [
     '{"GP16": 1}',
     ' {"a" : [1, -2.5e3, true, false, null, "x\\"\\u0041"], "b": {}} ',
     '{"GP16": 0, "GP17": "on", "MFA": 123456}',
@@ -46,17 +47,6 @@ VALID = [
     '{"MFA": 0123.5}',
     '{"MFA": 0123e1}',
     "[" * 9 + "]" * 9,
-    '{"GP16" 1}',
-    '{"GP17": 1, "GP16":}',
-    '{"GP16": 0]',
-    '{"GP16": 1,}',
-    "{'GP16': 1}",
-    '{"GP16": 01}',
-    '{"GP16": 1.}',
-    '{"GP16": 1e}',
-    '{"GP16": .5}',
-    '{"a": "\\x"}',
-    '{"a": tru}',
     '{"a": "\\u12G4"}',
     '{"a": "\\u12"}',
     '{"a": "tab\there"}',
@@ -68,6 +58,7 @@ VALID = [
     "[1, 2",
 ]
 
+CORPUS = TEXTS + list(MALFORMED)
 ALPHABET = '{}[]":,.-+eE0123456789 \t\n\\u/abfnrtx' + "GPMFA\x00\x1fé"
 
 
@@ -141,7 +132,7 @@ def reader(text):
 def mutations(seed, n):
     rng = random.Random(seed)
     for _ in range(n):
-        text = list(rng.choice(VALID))
+        text = list(rng.choice(CORPUS))
         for _ in range(rng.randint(1, 3)):
             op, at = rng.randrange(3), rng.randint(0, len(text))
             if op == 0:
@@ -155,7 +146,7 @@ def mutations(seed, n):
 
 def test_the_check_gives_the_readers_verdict(check):
     assert protocol.json_check is None  # CPython: the reader itself
-    texts = VALID + list(mutations(1, 20000))
+    texts = CORPUS + list(mutations(1, 20000))
     verdicts = {0: 0, 1: 0, 2: 0}
     for text in texts:
         status, code, value = reader(text)
