@@ -4,6 +4,7 @@
 #
 #   ./build.sh [build]      build build/PICO_W_TINYCTRL/firmware.uf2 (incremental) and
 #                           install the tinyctrl command into .venv
+#   ./build.sh next         the same firmware one version newer, for the update tests
 #   ./build.sh test [args]  host test suite (tools/run_tests.py)
 #   ./build.sh sim CONFIG   run the controller on the host simulator (tools/sim.py)
 #   ./build.sh bench [args] benchmarks (tools/bench.py; --sim: simulator latencies only; --fleet [N]: N simulated devices)
@@ -29,15 +30,23 @@ MQTT_URL=https://github.com/peterhinch/micropython-mqtt.git
 MQTT_REF=7b6a11dd7910f7bb8275341fdc24b89ed1dfbc47
 PICOTOOL_URL=https://github.com/raspberrypi/picotool.git
 PICOTOOL_REF=2.1.1
+PFB_URL=https://github.com/JZimnol/pico_fota_bootloader.git
+PFB_REF=7348cccea9d381c1e8104b7a723496086424c3dc
 
 DEPS=${TINYCTRL_DEPS:-$HOME/.cache/tinyctrl}
 MPY_DIR=${MPY_DIR:-$DEPS/micropython}
 MQTT_AS_DIR=${MQTT_AS_DIR:-$DEPS/micropython-mqtt}
 PICOTOOL_DIR=${PICOTOOL_DIR:-$DEPS/picotool}
+PFB_DIR=${PFB_DIR:-$DEPS/pico_fota_bootloader}
 BUILD_DIR=$REPO/build/$BOARD
+# The tree the firmware is built from: this checkout, or build/next-tree for `./build.sh next`.
+SRC=$REPO
 # The interpreter that makes the project's virtual environment: Debian's own by default.
 PYTHON=${PYTHON:-python3}
 VENV=$REPO/.venv
+# The application slot (modules/tinyctrl/update.py has the whole layout).
+APP_START=0x1000A000
+SLOT_BYTES=$((888 * 1024))
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 die() {
@@ -134,12 +143,44 @@ fetch_picotool() {
     cmake --build "$DEPS/picotool-build" --target install -j "$JOBS"
 }
 
+fetch_bootloader() {
+    [ -f "$PFB_DIR/src/bootloader_app.c" ] && return
+    say "cloning pico_fota_bootloader $PFB_REF into $PFB_DIR"
+    git init -q "$PFB_DIR"
+    git -C "$PFB_DIR" fetch --depth 1 "$PFB_URL" "$PFB_REF"
+    git -C "$PFB_DIR" checkout -q FETCH_HEAD
+}
+
+# The bootloader (ports/rp2/bootloader): the pinned tree copied and patched under build/, so
+# the checkout stays pristine, built with MicroPython's pico-sdk.
+build_bootloader() {
+    local src=$REPO/build/bootloader-src out=$REPO/build/bootloader
+    local patch=$REPO/ports/rp2/bootloader/pico_fota_bootloader.patch
+    if [ ! -f "$src/.patched" ] || [ "$patch" -nt "$src/.patched" ]; then
+        rm -rf "$src" "$out"
+        mkdir -p "$src"
+        (cd "$PFB_DIR" && tar --exclude=.git -cf - .) | (cd "$src" && tar -xf -)
+        # GIT_CEILING_DIRECTORIES: apply to the copy, not as a change to this repository.
+        (cd "$src" && GIT_CEILING_DIRECTORIES="$REPO/build" git apply "$patch") \
+            || die "the bootloader patch does not apply to $PFB_DIR"
+        touch "$src/.patched"
+    fi
+    if [ ! -f "$out/Makefile" ]; then
+        cmake -S "$REPO/ports/rp2/bootloader" -B "$out" \
+            -DPICO_SDK_PATH="$MPY_DIR/lib/pico-sdk" -DPFB_DIR="$src" \
+            -DPICOTOOL_FETCH_FROM_GIT_PATH="$PICOTOOL_DIR" -Dpicotool_DIR="$PICOTOOL_DIR/picotool" \
+            -DFETCHCONTENT_FULLY_DISCONNECTED=ON -DPICO_BUILD_DOCS=0 >/dev/null
+    fi
+    make -s -C "$out" -j "$JOBS" pico_fota_bootloader || die "the bootloader did not build"
+}
+
 build_firmware() {
     check_toolchain
     mkdir -p "$DEPS"
     fetch_micropython
     fetch_mqtt_as
     fetch_picotool
+    fetch_bootloader
 
     # mpy-cross is built from the MicroPython tree but outside it, keeping the
     # tree pristine; makemanifest.py picks it up from MICROPY_MPYCROSS.
@@ -148,7 +189,7 @@ build_firmware() {
 
     local config=(
         -DMICROPY_BOARD="$BOARD"
-        -DMICROPY_BOARD_DIR="$REPO/boards/$BOARD"
+        -DMICROPY_BOARD_DIR="$SRC/boards/$BOARD"
         -DMQTT_AS_DIR="$MQTT_AS_DIR"
         -DPICOTOOL_FETCH_FROM_GIT_PATH="$PICOTOOL_DIR"
         -Dpicotool_DIR="$PICOTOOL_DIR/picotool"
@@ -162,20 +203,38 @@ build_firmware() {
         cmake -S "$MPY_DIR/ports/rp2" -B "$BUILD_DIR" "${config[@]}"
         echo "$stamp" >"$BUILD_DIR/.tinyctrl-config"
     fi
-    make -C "$BUILD_DIR" -j "$JOBS"
+    make -C "$BUILD_DIR" -j "$JOBS" || die "the firmware did not build"
+    build_bootloader
 
-    # Flash budget: the image runs from 0x10000000 up to the filesystem, whose
-    # extent MicroPython declares in the binary info ("embedded drive").
-    local uf2=build/$BOARD/firmware.uf2 bin_bytes fs fs_start fs_end
+    # What a user drags onto the board: the bootloader and the image in one UF2 (in place of
+    # pico-sdk's, of the image alone); `tinyctrl update` sends its application slot's pages.
+    local uf2=$BUILD_DIR/firmware.uf2
+    python3 tools/first_install_uf2.py build/bootloader/pico_fota_bootloader/pico_fota_bootloader.uf2 \
+        "$BUILD_DIR/firmware.bin" "$APP_START" "$uf2" || die "could not write $uf2"
+
+    # Flash budget: the linker keeps the image within its slot; this says how close it is.
+    local bin_bytes boot_bytes
     bin_bytes=$(stat -c %s "$BUILD_DIR/firmware.bin")
-    fs=$("$PICOTOOL_DIR/picotool/picotool" info -a "$uf2" | grep "embedded drive")
-    fs_start=$(echo "$fs" | sed -n 's/.*\(0x[0-9a-f]*\)-\(0x[0-9a-f]*\).*/\1/p')
-    fs_end=$(echo "$fs" | sed -n 's/.*\(0x[0-9a-f]*\)-\(0x[0-9a-f]*\).*/\2/p')
+    boot_bytes=$(arm-none-eabi-size build/bootloader/pico_fota_bootloader/pico_fota_bootloader.elf \
+        | awk 'NR == 2 { print $1 + $2 }')
     echo
-    echo "$uf2: $(stat -c %s "$uf2") bytes"
-    echo "flash: firmware $((bin_bytes / 1024)) KiB of $(((fs_start - 0x10000000) / 1024)) KiB" \
-        "($(((fs_start - 0x10000000 - bin_bytes) / 1024)) KiB spare)," \
-        "filesystem $(((fs_end - fs_start) / 1024)) KiB at $fs_start"
+    echo "$uf2: $(stat -c %s "$uf2") bytes (bootloader and image: the first install)"
+    echo "flash: firmware $((bin_bytes / 1024)) KiB of its $((SLOT_BYTES / 1024)) KiB slot" \
+        "($(((SLOT_BYTES - bin_bytes) / 1024)) KiB spare), bootloader $((boot_bytes / 1024)) KiB of 36 KiB"
+}
+
+# An image one version newer than this checkout's (1.1.0 -> 1.1.0.1), built from a copy of the
+# tree into build/PICO_W_TINYCTRL-next: what the emulated board's update tests update to.
+build_next() {
+    local version tree=$REPO/build/next-tree
+    version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' modules/tinyctrl/__init__.py).1
+    rm -rf "$tree"
+    mkdir -p "$tree"
+    cp -r boards ports modules manifest.py "$tree/"
+    sed -i "s/^__version__ = .*/__version__ = \"$version\"/" "$tree/modules/tinyctrl/__init__.py"
+    sed -i "s/version=\"[0-9.]*\"/version=\"$version\"/" "$tree/manifest.py"
+    SRC=$tree BUILD_DIR=$REPO/build/$BOARD-next build_firmware
+    say "version $version: build/$BOARD-next/firmware.uf2"
 }
 
 # Debian 12 and Ubuntu 23.04+ mark their python3 externally managed (PEP 668): pip may not
@@ -229,14 +288,21 @@ build_panel() {
 }
 
 usage() {
-    sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '5,11p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd=${1:-build}
 [ $# -gt 0 ] && shift
 case $cmd in
     build) build_firmware && ensure_venv && say "the tinyctrl command: .venv/bin/tinyctrl" ;;
-    test) ensure_venv && exec "$VENV/bin/python" tools/run_tests.py "$@" ;;
+    next) build_next ;;
+    test)
+        # The emulated board's update tests update the firmware to an image one version newer.
+        if [ "${1:-}" != --quick ] && [ -f "$BUILD_DIR/firmware.uf2" ] \
+            && ! [ "$REPO/build/$BOARD-next/firmware.uf2" -nt "$BUILD_DIR/firmware.uf2" ]; then
+            build_next
+        fi
+        ensure_venv && exec "$VENV/bin/python" tools/run_tests.py "$@" ;;
     sim) ensure_venv && exec "$VENV/bin/python" tools/sim.py "$@" ;;
     bench) ensure_venv && exec "$VENV/bin/python" tools/bench.py "$@" ;;
     panel) build_panel "$@" ;;

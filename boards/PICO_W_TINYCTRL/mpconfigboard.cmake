@@ -26,3 +26,19 @@ endif()
 set(MICROPY_MANIFEST_MQTT_AS_DIR ${MQTT_AS_DIR})
 
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
+
+# The image runs from the application slot, after the bootloader that swaps in updates
+# (ports/rp2/bootloader; tinyctrl/update.py has the layout): MicroPython's own linker script
+# with its flash moved there, and without the second stage boot, which the bootloader holds.
+set(TINYCTRL_APP_START 0x1000A000)
+set(TINYCTRL_SLOT_BYTES 888k)
+file(READ ${MICROPY_PORT_DIR}/memmap_mp_rp2040.ld TINYCTRL_LD)
+string(REPLACE "ORIGIN = 0x10000000, LENGTH = __micropy_flash_size__"
+    "ORIGIN = ${TINYCTRL_APP_START}, LENGTH = ${TINYCTRL_SLOT_BYTES}" TINYCTRL_LD "${TINYCTRL_LD}")
+string(REGEX REPLACE "\\.boot2 : {[^}]*} > FLASH[ \n]*ASSERT\\([^)]*\\)"
+    "/DISCARD/ : { *(.boot2) }" TINYCTRL_LD "${TINYCTRL_LD}")
+if(NOT TINYCTRL_LD MATCHES "ORIGIN = ${TINYCTRL_APP_START}" OR TINYCTRL_LD MATCHES "__boot2_end__")
+    message(FATAL_ERROR "memmap_mp_rp2040.ld changed: the application slot's linker script needs a look")
+endif()
+set(MICROPY_BOARD_LINKER_SCRIPT ${CMAKE_BINARY_DIR}/memmap_tinyctrl_app.ld)
+file(WRITE ${MICROPY_BOARD_LINKER_SCRIPT} "${TINYCTRL_LD}")

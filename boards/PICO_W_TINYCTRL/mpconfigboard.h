@@ -2,9 +2,10 @@
 // Board and hardware specific configuration
 #define MICROPY_HW_BOARD_NAME                   "Raspberry Pi Pico W (tinyctrl)"
 
-// Same filesystem size and position as RPI_PICO_W, so a config.json put on a
-// stock MicroPython install survives flashing this firmware.
-#define MICROPY_HW_FLASH_STORAGE_BYTES          (848 * 1024)
+// The filesystem is the last 224 KB of flash, after the bootloader, the two image slots and
+// the swap's scratch and journal sectors (tinyctrl/update.py has the layout). It holds a
+// few KB in service.
+#define MICROPY_HW_FLASH_STORAGE_BYTES          (224 * 1024)
 
 // Enable networking.
 #define MICROPY_PY_NETWORK 1

@@ -118,8 +118,9 @@ def slot_image(path):
 
 
 def image_identity(image, path="image"):
-    """(board, version) the image names in its one "tinyctrl-image" line."""
-    mark = device_update.IMAGE_ID
+    """(board, version) the image names in its one "tinyctrl-image board=..." line (the frozen
+    code holds the bare prefix too, followed by no fields)."""
+    mark = device_update.IMAGE_ID + b"board="
     at = image.find(mark)
     if at < 0 or image.find(mark, at + 1) >= 0:
         raise Failure("%s: not a tinyctrl image (no single %r line)" % (path, mark.decode()))

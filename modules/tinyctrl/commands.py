@@ -4,7 +4,8 @@ import asyncio
 import gc
 import time
 
-from . import __version__, clock, log, net, protocol
+from . import __version__, clock, image_trial, log, net, protocol
+from .trial import folder_of
 from .guard import RateLimit
 
 
@@ -59,6 +60,9 @@ class Commands:
         if self.link:
             parts.append(self.link.status())
         parts.append("Version=" + __version__)
+        rollback = image_trial.last_rollback(folder_of(self.hw.CONFIG_PATH))
+        if rollback:
+            parts.append("RolledBack=%s (%s)" % rollback)
         return ", ".join(parts)
 
     async def _lookup_ip(self):

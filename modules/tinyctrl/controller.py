@@ -16,12 +16,14 @@ from .commands import Commands
 from .contacts import Contacts
 from .download import Receiver as Download
 from .failsafe import Failsafe
+from .image_trial import ImageTrial
 from .inputs import Inputs
 from .memory import RelayMemory
 from .mqtt import BACKLOG, TinyMQTTClient
 from .outbox import Outbox
 from .push import Receiver
 from .relays import Relays
+from .trial import folder_of
 
 # Between failed first connects: each already waits out a join (back within 10 s of the
 # network); max_retries and reset_delay_s bound how long before a reset.
@@ -51,7 +53,10 @@ class Controller:
         self.inputs = local["inputs"] and Inputs(cfg, hw, self.relays, self.outbox, self.mono_ms)
         self.failsafe = local["failsafe"] and Failsafe(cfg, self.relays, self.outbox, self.mono_ms)
         self.push = Receiver(cfg, hw, self.outbox, self.mono_ms)  # config pushes, push.py
-        self.download = Download(cfg, hw, self.outbox, self.mono_ms)  # updates, download.py
+        self.image = ImageTrial(  # a new image's trial, or an update's switch
+            hw, self.outbox, folder_of(hw.CONFIG_PATH), cfg["watchdog_s"], cfg["mqtt"]["topic"]
+        )
+        self.download = Download(cfg, hw, self.outbox, self.mono_ms, self.image)  # download.py
         self.auth = AuthGate(cfg, self.topic)
         self.ntp_sync = ntp.Sync(cfg, hw, self.clock, self.outbox, self.mono_ms)
         self.commands = Commands(
@@ -128,6 +133,7 @@ class Controller:
         log("subscribed to", self.topic)
         await self.push.subscribe(client)  # and confirm a pushed config on trial
         await self.download.subscribe(client)  # only with update.key
+        self.image.connected()  # confirm a new image on trial, or report a rollback
 
     # ---- requests in
 
@@ -140,6 +146,7 @@ class Controller:
             if topic == self.download.topic_b:
                 return self.download.message(msg, oversize)
             self.push.heard(topic, msg)  # a pushed config on trial is confirmed by its echo
+            self.image.heard(topic, msg)  # and so is a new image
             if self.announcer and self.announcer.message(topic, msg, oversize):
                 return
             if topic == self._status:
@@ -278,12 +285,14 @@ class Controller:
             except OSError as e:
                 failures += 1
                 self.push.failure = "connect failed (%d): %r" % (failures, e)  # a trial's why
+                self.image.failure = self.push.failure
                 log(self.push.failure)
             if (
                 failures >= w["max_retries"]
                 and 0 <= w["reset_delay_s"] * 1000 <= self.mono_ms() - self.started
             ):
                 log("no connection; resetting")
+                self.image.giving_up(self.push.failure or "no connection to the broker")
                 self.hw.reset()
             await asyncio.sleep(FIRST_CONNECT_PAUSE_S)
 
@@ -304,6 +313,8 @@ class Controller:
         asyncio.create_task(self.push.run())
         if self.download.enabled:
             asyncio.create_task(self.download.run())
+        if self.image.can_switch:
+            asyncio.create_task(self.image.run())
         publisher = asyncio.create_task(self.outbox.run())
         if self.announcer:
             asyncio.create_task(self.announcer.run())

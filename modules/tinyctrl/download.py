@@ -6,16 +6,16 @@
 # heap holds one chunk. After the last the slot is read back and its SHA-256 compared with the
 # manifest's: what is checked is what the bootloader would copy. Refusals are error lines of
 # their own kind ("update") under the outbox's error budget, one per update; a refused update
-# leaves the slot cleared. (Switching to the new image is the bootloader's, not this file's.)
+# leaves the slot cleared. A checked update is handed to the image trial (image_trial.py),
+# which asks the bootloader to switch to it.
 import asyncio
 import hashlib
 
-from . import __version__, chunks, log, update
+from . import __version__, chunks, image_trial, log, update
 from .chunks import Refused
 
 CHUNK = 768  # image bytes per message: three flash pages, under mqtt.MAX_INBOUND
 MOST = (update.MAX_MANIFEST + 2 * update.SIG_BYTES + 2 + update.SLOT_BYTES) // CHUNK + 1
-FAILED_FILE = "update.failed"  # the version that last rolled back: never tried again
 READ_BACK = 1024  # bytes per read when the slot is hashed
 REFUSED = "Error: update refused: "
 
@@ -31,8 +31,9 @@ class Receiver:
     """Firmware updates for one controller; only with update.key and a port with a download
     slot (`hw.DownloadSlot`), else `enabled` is False and nothing is subscribed."""
 
-    def __init__(self, cfg, hw, outbox, mono_ms, running=__version__):
+    def __init__(self, cfg, hw, outbox, mono_ms, image, running=__version__):
         self.hw = hw
+        self.image = image  # the ImageTrial that switches to a checked update
         self.outbox = outbox
         self.mono_ms = mono_ms
         self.running = running
@@ -51,11 +52,8 @@ class Receiver:
         self.ready = None  # the Manifest of an update received and checked
 
     def _failed(self):
-        try:
-            with open(self.dir + FAILED_FILE) as f:
-                return f.read(update.MAX_VERSION + 1).strip()
-        except OSError:
-            return None
+        last = image_trial.last_rollback(self.dir)
+        return last and last[0]
 
     # ---- chunks in
 
@@ -135,6 +133,8 @@ class Receiver:
         self.ready = m
         log("update", d.id, "received")
         self.outbox.reply("Info: update %d received and checked" % d.id)
+        if self.image.can_switch:
+            self.image.switch(d.id, m)
 
     def _drop(self):
         d, self._dl = self._dl, None

@@ -10,6 +10,58 @@ import _tinyctrl
 CONFIG_PATH = "/config.json"
 STATE_PATH = "/relay_state"  # RelayMemory's file for after a power cut
 
+# Firmware updates (download.py): the image's identity, the manifest's signature check, the
+# download slot and the bootloader's flag log, in flash outside the filesystem (update.py has
+# the layout; _tinyctrl reaches only these two regions).
+IMAGE_ID = _tinyctrl.IMAGE_ID
+ecdsa_verify = _tinyctrl.ecdsa_verify
+image_bytes = _tinyctrl.image_bytes
+_DOWNLOAD_START = 0x0E8000
+_FLAG_LOG = 0x009000
+_SECTOR = 4096
+_PAGE = 256
+
+
+class DownloadSlot:
+    """Written in order from offset 0: a sector is erased when the writing first reaches it,
+    and whole pages are programmed (a part page waits for the next write)."""
+
+    def __init__(self, _folder):
+        self._erased = 0  # bytes of the slot erased so far
+        self._pending = bytearray()  # bytes after the last whole page written
+        self._at = 0  # slot offset of _pending's first byte
+
+    def write(self, offset, data):
+        if offset != self._at + len(self._pending):
+            raise OSError("download slot written out of order")
+        self._pending += data
+        whole = len(self._pending) - len(self._pending) % _PAGE
+        if not whole:
+            return
+        while self._erased < self._at + whole:
+            _tinyctrl.flash_erase(_DOWNLOAD_START + self._erased)
+            self._erased += _SECTOR
+        _tinyctrl.flash_program(_DOWNLOAD_START + self._at, memoryview(self._pending)[:whole])
+        self._at += whole
+        self._pending = self._pending[whole:]
+
+    def read(self, offset, n):
+        return _tinyctrl.flash_read(_DOWNLOAD_START + offset, n)
+
+    def clear(self):
+        """The first sector erased: nothing of a refused image is left looking like one."""
+        _tinyctrl.flash_erase(_DOWNLOAD_START)
+
+
+class FlagLog:
+    """The bootloader's flag log (bootflags.py): read whole, appended a page at a time."""
+
+    def read(self):
+        return _tinyctrl.flash_read(_FLAG_LOG, _SECTOR)
+
+    def program(self, offset, page):
+        _tinyctrl.flash_program(_FLAG_LOG + offset, page)
+
 
 class RelayPin:
     def __init__(self, gpio, active_low):

@@ -14,6 +14,7 @@ import contextlib
 import json
 import pathlib
 import threading
+import time
 import traceback
 
 import faults
@@ -1095,3 +1096,323 @@ def config_push(lab, results_path, soak):
             % (total, idle, len(json.dumps(new, indent=PUSH_INDENT)), during, during - idle)
         )
         assert during - idle < 8 * 1024, "a push holds %+d bytes" % (during - idle)
+
+
+# ---- firmware updates (HACKING.md, "Life of a firmware update")
+
+NEXT_UF2 = REPO / "build" / "PICO_W_TINYCTRL-next" / "firmware.uf2"  # ./build.sh next
+UPDATE_RELAYS = (16, 17)
+DOWNLOAD_START, SLOT_BYTES, FLAG_LOG = 0x0E8000, 888 * 1024, 0x009000  # tinyctrl.update
+SWAP_JOURNAL = 0x1C7000
+# The PC sends in windows below the device's backlog streak (mqtt.BACKLOG), each ended by a
+# pause longer than its quiet time, as `tinyctrl update` does.
+UPDATE_WINDOW = 8
+UPDATE_PAUSE_S = 0.03
+SWAP_TO_CONFIRMED_S = 60
+UPDATE_ROLLBACK_S = 60
+
+
+class Updater:
+    """Signs updates with the owner's key (the PC's code, tinyctrl_host.update) and sends them
+    on <topic>/update."""
+
+    def __init__(self):
+        import sys
+
+        for path in (REPO / "host", REPO / "modules"):
+            if str(path) not in sys.path:
+                sys.path.append(str(path))
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from tinyctrl_host import update
+
+        self.update, self.mqtt, self.uid = update, None, 1_000_000
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.image = update.slot_image(NEXT_UF2)
+        self.board, self.version = update.image_identity(self.image)
+
+    def public_hex(self):
+        return self.update.public_hex(self.key.public_key())
+
+    def chunks(self, image=None, version=None, board=None, key=None, flip=None):
+        self.uid += 1
+        data = bytearray(
+            self.update.stream(
+                key or self.key,
+                self.image if image is None else image,
+                board or self.board,
+                version or self.version,
+            )
+        )
+        if flip is not None:
+            data[flip] ^= 0x01
+        return self.uid, self.update.chunks(bytes(data), self.uid)
+
+    def send(self, messages, stop=None):
+        """Publish, UPDATE_WINDOW at a time with a pause after each; `stop()` ends it early."""
+        for i in range(0, len(messages), UPDATE_WINDOW):
+            sent = [
+                self.mqtt.client.publish(TOPIC + "/update", m, qos=1)
+                for m in messages[i : i + UPDATE_WINDOW]
+            ]
+            for info in sent:
+                info.wait_for_publish(30)
+            time.sleep(UPDATE_PAUSE_S)
+            if stop and stop():
+                return i + len(sent)
+        return len(messages)
+
+
+def flag_state(board):
+    """The bootloader's flag log as the board's flash holds it: (kind, arg, words used)."""
+    from tinyctrl import bootflags
+
+    return bootflags.state(bytes(board.mcu.flash[FLAG_LOG : FLAG_LOG + bootflags.LOG_BYTES]))
+
+
+def slot_digest(board):
+    import hashlib
+
+    return hashlib.sha256(bytes(board.mcu.flash[DOWNLOAD_START : DOWNLOAD_START + SLOT_BYTES]))
+
+
+def update_line(mqtt, text, timeout, since):
+    return mqtt.wait(lambda t, _o: text in t, timeout, since, repr(text))
+
+
+def stats_version(mqtt):
+    since = mqtt.mark()
+    mqtt.send({"CMD": "stats"})
+    _, text = mqtt.wait(lambda t, _o: "Version=" in t, ROUND_TRIP_S, since, "the stats reply")
+    return text.split("Version=", 1)[1].split(",", 1)[0]
+
+
+def energised_between(board, cfg, start_s, end_s):
+    """(time, gpio) of every relay pin driven to its energised level in [start_s, end_s)."""
+    level = GPIOPinState.LOW if energised_level(cfg) == 0 else GPIOPinState.HIGH
+    return [
+        (at, gpio)
+        for at, gpio, state in board.trace
+        if start_s <= at < end_s and gpio in UPDATE_RELAYS and state == level
+    ]
+
+
+def firmware_update(lab, results_path, soak):
+    """A to B (./build.sh next) on one board: refusals that write nothing, a power cut
+    mid-download (A stays), the whole update with a power cut in the swap (it resumes; B
+    confirms; the relay levels through it); on a second board, a power cut during B's trial
+    (the bootloader swaps A back and A says why). With `soak`, cuts at more points of the
+    swap and of the swap back."""
+    results = Results(results_path, lab)
+    soak = int(soak)
+    cfg = controller_config()
+    cfg["gpio"]["power_on_state"] = {"16": "restore"}
+    cfg["guard"]["publish_max"] = 40  # an error budget of 10 lines a window: 6 refusals
+    updater = Updater()
+    cfg["update"] = {"key": updater.public_hex()}
+    with results.check("update_boots_and_subscribes", fatal=True):
+        board = lab.boot(cfg, trace_pins=UPDATE_RELAYS)
+        board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
+        assert flag_state(board)[0] == 1, flag_state(board)  # IDLE: as a first install leaves it
+    updater.mqtt = mqtt = TopicClient(lab.broker.port, board)
+    try:
+        update_refusals(results, board, mqtt, updater)
+        update_cut_mid_download(results, board, mqtt, updater)
+        update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak)
+    finally:
+        mqtt.close()
+    board.stop()  # its client id is the next board's: one at a time on the broker
+    lab.boards.remove(board)
+    update_cut_in_trial(results, lab, cfg, updater)
+
+
+def update_refusals(results, board, mqtt, updater):
+    import hashlib
+
+    with results.check("update_refused_without_writing") as notes:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        before, log_before = slot_digest(board).digest(), flag_state(board)
+        running = stats_version(mqtt)
+        small = updater.image[: 16 * 1024]
+        cases = [
+            ("a wrong key", dict(key=ec.generate_private_key(ec.SECP256R1())), "signature"),
+            ("an equal version", dict(version=running), "not newer than the running"),
+            ("an older version", dict(version="1.0.0"), "not newer than the running"),
+            ("another board", dict(board="RPI_PICO2_W"), "image is for RPI_PICO2_W"),
+        ]
+        for what, kw, expect in cases:
+            since = mqtt.mark()
+            uid, messages = updater.chunks(**kw)
+            updater.send(messages[:2])  # the first chunk is refused; the second ignored
+            _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
+            assert expect in line, "%s: %s" % (what, line)
+            notes.append("%s: %s" % (what, line))
+        assert slot_digest(board).digest() == before, "a refused head wrote the download slot"
+        assert flag_state(board) == log_before, "a refused head wrote the flag log"
+        # Refused after it is written: a changed byte, and an image cut short.
+        since = mqtt.mark()
+        uid, messages = updater.chunks(image=small, flip=3000)  # in the image's 4th chunk
+        updater.send(messages)
+        _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 4, since)
+        assert "SHA-256" in line, line
+        notes.append("a changed byte: " + line)
+        since = mqtt.mark()
+        uid, messages = updater.chunks(image=small)
+        head = messages[0].split(b"\n", 1)[0].decode()
+        cut = [m.replace(b"/%d\n" % len(messages), b"/5\n", 1) for m in messages[:5]]
+        assert head.endswith("/%d" % len(messages)), head
+        updater.send(cut)
+        _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 4, since)
+        assert "bytes came" in line, line
+        notes.append("an image cut short: " + line)
+        assert flag_state(board) == log_before, "a refused update wrote the flag log"
+        assert stats_version(mqtt) == running
+        notes.append("slot sha256 before %s" % hashlib.sha256(before).hexdigest()[:12])
+
+
+def update_cut_mid_download(results, board, mqtt, updater):
+    with results.check("update_power_cut_mid_download_keeps_the_old") as notes:
+        running = stats_version(mqtt)
+        uid, messages = updater.chunks()
+        since = mqtt.mark()
+        quarter = len(messages) // 4
+        updater.send(messages[:quarter])
+        update_line(mqtt, "Info: update %d to " % uid, ROUND_TRIP_S * 4, since)
+        board.idle(1)
+        out, since = board.mark(), mqtt.mark()
+        board.power_cut()
+        notes.append("cut after chunk %d of %d" % (quarter, len(messages)))
+        back_online(board, mqtt, out, since)
+        assert stats_version(mqtt) == running
+        assert flag_state(board)[0] == 1, flag_state(board)
+        assert "restarting" not in board.output[out:]
+
+
+def update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak):
+    """The whole update, with the power cut at a step of the swap (more with `soak`)."""
+    with results.check("update_to_the_next_version", fatal=True) as notes:
+        running = stats_version(mqtt)
+        since = mqtt.mark()
+        mqtt.send({"GP16": 1})
+        mqtt.wait_pin(16, 1, ROUND_TRIP_S, since)
+        uid, messages = updater.chunks()
+        idle_share = heap_share(mqtt)
+        since = mqtt.mark()
+        started, t0 = board.emulated_s(), time.time()
+        half = len(messages) // 2
+        updater.send(messages[:half])
+        board.idle(2)
+        during_share = heap_share(mqtt)
+        updater.send(messages[half:])
+        at_received, _ = update_line(
+            mqtt, "Info: update %d received and checked" % uid, 120, since
+        )
+        rate = len(updater.image) / 1024 / (at_received - started)
+        # The swap's journal: one program per step; the cuts land at steps across it.
+        steps = 3 * ((max(len(updater.image), 840 * 1024) + 4095) // 4096)
+        cut_steps = [steps // 3] + ([steps // 8, 2 * steps // 3] if soak else [])
+        programs = [0]
+
+        def journal_step(kind, offset):
+            if kind == "program" and SWAP_JOURNAL <= offset < SWAP_JOURNAL + 4096:
+                programs[0] += 1
+                return programs[0] in cut_steps
+            return False
+
+        cuts = [board.cut_power_at_flash_write(journal_step) for _ in cut_steps[:1]]
+        at_restart, _ = update_line(mqtt, "restarting to switch to " + updater.version, 30, since)
+        last_old = max(at for at, _t in mqtt.messages[since:])
+        out = board.mark()
+        board.wait_until(lambda: all(c.is_set() for c in cuts), 60, "the cut in the swap")
+        for _ in cut_steps[1:]:
+            cut = board.cut_power_at_flash_write(journal_step)
+            board.wait_until(cut.is_set, 60, "a further cut in the swap")
+        board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
+        at_confirmed, _ = update_line(
+            mqtt,
+            "Info: update %d confirmed: running %s" % (uid, updater.version),
+            SWAP_TO_CONFIRMED_S,
+            since,
+        )
+        first_new = min(at for at, _t in mqtt.messages[since:] if at > at_restart)
+        mqtt.wait_pin(16, 1, ROUND_TRIP_S, since)  # restored (power_on_state) by B
+        assert stats_version(mqtt) == updater.version
+        assert flag_state(board)[0] == 5, flag_state(board)  # COMMITTED
+        files = board.files()
+        assert "update.trial" not in files, sorted(files)
+        energised = energised_between(board, cfg, at_restart, first_new)
+        notes.append(
+            "%d KB in %.1f s emulated (%.1f KB/s emulated; %.0f s wall), %d chunks; cut at "
+            "journal step(s) %s of %d; restart to confirmed %.1f s emulated; downtime (last "
+            "message of %s to first of %s) %.1f s emulated; heap in use idle %.1f%%, "
+            "halfway through the transfer %.1f%%; relay levels energised during the switch: %s"
+            % (
+                len(updater.image) // 1024,
+                at_received - started,
+                rate,
+                time.time() - t0,
+                len(messages),
+                ", ".join(map(str, cut_steps)),
+                steps,
+                at_confirmed - at_restart,
+                running,
+                updater.version,
+                first_new - last_old,
+                idle_share / 10,
+                during_share / 10,
+                energised or "none",
+            )
+        )
+        # GP16 was on: it comes back on once, when B starts (power_on_state "restore"); GP17
+        # was off and is never energised: the pins stay inputs through the bootloader.
+        assert [g for _at, g in energised] in ([], [16]), energised
+    with results.check("update_replay_refused") as notes:
+        since = mqtt.mark()
+        uid, messages = updater.chunks()
+        updater.send(messages[:1])
+        _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
+        assert "not newer than the running" in line, line
+        notes.append(line)
+
+
+def update_cut_in_trial(results, lab, cfg, updater):
+    """A second board on A: the whole update, then a power cut while B is on trial, before it
+    confirms: the bootloader swaps A back, and A reports it."""
+    with results.check("update_unconfirmed_rolls_back") as notes:
+        board = lab.boot(cfg, trace_pins=UPDATE_RELAYS)
+        board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
+        mqtt = TopicClient(lab.broker.port, board)
+        try:
+            updater.mqtt = mqtt
+            running = stats_version(mqtt)
+            uid, messages = updater.chunks()
+            since = mqtt.mark()
+            updater.send(messages)
+            update_line(mqtt, "restarting to switch to " + updater.version, 120, since)
+            out = board.mark()
+            board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
+            at_cut = board.emulated_s()
+            board.power_cut()
+            _, line = update_line(
+                mqtt,
+                "Error: update %d rolled back to %s" % (uid, running),
+                UPDATE_ROLLBACK_S,
+                since,
+            )
+            assert "reset before it confirmed" in line, line
+            assert stats_version(mqtt) == running
+            assert flag_state(board)[0] == 1, flag_state(board)  # IDLE once reported
+            files = board.files()
+            assert "update.failed" in files and "update.trial" not in files, sorted(files)
+            notes.append(line)
+            notes.append(
+                "back on %s %.1f s emulated after the cut" % (running, board.emulated_s() - at_cut)
+            )
+            since = mqtt.mark()
+            uid, messages = updater.chunks()
+            updater.send(messages[:1])
+            _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
+            assert "rolled back on this device" in line, line
+            notes.append(line)
+        finally:
+            mqtt.close()

@@ -37,10 +37,13 @@ def scenario_args(soak):
     args = {"outages": [OUTAGE_ROUNDS[soak]]}
     # Wall minutes, with a core to itself: config_push about 12 (boot, a power cut and its boot,
     # the rollback's two resets and 10-s trial; --soak a second power cut and boot, about 4
-    # more), replay 6, tls 5, controller 5.5 (its local control 1.5), boot_failures 4,
+    # more), firmware_update 10 (two boards, a quarter and two whole transfers of 840 KB),
+    # replay 6, tls 5, controller 5.5 (its local control 1.5), boot_failures 4,
     # boot_levels 3; in this order the two lanes end about together.
+    args.update(config_push=[int(soak)])
+    if scenarios.NEXT_UF2.is_file():
+        args.update(firmware_update=[int(soak)])
     args.update(
-        config_push=[int(soak)],
         replay=[],
         tls=[TLS_CYCLES[soak]],
         controller=[],
@@ -113,6 +116,14 @@ CHECKS = {
         "push_wrong_wifi_password_rolls_back",
         "push_heap_during_a_push",
     ],
+    "firmware_update": [
+        "update_boots_and_subscribes",
+        "update_refused_without_writing",
+        "update_power_cut_mid_download_keeps_the_old",
+        "update_to_the_next_version",
+        "update_replay_refused",
+        "update_unconfirmed_rolls_back",
+    ],
 }
 # Checks whose details are figures: printed as [reliability] lines (docs/RELIABILITY.md).
 FIGURES = {
@@ -121,6 +132,9 @@ FIGURES = {
     "push_power_cut_after_received_boots_the_new",
     "push_wrong_wifi_password_rolls_back",
     "push_heap_during_a_push",
+    "update_refused_without_writing",
+    "update_to_the_next_version",
+    "update_unconfirmed_rolls_back",
 }
 SOAK_CHECKS = [
     ("outages", "outage_%s_%d" % (f, n + 1))
@@ -256,6 +270,8 @@ def check_record(scenario_runs, scenario, check):
     ids=lambda v: str(v),
 )
 def test_emulated_pico_w(scenario_runs, scenario, check, report):
+    if scenario == "firmware_update" and not scenarios.NEXT_UF2.is_file():
+        pytest.skip("no image to update to: run ./build.sh next")
     record = check_record(scenario_runs, scenario, check)
     if record["detail"] and (scenario in ("outages", "tls") or check in FIGURES):
         report("emulated Pico W %s: %s" % (check, record["detail"]))

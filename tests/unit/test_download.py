@@ -11,7 +11,7 @@ import sys
 from check import hexlify
 from test_update import IMAGE, KEY_HEX, OTHER_KEY_HEX, SIGS, line
 
-from tinyctrl import chunks, download
+from tinyctrl import chunks, download, image_trial
 
 sys.path.append(__file__.rsplit("/", 3)[0] + "/ports/unix")
 import ecdsa_sim  # noqa: E402
@@ -62,9 +62,9 @@ class Device:
         cfg = {"mqtt": {"topic": "home/pico"}, "update": {"key": key}}
         self.now = 0
         self.outbox = Outbox()
-        self.rx = download.Receiver(
-            cfg, Hw(self.dir, board), self.outbox, lambda: self.now, running
-        )
+        hw = Hw(self.dir, board)
+        image = image_trial.ImageTrial(hw, self.outbox, self.dir, 0, "home/pico", running)
+        self.rx = download.Receiver(cfg, hw, self.outbox, lambda: self.now, image, running)
 
     def send(self, messages):
         for m in messages:
@@ -118,7 +118,7 @@ def test_refused_on_the_first_chunk_writes_nothing():
 
 def test_a_version_that_rolled_back_is_not_tried_again():
     dev = Device()
-    with open(dev.dir + download.FAILED_FILE, "w") as f:
+    with open(dev.dir + image_trial.FAILED, "w") as f:
         f.write("1.2.0\n")
     dev.send(chunked(stream()))
     assert dev.refusals() == [

@@ -28,7 +28,9 @@ PORTABLE = [
     "test_seal",
     "test_trial",
     "test_update",
+    "test_bootflags",
     "test_download",
+    "test_image_trial",
     "test_mqtt5",
 ]
 

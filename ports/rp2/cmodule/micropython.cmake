@@ -3,8 +3,8 @@
 # totp_core.c), the long-timeout watchdog (watchdog.c) and ECDSA P-256 verification of
 # firmware update manifests (ecdsa.c, over the firmware's mbedtls), the image's board and
 # version for `tinyctrl update` (image_id.c), the strict JSON check of requests (json_check.c
-# over json_check_core.c) and the stack for Python's call frames (pystack.c); modtinyctrl.c
-# is the table.
+# over json_check_core.c), the stack for Python's call frames (pystack.c) and the flash an
+# update is written to (update_flash.c); modtinyctrl.c is the table.
 add_library(usermod_tinyctrl INTERFACE)
 
 target_sources(usermod_tinyctrl INTERFACE
@@ -17,6 +17,7 @@ target_sources(usermod_tinyctrl INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}/json_check_core.c
     ${CMAKE_CURRENT_LIST_DIR}/json_check.c
     ${CMAKE_CURRENT_LIST_DIR}/pystack.c
+    ${CMAKE_CURRENT_LIST_DIR}/update_flash.c
 )
 
 # The one version, from the package (a change there reconfigures the build).

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // _tinyctrl: TOTP primitives (totp.c), a watchdog that tolerates long
 // blocking calls (watchdog.c), ECDSA P-256 verification (ecdsa.c), the image's identity
-// (image_id.c) and a strict JSON check of requests (json_check.c). This file holds only the
-// module table.
+// (image_id.c), a strict JSON check of requests (json_check.c) and the flash an update is
+// written to (update_flash.c). This file holds only the module table.
 
 #include "py/runtime.h"
 
@@ -21,7 +21,11 @@ static const mp_rom_map_elem_t tinyctrl_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_scratch_set), MP_ROM_PTR(&tinyctrl_scratch_set_obj) },
     { MP_ROM_QSTR(MP_QSTR_ecdsa_verify), MP_ROM_PTR(&tinyctrl_ecdsa_verify_obj) },
     { MP_ROM_QSTR(MP_QSTR_IMAGE_ID), MP_ROM_PTR(&tinyctrl_image_id_obj) },
+    { MP_ROM_QSTR(MP_QSTR_image_bytes), MP_ROM_PTR(&tinyctrl_image_bytes_obj) },
     { MP_ROM_QSTR(MP_QSTR_json_check), MP_ROM_PTR(&tinyctrl_json_check_obj) },
+    { MP_ROM_QSTR(MP_QSTR_flash_read), MP_ROM_PTR(&tinyctrl_flash_read_obj) },
+    { MP_ROM_QSTR(MP_QSTR_flash_erase), MP_ROM_PTR(&tinyctrl_flash_erase_obj) },
+    { MP_ROM_QSTR(MP_QSTR_flash_program), MP_ROM_PTR(&tinyctrl_flash_program_obj) },
     { MP_ROM_QSTR(MP_QSTR_RESET_POWER), MP_ROM_INT(RESET_POWER) },
     { MP_ROM_QSTR(MP_QSTR_RESET_WATCHDOG), MP_ROM_INT(RESET_WATCHDOG) },
     { MP_ROM_QSTR(MP_QSTR_RESET_SOFT), MP_ROM_INT(RESET_SOFT) },

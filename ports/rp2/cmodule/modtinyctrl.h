@@ -25,8 +25,14 @@ MP_DECLARE_CONST_FUN_OBJ_3(tinyctrl_ecdsa_verify_obj);
 
 // image_id.c
 extern const mp_obj_str_t tinyctrl_image_id_obj;
+MP_DECLARE_CONST_FUN_OBJ_0(tinyctrl_image_bytes_obj);
 
 // json_check.c
 MP_DECLARE_CONST_FUN_OBJ_3(tinyctrl_json_check_obj);
+
+// update_flash.c
+MP_DECLARE_CONST_FUN_OBJ_2(tinyctrl_flash_read_obj);
+MP_DECLARE_CONST_FUN_OBJ_1(tinyctrl_flash_erase_obj);
+MP_DECLARE_CONST_FUN_OBJ_2(tinyctrl_flash_program_obj);
 
 #endif // TINYCTRL_MODTINYCTRL_H

@@ -143,6 +143,36 @@ class PicoW:
         """Cut the power and give it back; the files as the cut left them (`files()`)."""
         return self.files(power_cut=True)
 
+    def cut_power_at_flash_write(self, when):
+        """Cut the power at the instant a flash write makes `when(kind, offset)` true (kind
+        "erase" or "program", offset from the start of flash), just after that write: no
+        later write reaches the flash, and the board starts again from power-on as soon as
+        the emulator gets to it. Returns an Event set once the cut has happened; one cut per
+        call."""
+        ssi, cut = self.mcu.ssi, threading.Event()
+        original = ssi._apply_command
+
+        def apply():
+            buf = ssi._tx_buffer
+            if cut.is_set() or not buf:  # the power is off: nothing more is written
+                ssi._tx_buffer = bytearray()
+                return
+            opcode, enabled = buf[0], ssi._write_enabled
+            offset = (buf[1] << 16 | buf[2] << 8 | buf[3]) if len(buf) >= 4 else None
+            original()
+            kind = {0x20: "erase", 0xD8: "erase", 0x02: "program"}.get(opcode)
+            if kind and enabled and offset is not None and when(kind, offset):
+                cut.set()
+                self.sim.schedule_threadsafe(restore())
+
+        async def restore():
+            log("power cut at %.3f s emulated, at a flash write" % self.emulated_s())
+            ssi._apply_command = original
+            self.device.hard_reset(cause=ResetCause.POWER_ON)
+
+        ssi._apply_command = apply
+        return cut
+
     def _on_watchdog(self):
         self.resets += 1
         log(

@@ -16,6 +16,7 @@ XIP_BASE = 0x10000000
 BINARY_INFO_MARKERS = (0x7188EBF2, 0xE71AA390)
 BINARY_INFO_TYPE_BLOCK_DEVICE = 7
 FS_BLOCK_SIZE = 4096
+APP_START = 0x00A000  # tinyctrl.update.APP_START: the image's slot after the bootloader
 
 
 def guest_symbols(uf2, names):
@@ -55,14 +56,22 @@ def filesystem_region(flash):
     """(offset, size) of the MicroPython filesystem, from the image's own binary info.
 
     The rp2 port declares its filesystem as a binary-info block device (`rp2_flash.c`), the same
-    record `picotool info` shows, so this follows whatever the board configuration chose."""
+    record `picotool info` shows, so this follows whatever the board configuration chose. The
+    image's header is near its start: the start of flash, or the application slot after the
+    bootloader (whose own header declares no filesystem)."""
     word = lambda off: struct.unpack_from("<I", flash, off)[0]  # noqa: E731
-    for off in range(0, 1024, 4):
-        if word(off) == BINARY_INFO_MARKERS[0] and word(off + 16) == BINARY_INFO_MARKERS[1]:
-            start, end = word(off + 4) - XIP_BASE, word(off + 8) - XIP_BASE
-            break
-    else:
-        raise ValueError("no binary info header in the image")
+    for image_start in (0, APP_START):
+        for off in range(image_start, image_start + 1024, 4):
+            if word(off) == BINARY_INFO_MARKERS[0] and word(off + 16) == BINARY_INFO_MARKERS[1]:
+                found = _block_device(flash, word(off + 4) - XIP_BASE, word(off + 8) - XIP_BASE)
+                if found:
+                    return found
+                break
+    raise ValueError("the image declares no MicroPython filesystem")
+
+
+def _block_device(flash, start, end):
+    word = lambda off: struct.unpack_from("<I", flash, off)[0]  # noqa: E731
     for entry in range(start, end, 4):
         record = word(entry) - XIP_BASE
         kind, _tag = struct.unpack_from("<HH", flash, record)
@@ -72,7 +81,7 @@ def filesystem_region(flash):
         name = flash[name_ptr - XIP_BASE :].split(b"\0", 1)[0]
         if name == b"MicroPython":
             return address - XIP_BASE, size
-    raise ValueError("the image declares no MicroPython filesystem")
+    return None
 
 
 def littlefs_image(path, files, block_count):
