@@ -16,7 +16,10 @@ Prints, in emulator time (the RP2040 model runs at 125 MHz, much slower than rea
 - TLS handshake time and the heap a TLS session holds;
 - what Home Assistant discovery costs: the announcement's size and the heap its building takes
   (the controller above runs with discovery on, so its figure includes the rest);
-- UF2 size and the flash left for the filesystem;
+- UF2 size, the image in its slot and the filesystem region;
+- a firmware update to the image one version newer (`./build.sh next`; skipped without it):
+  the transfer's rate, the heap halfway through it, the manifest's signature check, restart to
+  confirmed, and the downtime (last message of the old image to the first of the new);
 - the same three latencies as on the simulator, over --emu-runs runs each, end to end and the
   device's own part (from the command's frame at the board's Wi-Fi chip to the answer's frame
   leaving it), and a local input's edge -> its relay's pin (a wall rocker in `local.inputs`,
@@ -48,8 +51,9 @@ from emu.configs import device_config, tls_mqtt_config  # noqa: E402
 from emu.image import DEFAULT_UF2, filesystem_region, uf2_flash  # noqa: E402
 from emu.runner import start_isolated  # noqa: E402
 from emu.snippets import TLS_HANDSHAKES, handshake_rows  # noqa: E402
+from emu.updates import NEXT_UF2, Updater  # noqa: E402
 from netns import unshare_available  # noqa: E402
-from tinyctrl import protocol  # noqa: E402
+from tinyctrl import protocol, update  # noqa: E402
 
 TOPIC = "tinyctrl/bench"
 HEAP_TARGET = 12 * 1024
@@ -142,13 +146,14 @@ print(s[0] * s[2], s[0] * s[4])
 def host_figures(uf2):
     flash = uf2_flash(uf2)
     fs_start, fs_size = filesystem_region(flash)
-    image_end = len(flash)  # a UF2 programs exactly the image, in 256-byte blocks
+    # A UF2 programs exactly the bootloader and the image, in 256-byte blocks.
+    image = len(flash) - update.APP_START
     return {
         "uf2_bytes": pathlib.Path(uf2).stat().st_size,
-        "firmware_bytes": image_end,
+        "firmware_bytes": image,
         "fs_start": fs_start,
         "fs_bytes": fs_size,
-        "flash_unused_before_fs": fs_start - image_end,
+        "slot_unused": update.SLOT_BYTES - image,
     }
 
 
@@ -559,19 +564,102 @@ def emulated(lab, out_path, emu_runs):
     if len(rows) != TLS_CYCLES or any(isinstance(r, str) for r in rows):
         raise RuntimeError("TLS handshakes failed:\n" + out)
     figures["tls"] = rows
+    board.stop()
+    if NEXT_UF2.is_file():
+        figures["update"] = update_figures(lab)
     pathlib.Path(out_path).write_text(json.dumps(figures))
+
+
+def update_figures(lab):
+    """An update to the image one version newer (./build.sh next), paced as the tests pace it:
+    the transfer, the heap halfway, the switch and the downtime, in emulated time; and the
+    manifest's signature check on the board."""
+    import types
+
+    import paho.mqtt.client as mqtt
+
+    updater = Updater(TOPIC)
+    cfg = device_config(topic=TOPIC, update={"key": updater.public_hex()})
+    board = lab.boot(cfg)
+    board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
+    uid, messages = updater.chunks()
+    head = messages[0].split(b"\n", 1)[1]
+    line, sig, _ = update.split_head(head)
+    verify_us = float(
+        board.exec(
+            ECDSA_TIMING.format(key=bytes.fromhex(updater.public_hex()), line=line, sig=sig), 30
+        )
+    )
+    arrivals = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-update")
+    client.on_message = lambda _c, _u, m: arrivals.append((board.emulated_s(), m.payload))
+    client.connect("127.0.0.1", lab.broker.port)
+    client.subscribe(TOPIC, 1)
+    client.loop_start()
+    updater.mqtt = types.SimpleNamespace(client=client)
+
+    def said(text):
+        return next((at for at, p in arrivals if text.encode() in p), None)
+
+    def wait_said(text, timeout):
+        board.wait_until(lambda: said(text) is not None, timeout, repr(text))
+        return said(text)
+
+    def stats_share():
+        n = len(arrivals)
+        client.publish(TOPIC, json.dumps({"CMD": "stats"}), qos=1)
+        board.wait_until(lambda: any(b"Mem=" in p for _a, p in arrivals[n:]), 5, "stats")
+        text = next(p for _a, p in arrivals[n:] if b"Mem=" in p).decode()
+        return float(re.search(r"Mem=([0-9.]+)%", text).group(1))
+
+    idle = stats_share()
+    started = board.emulated_s()
+    half = len(messages) // 2
+    updater.send(messages[:half], board)
+    during = stats_share()
+    updater.send(messages[half:], board)
+    received = wait_said("update %d received and checked" % uid, 120)
+    restart = wait_said("restarting to switch to", 30)
+    last_old = max(at for at, _p in arrivals if at <= restart)
+    confirmed = wait_said("update %d confirmed" % uid, 120)
+    first_new = min(at for at, _p in arrivals if at > restart)
+    client.loop_stop()
+    board.stop()
+    return {
+        "image_bytes": len(updater.image),
+        "chunks": len(messages),
+        "transfer_s": received - started,
+        "heap_idle_pct": idle,
+        "heap_during_pct": during,
+        "switch_s": confirmed - restart,
+        "downtime_s": first_new - last_old,
+        "verify_us": verify_us,
+    }
+
+
+# The manifest's signature check on the board: one ECDSA P-256 verification, as the receiver
+# makes it (_tinyctrl.ecdsa_verify over mbedtls), the mean of 3.
+ECDSA_TIMING = """
+import _tinyctrl, hashlib, time
+d = hashlib.sha256({line!r}).digest()
+t = time.ticks_us()
+ok = all(_tinyctrl.ecdsa_verify({key!r}, d, {sig!r}) for _ in range(3))
+print(time.ticks_diff(time.ticks_us(), t) / 3 if ok else -1)
+"""
 
 
 def report(host, emu):
     kb = lambda n: "%.1f KB" % (n / 1024)  # noqa: E731
     print("Firmware")
     print("  UF2 file                      %s" % kb(host["uf2_bytes"]))
-    print("  image in flash                %s" % kb(host["firmware_bytes"]))
+    print(
+        "  image in its slot             %s (%s of the %s slot unused)"
+        % (kb(host["firmware_bytes"]), kb(host["slot_unused"]), kb(update.SLOT_BYTES))
+    )
     print(
         "  filesystem region             %s at flash offset 0x%x"
         % (kb(host["fs_bytes"]), host["fs_start"])
     )
-    print("  flash unused before it        %s" % kb(host["flash_unused_before_fs"]))
     if emu is None:
         return
     print(
@@ -655,6 +743,30 @@ def report(host, emu):
         "Latency (the same, the device's own part: from the command's frame at its Wi-Fi chip)",
         emu["latency_at_chip"],
     )
+    if "update" in emu:
+        u = emu["update"]
+        print("Firmware update (emulated Pico W, to the image one version newer)")
+        print(
+            "  transfer                      %s in %.1f s emulated (%.1f KB/s), %d chunks"
+            % (
+                kb(u["image_bytes"]),
+                u["transfer_s"],
+                u["image_bytes"] / 1024 / u["transfer_s"],
+                u["chunks"],
+            )
+        )
+        print(
+            "  heap in use                   %.1f%% idle, %.1f%% halfway through the transfer"
+            % (u["heap_idle_pct"], u["heap_during_pct"])
+        )
+        print("  manifest signature check      %.0f ms" % (u["verify_us"] / 1000))
+        print(
+            "  restart to confirmed          %.1f s emulated (swap, boot, trial)" % u["switch_s"]
+        )
+        print(
+            "  downtime                      %.1f s emulated (last message of the old image to "
+            "the first of the new)" % u["downtime_s"]
+        )
     ms = emu["local_input_ms"]
     print(
         "  %-28s p50 %6.1f ms  p99 %6.1f ms  (%d runs; local.debounce_ms %d)"
@@ -702,7 +814,7 @@ def main(argv=None):
         if why:
             sys.exit("bench: cannot run the emulator: " + why)
         print(
-            "bench: booting the emulated Pico W three times; this takes several minutes",
+            "bench: booting the emulated Pico W four times; this takes several minutes",
             flush=True,
         )
         with tempfile.TemporaryDirectory(prefix="tinyctrl-bench-") as tmp:

@@ -22,6 +22,7 @@ import oracle
 from emu import log
 from emu.configs import device_config, tls_mqtt_config
 from emu.snippets import TLS_HANDSHAKES, TLS_REFUSALS, handshake_rows
+from emu.updates import SWAP_JOURNAL, Updater, flag_state, slot_digest
 from rp2040py.gpio_pin import GPIOPinState
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -1100,79 +1101,9 @@ def config_push(lab, results_path, soak):
 
 # ---- firmware updates (HACKING.md, "Life of a firmware update")
 
-NEXT_UF2 = REPO / "build" / "PICO_W_TINYCTRL-next" / "firmware.uf2"  # ./build.sh next
 UPDATE_RELAYS = (16, 17)
-DOWNLOAD_START, SLOT_BYTES, FLAG_LOG = 0x0E8000, 888 * 1024, 0x009000  # tinyctrl.update
-SWAP_JOURNAL = 0x1C7000
-# The PC sends in windows below the device's backlog streak (mqtt.BACKLOG), each ended by a
-# pause longer than its quiet time, as `tinyctrl update` does.
-UPDATE_WINDOW = 8
-UPDATE_PAUSE_S = 0.03
 SWAP_TO_CONFIRMED_S = 60
 UPDATE_ROLLBACK_S = 60
-
-
-class Updater:
-    """Signs updates with the owner's key (the PC's code, tinyctrl_host.update) and sends them
-    on <topic>/update."""
-
-    def __init__(self):
-        import sys
-
-        for path in (REPO / "host", REPO / "modules"):
-            if str(path) not in sys.path:
-                sys.path.append(str(path))
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from tinyctrl_host import update
-
-        self.update, self.mqtt, self.uid = update, None, 1_000_000
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.image = update.slot_image(NEXT_UF2)
-        self.board, self.version = update.image_identity(self.image)
-
-    def public_hex(self):
-        return self.update.public_hex(self.key.public_key())
-
-    def chunks(self, image=None, version=None, board=None, key=None, flip=None):
-        self.uid += 1
-        data = bytearray(
-            self.update.stream(
-                key or self.key,
-                self.image if image is None else image,
-                board or self.board,
-                version or self.version,
-            )
-        )
-        if flip is not None:
-            data[flip] ^= 0x01
-        return self.uid, self.update.chunks(bytes(data), self.uid)
-
-    def send(self, messages, stop=None):
-        """Publish, UPDATE_WINDOW at a time with a pause after each; `stop()` ends it early."""
-        for i in range(0, len(messages), UPDATE_WINDOW):
-            sent = [
-                self.mqtt.client.publish(TOPIC + "/update", m, qos=1)
-                for m in messages[i : i + UPDATE_WINDOW]
-            ]
-            for info in sent:
-                info.wait_for_publish(30)
-            time.sleep(UPDATE_PAUSE_S)
-            if stop and stop():
-                return i + len(sent)
-        return len(messages)
-
-
-def flag_state(board):
-    """The bootloader's flag log as the board's flash holds it: (kind, arg, words used)."""
-    from tinyctrl import bootflags
-
-    return bootflags.state(bytes(board.mcu.flash[FLAG_LOG : FLAG_LOG + bootflags.LOG_BYTES]))
-
-
-def slot_digest(board):
-    import hashlib
-
-    return hashlib.sha256(bytes(board.mcu.flash[DOWNLOAD_START : DOWNLOAD_START + SLOT_BYTES]))
 
 
 def update_line(mqtt, text, timeout, since):
@@ -1207,7 +1138,7 @@ def firmware_update(lab, results_path, soak):
     cfg = controller_config()
     cfg["gpio"]["power_on_state"] = {"16": "restore"}
     cfg["guard"]["publish_max"] = 40  # an error budget of 10 lines a window: 6 refusals
-    updater = Updater()
+    updater = Updater(TOPIC)
     cfg["update"] = {"key": updater.public_hex()}
     with results.check("update_boots_and_subscribes", fatal=True):
         board = lab.boot(cfg, trace_pins=UPDATE_RELAYS)
@@ -1217,7 +1148,7 @@ def firmware_update(lab, results_path, soak):
     try:
         update_refusals(results, board, mqtt, updater)
         update_cut_mid_download(results, board, mqtt, updater)
-        update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak)
+        update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak)
     finally:
         mqtt.close()
     board.stop()  # its client id is the next board's: one at a time on the broker
@@ -1226,12 +1157,10 @@ def firmware_update(lab, results_path, soak):
 
 
 def update_refusals(results, board, mqtt, updater):
-    import hashlib
-
     with results.check("update_refused_without_writing") as notes:
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        before, log_before = slot_digest(board).digest(), flag_state(board)
+        before, log_before = slot_digest(board), flag_state(board)
         running = stats_version(mqtt)
         small = updater.image[: 16 * 1024]
         cases = [
@@ -1243,16 +1172,16 @@ def update_refusals(results, board, mqtt, updater):
         for what, kw, expect in cases:
             since = mqtt.mark()
             uid, messages = updater.chunks(**kw)
-            updater.send(messages[:2])  # the first chunk is refused; the second ignored
+            updater.send(messages[:2], board)  # the first chunk is refused; the second ignored
             _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
             assert expect in line, "%s: %s" % (what, line)
             notes.append("%s: %s" % (what, line))
-        assert slot_digest(board).digest() == before, "a refused head wrote the download slot"
+        assert slot_digest(board) == before, "a refused head wrote the download slot"
         assert flag_state(board) == log_before, "a refused head wrote the flag log"
         # Refused after it is written: a changed byte, and an image cut short.
         since = mqtt.mark()
         uid, messages = updater.chunks(image=small, flip=3000)  # in the image's 4th chunk
-        updater.send(messages)
+        updater.send(messages, board)
         _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 4, since)
         assert "SHA-256" in line, line
         notes.append("a changed byte: " + line)
@@ -1261,13 +1190,13 @@ def update_refusals(results, board, mqtt, updater):
         head = messages[0].split(b"\n", 1)[0].decode()
         cut = [m.replace(b"/%d\n" % len(messages), b"/5\n", 1) for m in messages[:5]]
         assert head.endswith("/%d" % len(messages)), head
-        updater.send(cut)
+        updater.send(cut, board)
         _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 4, since)
         assert "bytes came" in line, line
         notes.append("an image cut short: " + line)
         assert flag_state(board) == log_before, "a refused update wrote the flag log"
         assert stats_version(mqtt) == running
-        notes.append("slot sha256 before %s" % hashlib.sha256(before).hexdigest()[:12])
+        notes.append("download slot and flag log unchanged by the refusals of the first chunk")
 
 
 def update_cut_mid_download(results, board, mqtt, updater):
@@ -1276,7 +1205,7 @@ def update_cut_mid_download(results, board, mqtt, updater):
         uid, messages = updater.chunks()
         since = mqtt.mark()
         quarter = len(messages) // 4
-        updater.send(messages[:quarter])
+        updater.send(messages[:quarter], board)
         update_line(mqtt, "Info: update %d to " % uid, ROUND_TRIP_S * 4, since)
         board.idle(1)
         out, since = board.mark(), mqtt.mark()
@@ -1288,7 +1217,7 @@ def update_cut_mid_download(results, board, mqtt, updater):
         assert "restarting" not in board.output[out:]
 
 
-def update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak):
+def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
     """The whole update, with the power cut at a step of the swap (more with `soak`)."""
     with results.check("update_to_the_next_version", fatal=True) as notes:
         running = stats_version(mqtt)
@@ -1300,14 +1229,22 @@ def update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak):
         since = mqtt.mark()
         started, t0 = board.emulated_s(), time.time()
         half = len(messages) // 2
-        updater.send(messages[:half])
-        board.idle(2)
+        updater.send(messages[:half], board)
         during_share = heap_share(mqtt)
-        updater.send(messages[half:])
+        # The relays and MFA work while it downloads: a code made now is taken.
+        mid = mqtt.mark()
+        mqtt.send({"GP16": 0})
+        mqtt.wait_pin(16, 0, ROUND_TRIP_S, mid)
+        mqtt.send({"MFA": oracle.totp(MFA_KEY, lab.guest_time() + 30), "GP%d" % MFA_PIN: 1})
+        mqtt.wait_pin(MFA_PIN, 1, ROUND_TRIP_S, mid)
+        mqtt.send({"GP16": 1})
+        mqtt.wait_pin(16, 1, ROUND_TRIP_S, mid)
+        updater.send(messages[half:], board)
         at_received, _ = update_line(
             mqtt, "Info: update %d received and checked" % uid, 120, since
         )
         rate = len(updater.image) / 1024 / (at_received - started)
+        behind = [t for _at, t in mqtt.messages[since:] if "arriving faster" in t]
         # The swap's journal: one program per step; the cuts land at steps across it.
         steps = 3 * ((max(len(updater.image), 840 * 1024) + 4095) // 4096)
         cut_steps = [steps // 3] + ([steps // 8, 2 * steps // 3] if soak else [])
@@ -1321,6 +1258,7 @@ def update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak):
 
         cuts = [board.cut_power_at_flash_write(journal_step) for _ in cut_steps[:1]]
         at_restart, _ = update_line(mqtt, "restarting to switch to " + updater.version, 30, since)
+        at_restart_mark = mqtt.mark()
         last_old = max(at for at, _t in mqtt.messages[since:])
         out = board.mark()
         board.wait_until(lambda: all(c.is_set() for c in cuts), 60, "the cut in the swap")
@@ -1335,7 +1273,14 @@ def update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak):
             since,
         )
         first_new = min(at for at, _t in mqtt.messages[since:] if at > at_restart)
-        mqtt.wait_pin(16, 1, ROUND_TRIP_S, since)  # restored (power_on_state) by B
+        # GP16 was on; after the power cut in the swap, "restore" without
+        # restore_after_power_cut "flash" knows nothing: B starts it off, as the user set.
+        mqtt.wait(
+            lambda _t, o: full_state(o) and o["GP16"] == 0 and o["GP17"] == 0,
+            ROUND_TRIP_S,
+            at_restart_mark,
+            "B's full state, GP16 and GP17 off",
+        )
         assert stats_version(mqtt) == updater.version
         assert flag_state(board)[0] == 5, flag_state(board)  # COMMITTED
         files = board.files()
@@ -1345,7 +1290,9 @@ def update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak):
             "%d KB in %.1f s emulated (%.1f KB/s emulated; %.0f s wall), %d chunks; cut at "
             "journal step(s) %s of %d; restart to confirmed %.1f s emulated; downtime (last "
             "message of %s to first of %s) %.1f s emulated; heap in use idle %.1f%%, "
-            "halfway through the transfer %.1f%%; relay levels energised during the switch: %s"
+            "halfway through the transfer %.1f%%; an MFA code and relay commands taken "
+            "halfway; backlog notices during the transfer: %d; relay levels energised during "
+            "the switch: %s"
             % (
                 len(updater.image) // 1024,
                 at_received - started,
@@ -1360,16 +1307,17 @@ def update_with_cut_in_swap(results, board, mqtt, updater, cfg, soak):
                 first_new - last_old,
                 idle_share / 10,
                 during_share / 10,
+                len(behind),
                 energised or "none",
             )
         )
-        # GP16 was on: it comes back on once, when B starts (power_on_state "restore"); GP17
-        # was off and is never energised: the pins stay inputs through the bootloader.
-        assert [g for _at, g in energised] in ([], [16]), energised
+        # Nothing energised from the reset to B's first message: the pins stay inputs through
+        # the bootloader and the swap, and B drives them off before its controller starts.
+        assert not energised, energised
     with results.check("update_replay_refused") as notes:
         since = mqtt.mark()
         uid, messages = updater.chunks()
-        updater.send(messages[:1])
+        updater.send(messages[:1], board)
         _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
         assert "not newer than the running" in line, line
         notes.append(line)
@@ -1387,7 +1335,7 @@ def update_cut_in_trial(results, lab, cfg, updater):
             running = stats_version(mqtt)
             uid, messages = updater.chunks()
             since = mqtt.mark()
-            updater.send(messages)
+            updater.send(messages, board)
             update_line(mqtt, "restarting to switch to " + updater.version, 120, since)
             out = board.mark()
             board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
@@ -1410,7 +1358,7 @@ def update_cut_in_trial(results, lab, cfg, updater):
             )
             since = mqtt.mark()
             uid, messages = updater.chunks()
-            updater.send(messages[:1])
+            updater.send(messages[:1], board)
             _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
             assert "rolled back on this device" in line, line
             notes.append(line)

@@ -19,6 +19,7 @@ import pytest
 import scenarios
 from emu.image import DEFAULT_UF2
 from emu.runner import start_isolated
+from emu.updates import NEXT_UF2
 from netns import unshare_available
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -41,7 +42,7 @@ def scenario_args(soak):
     # replay 6, tls 5, controller 5.5 (its local control 1.5), boot_failures 4,
     # boot_levels 3; in this order the two lanes end about together.
     args.update(config_push=[int(soak)])
-    if scenarios.NEXT_UF2.is_file():
+    if NEXT_UF2.is_file():
         args.update(firmware_update=[int(soak)])
     args.update(
         replay=[],
@@ -270,7 +271,7 @@ def check_record(scenario_runs, scenario, check):
     ids=lambda v: str(v),
 )
 def test_emulated_pico_w(scenario_runs, scenario, check, report):
-    if scenario == "firmware_update" and not scenarios.NEXT_UF2.is_file():
+    if scenario == "firmware_update" and not NEXT_UF2.is_file():
         pytest.skip("no image to update to: run ./build.sh next")
     record = check_record(scenario_runs, scenario, check)
     if record["detail"] and (scenario in ("outages", "tls") or check in FIGURES):
