@@ -1,14 +1,22 @@
 # SPDX-License-Identifier: MIT
 """The `tinyctrl` command: its parser, one command group per module beside its own sub-parser
-(config_cmds, key_cmds, device_cmds, status_cmds, board_cmds). Every error is one line on
-standard error and an exit status that says what kind it was (EPILOG)."""
+(config_cmds, key_cmds, device_cmds, status_cmds, board_cmds, update_cmds). Every error is one
+line on standard error and an exit status that says what kind it was (EPILOG)."""
 
 import argparse
 
 from tinyctrl import __version__
 
 from . import NO_ANSWER, NO_BROKER, OK, REFUSED, USAGE, Failure, ui
-from . import board_cmds, completion, config_cmds, device_cmds, key_cmds, status_cmds
+from . import (
+    board_cmds,
+    completion,
+    config_cmds,
+    device_cmds,
+    key_cmds,
+    status_cmds,
+    update_cmds,
+)
 
 EPILOG = """exit status:
   %d  done
@@ -31,7 +39,7 @@ def parser():
     )
     p.add_argument("--version", action="version", version="tinyctrl " + __version__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (config_cmds, key_cmds, device_cmds, status_cmds, board_cmds):
+    for group in (config_cmds, key_cmds, device_cmds, status_cmds, board_cmds, update_cmds):
         group.add_commands(sub)
     completion.add_command(sub, p)
     return p

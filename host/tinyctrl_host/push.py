@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: MIT
 """Config pushes over the broker (`tinyctrl config push`, `tinyctrl key revoke`): the device key
 kept beside the config, sealing (AES-256-CTR and HMAC-SHA256, the device's tinyctrl.seal
-format), chunks on <mqtt.topic>/config, and the device's answers on its topic."""
+format), chunks on <mqtt.topic>/config, and the device's answers on its topic. What firmware
+updates (update_cmds) share with them is here too: the chunks, sent in paced windows, and the
+wait for the device's lines."""
 
+import functools
 import hashlib
 import hmac
 import json
@@ -15,11 +18,19 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tinyctrl import push as device_push
 from tinyctrl import seal
 
-from . import NO_ANSWER, REFUSED, Failure, configfile, mqttio, options, ui
+from . import NO_ANSWER, NO_BROKER, REFUSED, Failure, configfile, mqttio, options, ui
 
 TRIAL_S = 120  # how long the device tries a pushed config before it goes back on its own
 RECEIVED_WAIT_S = 30  # from the last chunk to the device's "received" (or its refusal)
 CONFIRM_SLACK_S = 60  # past the trial bound: the reset, the old config's connect and its report
+# The device takes 16 messages read back to back, each after less than 20 ms idle, for a
+# broker's backlog and then refuses MFA codes made before it ends (tinyctrl.mqtt's BACKLOG and
+# BACKLOG_IDLE_MS; that module needs mqtt_as, so they are not imported here). Chunks go in
+# windows of fewer, each followed by the board's time to write them and a quiet gap longer
+# than 20 ms. The board writes a chunk in 7 ms on average, more where a flash sector is erased.
+WINDOW = 10
+CHUNK_WRITE_S = 0.012
+QUIET_S = 0.03
 
 
 def stem(config_path):
@@ -119,15 +130,45 @@ def _line(payload, seq):
     return None
 
 
-def _wait(topics, seq, deadline, wanted):
+def wait_for(topics, deadline, read, wanted):
+    """The first (kind, text) that `read(payload)` makes of a message on `topics` (mqttio.Topic)
+    whose kind is in `wanted`, before `deadline` (time.monotonic()); None if none came."""
     while True:
         for topic in topics:
             payload = topic.next(min(deadline, time.monotonic() + 0.1))
-            said = payload is not None and _line(payload, seq)
+            said = payload is not None and read(payload)
             if said and said[0] in wanted:
                 return said
         if time.monotonic() >= deadline:
             return None
+
+
+def send_chunks(topic, to, parts, progress=None, pause=time.sleep, start=0):
+    """Publish parts[start:] on `to` with QoS 1 through `topic` (an mqttio.Topic), WINDOW at a
+    time. `pause(seconds)` waits after each window but the last; what it returns, if anything
+    (a refusal heard meanwhile), ends the sending and is returned. `progress(done, total)`
+    counts the parts."""
+    for first in range(start, len(parts), WINDOW):
+        window = parts[first : first + WINDOW]
+        sent = [topic.client.publish(to, part, qos=1) for part in window]
+        for i, info in enumerate(sent, first):
+            try:
+                info.wait_for_publish(10)
+                published = info.is_published()
+            except (RuntimeError, ValueError):  # paho: the connection is gone, or its queue full
+                published = False
+            if not published:
+                raise Failure("broker %s: chunk %d was not accepted" % (topic.where, i), NO_BROKER)
+        done = first + len(window)
+        if progress:
+            progress(done, len(parts))
+        if done < len(parts):
+            stop = pause(len(window) * CHUNK_WRITE_S + QUIET_S)
+            if stop:
+                if progress:
+                    progress(done, len(parts), stopped=True)
+                return stop
+    return None
 
 
 def send(new_path, old_path=None, trial_s=TRIAL_S, progress=None, out=print):
@@ -150,15 +191,17 @@ def send(new_path, old_path=None, trial_s=TRIAL_S, progress=None, out=print):
                 topics.append(mqttio.Topic(new_cfg, os.path.dirname(os.path.abspath(new_path))))
             except Failure as e:
                 out("note: %s; the confirmation cannot be watched from here" % e)
-        parts = chunks(sealed, seq)
-        for i, part in enumerate(parts):
-            info = old.client.publish(old_m["topic"] + "/config", part, qos=1)
-            info.wait_for_publish(10)
-            if not info.is_published():
-                raise Failure("broker %s: chunk %d was not accepted" % (old.where, i))
-            if progress:
-                progress(i + 1, len(parts))
-        said = _wait([old], seq, time.monotonic() + RECEIVED_WAIT_S, ("refused", "received"))
+        read = functools.partial(_line, seq=seq)
+        refused = send_chunks(
+            old,
+            old_m["topic"] + "/config",
+            chunks(sealed, seq),
+            progress,
+            lambda s: wait_for([old], time.monotonic() + s, read, ("refused",)),
+        )
+        said = refused or wait_for(
+            [old], time.monotonic() + RECEIVED_WAIT_S, read, ("refused", "received")
+        )
         if said is None:
             raise Failure(
                 "no answer from %s within %d s (is it online, with a push key from "
@@ -169,7 +212,7 @@ def send(new_path, old_path=None, trial_s=TRIAL_S, progress=None, out=print):
             raise Failure(said[1], REFUSED)
         out("device: " + said[1])
         wait_s = trial_s + CONFIRM_SLACK_S
-        said = _wait(topics, seq, time.monotonic() + wait_s, ("confirmed", "rolled back"))
+        said = wait_for(topics, time.monotonic() + wait_s, read, ("confirmed", "rolled back"))
         if said is None:
             raise Failure(
                 "config push %d: neither confirmed nor rolled back within %d s" % (seq, wait_s),

@@ -36,15 +36,16 @@ def note(line):
 
 
 def progress(what):
-    """A progress display for long steps: a bar on a terminal, else a line per quarter."""
+    """A progress display for long steps: a bar on a terminal, else a line per quarter.
+    `stopped`: the step ends here, short of its total (the bar's line is ended)."""
     tty = sys.stderr.isatty()
     shown = [-1]
 
-    def update(done, total):
+    def update(done, total, stopped=False):
         pct = done * 100 // total
         if tty:
             bar = "#" * (pct // 4)
-            end = "\n" if done >= total else ""
+            end = "\n" if done >= total or stopped else ""
             sys.stderr.write("\r%s [%-25s] %3d%%%s" % (what, bar, pct, end))
         elif pct // 25 > shown[0]:
             shown[0] = pct // 25

@@ -91,6 +91,13 @@ _DIAGNOSTICS = (
     ),
 )
 
+# The update entity's versions, from the stats line's "Version=1.1.0" (a JSON object: a bare
+# string would set only the installed version, and the entity's state stays unknown).
+_VERSION = (
+    ".*, Version=([^,]+)",
+    "{'installed_version': m[0], 'latest_version': m[0]} | tojson",
+)
+
 
 def discovery_topic(ha, board_id):
     return "%s/device/%s/config" % (ha["prefix"], board_id)
@@ -230,7 +237,13 @@ def announcement(out, cfg, device, board_id, diagnostics):
             _string(out, unit)
             out(',"dev_cla":"%s","stat_cla":"%s"}' % (dev_cla, stat_cla))
             sep = ","
-    out('%s"stats":{"p":"button","name":"Update diagnostics","uniq_id":' % sep)
+    # Read-only: no command topic, so Home Assistant offers no install (only `tinyctrl update`
+    # holds the owner's key). The device knows no newer release, so latest is what it runs.
+    out('%s"firmware":{"p":"update","name":"Firmware","uniq_id":' % sep)
+    _string(out, board_id + "_firmware")
+    out(',"dev_cla":"firmware","val_tpl":')
+    _string(out, _STATS_TEMPLATE % _VERSION)
+    out('},"stats":{"p":"button","name":"Update diagnostics","uniq_id":')
     _string(out, board_id + "_stats")
     out(',"ent_cat":"diagnostic","qos":1,"pl_prs":"{\\"CMD\\": \\"stats\\"}"}}}')
 

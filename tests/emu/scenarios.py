@@ -21,8 +21,9 @@ import faults
 import oracle
 from emu import log
 from emu.configs import device_config, tls_mqtt_config
+from emu.isolation import BROKER_ADDR
 from emu.snippets import TLS_HANDSHAKES, TLS_REFUSALS, handshake_rows
-from emu.updates import SWAP_JOURNAL, Updater, flag_state, slot_digest
+from emu.updates import SWAP_JOURNAL, Updater, flag_state, slot_digest, switch_again
 from rp2040py.gpio_pin import GPIOPinState
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -400,14 +401,18 @@ def boot_failures(lab, results_path):
         fed_s = WATCHDOG_S + 1  # longer than the timeout: feeding must work
         # Interrupts the frozen controller; the REPL drives it from here.
         start = board.exec_start(STALL_SCRIPT.format(fed_s=fed_s))
-        board.wait_for("loop stalls now", fed_s + 3, since=start)
-        assert board.resets == 0, "reset while the loop was feeding the watchdog"
-        stalled_at = board.emulated_s()
+        shown = board.wait_for("loop stalls now", fed_s + 3, since=start)
+        # When the guest printed it: by the time this thread sees the line the emulator may
+        # have run on, even into the reset.
+        stalled_at = board.printed_at(start + len(shown.encode()) - 1)
+        early = [at for at in board.reset_times if at < stalled_at]
+        assert not early, "reset while the loop was feeding the watchdog, at %s s" % early
         # _tinyctrl feeds the hardware watchdog until watchdog_s pass without a kick; then the
         # hardware counter, set to min(watchdog_s, 8 s), runs out.
         limit = WATCHDOG_S + min(WATCHDOG_S, 8) + 0.5
         board.wait_until(lambda: board.resets == 1, limit, "a watchdog reset")
-        took = board.emulated_s() - stalled_at
+        took = board.reset_times[0] - stalled_at
+        assert took <= limit, "reset %.2f s emulated after the stall" % took
         notes.append("reset %.2f s emulated after the stall (watchdog_s %d)" % (took, WATCHDOG_S))
         board.wait_reboot(2)
         record = board.exec("import port; print(port.boot_record())")
@@ -1104,6 +1109,8 @@ def config_push(lab, results_path, soak):
 UPDATE_RELAYS = (16, 17)
 SWAP_TO_CONFIRMED_S = 60
 UPDATE_ROLLBACK_S = 60
+TRIAL_GIVE_UP_S = 20  # wifi.reset_delay_s of the board whose B cannot reach the broker
+WATCHDOG_DEFAULT_S = 30  # watchdog_s when config.json does not set it
 
 
 def update_line(mqtt, text, timeout, since):
@@ -1115,6 +1122,12 @@ def stats_version(mqtt):
     mqtt.send({"CMD": "stats"})
     _, text = mqtt.wait(lambda t, _o: "Version=" in t, ROUND_TRIP_S, since, "the stats reply")
     return text.split("Version=", 1)[1].split(",", 1)[0]
+
+
+def swap_steps(updater):
+    """The steps of a swap between A and `updater`'s image, three per sector of the larger (A
+    is about the size of B: built from the same tree)."""
+    return 3 * ((max(len(updater.image), 840 * 1024) + 4095) // 4096)
 
 
 def energised_between(board, cfg, start_s, end_s):
@@ -1246,7 +1259,7 @@ def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
         rate = len(updater.image) / 1024 / (at_received - started)
         behind = [t for _at, t in mqtt.messages[since:] if "arriving faster" in t]
         # The swap's journal: one program per step; the cuts land at steps across it.
-        steps = 3 * ((max(len(updater.image), 840 * 1024) + 4095) // 4096)
+        steps = swap_steps(updater)
         cut_steps = [steps // 3] + ([steps // 8, 2 * steps // 3] if soak else [])
         programs = [0]
 
@@ -1325,13 +1338,16 @@ def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
 
 def update_cut_in_trial(results, lab, cfg, updater):
     """A second board on A: the whole update, then a power cut while B is on trial, before it
-    confirms: the bootloader swaps A back, and A reports it."""
-    with results.check("update_unconfirmed_rolls_back") as notes:
-        board = lab.boot(cfg, trace_pins=UPDATE_RELAYS)
-        board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
-        mqtt = TopicClient(lab.broker.port, board)
-        try:
-            updater.mqtt = mqtt
+    confirms: the bootloader swaps A back, and A reports it. Then B, left in the download slot
+    by the rollback, is tried twice more: without the broker, and stalled into the watchdog."""
+    cfg = json.loads(json.dumps(cfg))
+    cfg["wifi"].update(max_retries=3, reset_delay_s=TRIAL_GIVE_UP_S)
+    mqtt = None
+    try:
+        with results.check("update_unconfirmed_rolls_back", fatal=True) as notes:
+            board = lab.boot(cfg, trace_pins=UPDATE_RELAYS)
+            board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
+            mqtt = updater.mqtt = TopicClient(lab.broker.port, board)
             running = stats_version(mqtt)
             uid, messages = updater.chunks()
             since = mqtt.mark()
@@ -1341,15 +1357,8 @@ def update_cut_in_trial(results, lab, cfg, updater):
             board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
             at_cut = board.emulated_s()
             board.power_cut()
-            _, line = update_line(
-                mqtt,
-                "Error: update %d rolled back to %s" % (uid, running),
-                UPDATE_ROLLBACK_S,
-                since,
-            )
+            line = rolled_back(board, mqtt, uid, running, since)
             assert "reset before it confirmed" in line, line
-            assert stats_version(mqtt) == running
-            assert flag_state(board)[0] == 1, flag_state(board)  # IDLE once reported
             files = board.files()
             assert "update.failed" in files and "update.trial" not in files, sorted(files)
             notes.append(line)
@@ -1362,5 +1371,101 @@ def update_cut_in_trial(results, lab, cfg, updater):
             _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
             assert "rolled back on this device" in line, line
             notes.append(line)
-        finally:
+        update_without_broker(results, lab, board, mqtt, updater, running)
+        update_stalled(results, lab, board, mqtt, updater, running)
+    finally:
+        if mqtt:
             mqtt.close()
+
+
+def rolled_back(board, mqtt, uid, running, since):
+    """A's report of update `uid`'s rollback, once it is back; the board left as it must be."""
+    _, line = update_line(
+        mqtt, "Error: update %d rolled back to %s" % (uid, running), UPDATE_ROLLBACK_S, since
+    )
+    assert stats_version(mqtt) == running
+    assert flag_state(board)[0] == 1, flag_state(board)  # IDLE once reported
+    return line
+
+
+@contextlib.contextmanager
+def broker_refused(lab):
+    """The broker refuses the board's connections (its route taken away) until the block ends."""
+    route = ("tcp",) + BROKER_ADDR
+    target = lab.router.routes.pop(route)
+    try:
+        yield
+    finally:
+        lab.router.routes[route] = target
+
+
+def update_without_broker(results, lab, board, mqtt, updater, running):
+    """B cannot reach the broker: it gives up (wifi.max_retries, wifi.reset_delay_s), says why
+    in update.trial and resets; the bootloader swaps A back, the power cut halfway through that
+    swap (it resumes), and A reports B's reason."""
+    with results.check("update_without_broker_rolls_back") as notes:
+        since = mqtt.mark()
+        with broker_refused(lab):
+            uid, out = switch_again(board, updater, running)
+            board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
+            on_trial = board.emulated_s()
+            # The swap back erases the journal first; the cut lands halfway through its steps.
+            halfway = swap_steps(updater) // 2
+            journal = [False, 0]  # erased, steps since
+
+            def swap_back_step(kind, offset):
+                if SWAP_JOURNAL <= offset < SWAP_JOURNAL + 4096:
+                    if kind == "erase":
+                        journal[0] = True
+                    elif journal[0]:
+                        journal[1] += 1
+                        return journal[1] == halfway
+                return False
+
+            cut = board.cut_power_at_flash_write(swap_back_step)
+            board.wait_for("no connection; resetting", TRIAL_GIVE_UP_S + 30, since=out)
+            gave_up = board.emulated_s()
+            board.wait_until(cut.is_set, 60, "the cut in the swap back")
+        line = rolled_back(board, mqtt, uid, running, since)
+        assert "connect failed" in line, line
+        notes.append(line)
+        notes.append(
+            "B gave up %.1f s emulated into its trial; power cut at step %d of the swap back; "
+            "A reported %.1f s after B gave up"
+            % (gave_up - on_trial, halfway, board.emulated_s() - gave_up)
+        )
+
+
+# B's loop stops for good before it confirms, as a hang would. The interrupt that gives the
+# REPL the board stopped the controller's watchdog (main.py, for a user at the REPL): it runs
+# again as the controller ran it, with watchdog_s, and nothing feeds it.
+STALL_ON_TRIAL = """
+import time, port, tinyctrl.main as m
+port.Watchdog().start(m.load()["watchdog_s"] * 1000)
+print("B stalls now")
+time.sleep(3600)
+"""
+
+
+def update_stalled(results, lab, board, mqtt, updater, running):
+    """B's loop stalls before it confirms (the broker kept from it, so it cannot confirm
+    first): the controller's watchdog (watchdog_s) resets it, and the bootloader swaps A back."""
+    with results.check("update_stalled_rolls_back") as notes:
+        since = mqtt.mark()
+        with broker_refused(lab):
+            uid, out = switch_again(board, updater, running)
+            board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
+            # Its controller runs (its watchdog started) once it tries the broker.
+            board.wait_for("connect failed (1)", 30, since=out)
+            resets = board.resets
+            start = board.exec_start(STALL_ON_TRIAL)
+            shown = board.wait_for("B stalls now", 10, since=start)
+            stalled_at = board.printed_at(start + len(shown.encode()) - 1)
+            limit = WATCHDOG_DEFAULT_S + 8 + 1  # then the hardware counter: min(watchdog_s, 8 s)
+            board.wait_until(lambda: board.resets > resets, limit, "the watchdog reset")
+        took = board.reset_times[resets] - stalled_at
+        assert WATCHDOG_DEFAULT_S - 1 <= took <= limit, "reset %.1f s after the stall" % took
+        line = rolled_back(board, mqtt, uid, running, since)
+        assert "reset before it confirmed" in line, line
+        notes.append(line)
+        notes.append("the watchdog reset B %.1f s emulated after it stalled" % took)

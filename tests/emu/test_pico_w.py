@@ -124,6 +124,8 @@ CHECKS = {
         "update_to_the_next_version",
         "update_replay_refused",
         "update_unconfirmed_rolls_back",
+        "update_without_broker_rolls_back",
+        "update_stalled_rolls_back",
     ],
 }
 # Checks whose details are figures: printed as [reliability] lines (docs/RELIABILITY.md).
@@ -136,6 +138,8 @@ FIGURES = {
     "update_refused_without_writing",
     "update_to_the_next_version",
     "update_unconfirmed_rolls_back",
+    "update_without_broker_rolls_back",
+    "update_stalled_rolls_back",
 }
 SOAK_CHECKS = [
     ("outages", "outage_%s_%d" % (f, n + 1))

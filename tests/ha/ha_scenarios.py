@@ -194,13 +194,26 @@ def _run(report, hass, sim, tester, ports):
     check(report, "mfa_pin_not_commandable", mfa_pin_not_commandable)
 
     def diagnostics():
+        since = tester.mark()
         tester.send({"CMD": "stats"})
         hass.wait_state("sensor.garage_pico_temperature", "21.5", 10)
         hass.wait_state("sensor.garage_pico_wi_fi_signal", number, 10)
         hass.wait_state("sensor.garage_pico_uptime", number, 10)
-        return "temperature %s, Wi-Fi signal %s, uptime %s" % tuple(
-            hass.state("sensor.garage_pico_" + k)
-            for k in ("temperature", "wi_fi_signal", "uptime")
+        # The update entity: the version the stats line names, up to date, nothing to install.
+        firmware = "update.garage_pico_firmware"
+        hass.wait_state(firmware, "off", 10)
+        attrs = hass.api("GET", "states/" + firmware)["attributes"]
+        stats = tester.wait_for(lambda p: p.startswith(b"Uptime="), since, 10).decode()
+        running = re.search(r", Version=([^,]+)", stats).group(1)
+        assert attrs.get("installed_version") == running, (attrs, stats)
+        assert not attrs.get("supported_features", 0) & 1, attrs  # no INSTALL
+        return "temperature %s, Wi-Fi signal %s, uptime %s; %s: installed %s" % (
+            *(
+                hass.state("sensor.garage_pico_" + k)
+                for k in ("temperature", "wi_fi_signal", "uptime")
+            ),
+            firmware,
+            attrs.get("installed_version"),
         )
 
     check(report, "diagnostic_sensors", diagnostics)

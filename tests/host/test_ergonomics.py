@@ -98,6 +98,7 @@ def test_every_help_has_an_example_and_the_top_one_the_exit_statuses():
         ["status"],
         ["provision"],
         ["flash"],
+        ["update"],
     ):
         done = run(*command, "--help")
         assert done.returncode == 0 and "example: tinyctrl " in done.stdout, command
@@ -150,6 +151,7 @@ def test_bash_completion_from_the_parser():
             "status",
             "provision",
             "flash",
+            "update",
             "completion",
             "--help",
             "--version",
@@ -164,5 +166,9 @@ def test_bash_completion_from_the_parser():
     assert sorted(bash_complete(script, "status", "configs/", "--")) == [
         "--help",
         "--json",
+        "--timeout",
+    ]
+    assert sorted(bash_complete(script, "update", "config.json", "fw.uf2", "--")) == [
+        "--help",
         "--timeout",
     ]

@@ -92,6 +92,7 @@ def test_one_device_with_every_pin_and_the_diagnostics():
         "GP17",
         "GP18",
         "GP19",
+        "firmware",
         "rssi",
         "stats",
         "temperature",
@@ -109,6 +110,10 @@ def test_one_device_with_every_pin_and_the_diagnostics():
     for key in ("GP0", "GP16", "GP17", "GP18", "stats"):
         assert c[key]["qos"] == 1
     assert json.loads(c["stats"]["pl_prs"]) == {"CMD": "stats"}
+    # The installed version, read-only: without a command topic Home Assistant cannot install.
+    assert c["firmware"]["p"] == "update" and c["firmware"]["dev_cla"] == "firmware"
+    assert "cmd_t" not in c["firmware"] and "pl_inst" not in c["firmware"]
+    assert "Version=" in c["firmware"]["val_tpl"]
 
 
 def test_unique_ids_come_from_the_board_not_the_topic_or_client_id():

@@ -6,51 +6,22 @@
 import hashlib
 import os
 import stat
-import struct
 import sys
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from tinyctrl_host import Failure, board
+from tinyctrl_host import Failure
 from tinyctrl_host import update as host_update
 
 from tinyctrl import update
 
 sys.path.append(os.path.join(os.path.dirname(__file__), "..", "..", "ports", "unix"))
 import ecdsa_sim  # noqa: E402
+from uf2s import APP, app_image, pages_at, uf2  # noqa: E402
 
 XIP = 0x10000000
-APP = XIP + update.APP_START
-
-
-def uf2(pages):
-    """A UF2 of {address: 256 bytes}, in address order, as picotool writes one."""
-    out = []
-    for i, addr in enumerate(sorted(pages)):
-        head = struct.pack(
-            "<8I", *board.UF2_MAGIC, board.UF2_FAMILY_FLAG, addr, 256, i, len(pages), board.RP2040
-        )
-        block = head + pages[addr] + bytes(476 - 256)
-        out.append(block + struct.pack("<I", board.UF2_END))
-    return b"".join(out)
-
-
-def app_image(version="1.2.0", name="PICO_W_TINYCTRL", pages=8, start=APP):
-    """An image linked for `start`: its vector table (stack in RAM, reset handler inside it)
-    and the tinyctrl-image line, in whole pages."""
-    body = struct.pack("<II", 0x20042000, start + 0x101)
-    body += bytes(0xC0 - len(body)) + b"tinyctrl-image board=%s version=%s\n" % (
-        name.encode(),
-        version.encode(),
-    )
-    body += os.urandom(pages * 256 - len(body))
-    return body
-
-
-def pages_at(start, data):
-    return dict((start + i, data[i : i + 256]) for i in range(0, len(data), 256))
 
 
 def write(tmp_path, pages, name="fw.uf2"):

@@ -2,6 +2,7 @@
 """One emulated Pico W: the UF2 and its filesystem booted in rp2040py, its USB console, its
 pins, the network faults its Wi-Fi chip can meet, and the log of a watchdog reset."""
 
+import bisect
 import collections
 import os
 import pathlib
@@ -75,6 +76,8 @@ class PicoW:
         self._held_read = None  # the size of the CDC OUT read held until there is input
         self._hold_empty_reads()
         self.resets = 0
+        self.reset_times = []  # emulated s of each watchdog reset
+        self._printed_at = []  # (console position, emulated s) of each piece of output
         self.enumerations = 0
         self.mcu.watchdog.on_watchdog_trigger = self._on_watchdog
         # _tinyctrl's last kick from Python (ports/rp2/cmodule/watchdog.c), for the reset's log
@@ -175,6 +178,7 @@ class PicoW:
 
     def _on_watchdog(self):
         self.resets += 1
+        self.reset_times.append(self.emulated_s())
         log(
             "watchdog reset #%d at %.1f s emulated (%s); the console before it:\n%s"
             % (self.resets, self.emulated_s(), self._reset_state(), self.output[-1500:])
@@ -235,6 +239,7 @@ class PicoW:
 
     def _on_output(self, data):
         with self._output_cv:
+            self._printed_at.append((len(self._output), self.emulated_s()))
             self._output += data
             self._output_cv.notify_all()
         if self._pty is not None:
@@ -316,6 +321,13 @@ class PicoW:
         """A position in the console output, for `wait_for(..., since=mark)`."""
         with self._output_cv:
             return len(self._output)
+
+    def printed_at(self, position):
+        """The emulated time the console byte at `position` came: the harness sees output later
+        than the guest printed it, by however long the emulator ran before this thread woke."""
+        with self._output_cv:
+            at = bisect.bisect_right(self._printed_at, (position, float("inf"))) - 1
+            return self._printed_at[at][1] if at >= 0 else 0.0
 
     def wait_until(self, condition, timeout, what):
         """Poll `condition()` until it is true or `timeout` seconds of *emulated* time pass (the

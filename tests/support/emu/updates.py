@@ -4,19 +4,19 @@ signed with an owner's key by the PC's own code (tinyctrl_host.update) and sent 
 <topic>/update, and the board's flash regions an update touches (tinyctrl.update's layout)."""
 
 import hashlib
+import sys
 
 from emu.image import REPO
+
+for _path in (REPO / "host", REPO / "modules"):
+    if str(_path) not in sys.path:
+        sys.path.append(str(_path))
+
+from tinyctrl_host import push, update  # noqa: E402  (after the path it lives on)
 
 NEXT_UF2 = REPO / "build" / "PICO_W_TINYCTRL-next" / "firmware.uf2"
 DOWNLOAD_START, SLOT_BYTES, FLAG_LOG = 0x0E8000, 888 * 1024, 0x009000
 SWAP_JOURNAL = 0x1C7000
-# The device reads 16 messages with less than 20 ms between them as a broker backlog
-# (mqtt.BACKLOG, QUIET_MS) and then refuses MFA codes made before it ends: the sender leaves it
-# a window of chunks and then, in the board's own time, what it needs to write them (7 ms
-# each on average, measured, more when a sector is erased) and a quiet gap.
-UPDATE_WINDOW = 10
-CHUNK_S = 0.012
-QUIET_S = 0.03
 
 
 class Updater:
@@ -24,13 +24,7 @@ class Updater:
     TopicClient; set once the board is up)."""
 
     def __init__(self, topic):
-        import sys
-
-        for path in (REPO / "host", REPO / "modules"):
-            if str(path) not in sys.path:
-                sys.path.append(str(path))
         from cryptography.hazmat.primitives.asymmetric import ec
-        from tinyctrl_host import update
 
         self.update, self.topic, self.mqtt, self.uid = update, topic, None, 1_000_000
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -55,17 +49,16 @@ class Updater:
             data[flip] ^= 0x01
         return self.uid, self.update.chunks(bytes(data), self.uid)
 
-    def send(self, messages, board, between=None):
-        """Publish in windows paced in `board`'s time; `between(i)` runs after each window."""
-        for i in range(0, len(messages), UPDATE_WINDOW):
-            window = messages[i : i + UPDATE_WINDOW]
+    def send(self, messages, board):
+        """Publish in windows paced as `tinyctrl update` paces them (push.send_chunks), but in
+        `board`'s time, which runs many times slower than the PC's."""
+        for i in range(0, len(messages), push.WINDOW):
+            window = messages[i : i + push.WINDOW]
             sent = [self.mqtt.client.publish(self.topic + "/update", m, qos=1) for m in window]
             for info in sent:
                 info.wait_for_publish(30)
-            done = board.emulated_s() + len(window) * CHUNK_S + QUIET_S
+            done = board.emulated_s() + len(window) * push.CHUNK_WRITE_S + push.QUIET_S
             board.wait_until(lambda: board.emulated_s() >= done, 30, "the window written")
-            if between:
-                between(i + len(window))
 
 
 def flag_state(board):
@@ -78,3 +71,31 @@ def flag_state(board):
 
 def slot_digest(board):
     return hashlib.sha256(board.mcu.flash[DOWNLOAD_START : DOWNLOAD_START + SLOT_BYTES]).digest()
+
+
+# The switch as ImageTrial.switch makes it (update.trial, then SWAP_WANTED, then a reset), run
+# from the REPL: after a rollback the download slot holds the new image again, so its trial is
+# tried once more without a second transfer.
+SWITCH_AGAIN = """
+import json, machine, port
+from tinyctrl import bootflags, image_trial, trial
+flags = port.FlagLog()
+mark = {{"id": {uid}, "version": "{version}", "from": "{running}"}}
+trial.write_atomic("/" + image_trial.MARK, json.dumps(mark))
+sectors = bootflags.sectors({length}, port.image_bytes())
+flags.program(*bootflags.append(flags.read(), bootflags.SWAP_WANTED, sectors))
+print("switching again")
+machine.reset()
+"""
+
+
+def switch_again(board, updater, running):
+    """Switch `board` (on `running`, after a rollback) to the image in its download slot;
+    returns the update id its report names and the console position before the switch."""
+    updater.uid += 1
+    out = board.mark()
+    code = SWITCH_AGAIN.format(
+        uid=updater.uid, version=updater.version, running=running, length=len(updater.image)
+    )
+    board.wait_for("switching again", 10, since=board.exec_start(code))
+    return updater.uid, out
