@@ -160,6 +160,11 @@ def _pin_template(out, key):
     out('"')
 
 
+def _command_topic(out, cfg):
+    out(',"cmd_t":')
+    _string(out, cfg["mqtt"]["topic"])
+
+
 def _pin_component(out, cfg, pin, read_only, board_id):
     g, ha = cfg["gpio"], cfg["homeassistant"]
     key = "%s%d" % (g["prefix"], pin)  # prefix: letters only (config.py), nothing to escape
@@ -177,11 +182,13 @@ def _pin_component(out, cfg, pin, read_only, board_id):
             _string(out, ha["device_class"][pin])
     elif pin in g["momentary"]:
         out(',"p":"button","pl_prs":"{\\"%s\\": 1}"' % key)
+        _command_topic(out, cfg)
     else:
         out(',"p":"switch","val_tpl":')
         _pin_template(out, key)
         out(',"pl_on":"{\\"%s\\": 1}","pl_off":"{\\"%s\\": 0}"' % (key, key))
         out(',"stat_on":"1","stat_off":"0"')
+        _command_topic(out, cfg)
         if pin in ha["device_class"]:
             out(',"dev_cla":')
             _string(out, ha["device_class"][pin])
@@ -205,10 +212,9 @@ def announcement(out, cfg, device, board_id, diagnostics):
     _string(out, VERSION)
     out('},"stat_t":')
     _string(out, topic)
-    out(',"cmd_t":')
-    _string(out, topic)
     # Home Assistant shares only topics and availability from here (mqtt/schemas.py,
-    # SHARED_OPTIONS), so each component carries its own qos.
+    # SHARED_OPTIONS), so each component carries its own qos. The command topic is not
+    # shared: an update entity with one would offer to install.
     # Availability: `online` on <topic>/status, `offline` from the single topic's last will;
     # whichever came last counts.
     out(',"avty_mode":"latest","avty":[{"t":')
@@ -245,7 +251,9 @@ def announcement(out, cfg, device, board_id, diagnostics):
     _string(out, _STATS_TEMPLATE % _VERSION)
     out('},"stats":{"p":"button","name":"Update diagnostics","uniq_id":')
     _string(out, board_id + "_stats")
-    out(',"ent_cat":"diagnostic","qos":1,"pl_prs":"{\\"CMD\\": \\"stats\\"}"}}}')
+    out(',"ent_cat":"diagnostic","qos":1,"pl_prs":"{\\"CMD\\": \\"stats\\"}"')
+    _command_topic(out, cfg)
+    out("}}}")
 
 
 def payload(cfg, device, board_id, diagnostics):

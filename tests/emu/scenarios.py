@@ -1144,8 +1144,9 @@ def firmware_update(lab, results_path, soak):
     """A to B (./build.sh next) on one board: refusals that write nothing, a power cut
     mid-download (A stays), the whole update with a power cut in the swap (it resumes; B
     confirms; the relay levels through it); on a second board, a power cut during B's trial
-    (the bootloader swaps A back and A says why). With `soak`, cuts at more points of the
-    swap and of the swap back."""
+    (the bootloader swaps A back and A says why), then a B that cannot reach the broker (and
+    a power cut in that swap back) and one that stalls into the watchdog. With `soak`, cuts
+    at more points of the swap."""
     results = Results(results_path, lab)
     soak = int(soak)
     cfg = controller_config()

@@ -36,14 +36,15 @@ PARALLEL = 2  # the machine's cores
 def scenario_args(soak):
     """{scenario: arguments after its results file}, in the order they start (longest first)."""
     args = {"outages": [OUTAGE_ROUNDS[soak]]}
-    # Wall minutes, with a core to itself: config_push about 12 (boot, a power cut and its boot,
-    # the rollback's two resets and 10-s trial; --soak a second power cut and boot, about 4
-    # more), firmware_update 10 (two boards, a quarter and two whole transfers of 840 KB),
-    # replay 6, tls 5, controller 5.5 (its local control 1.5), boot_failures 4,
-    # boot_levels 3; in this order the two lanes end about together.
-    args.update(config_push=[int(soak)])
+    # Wall minutes, with a core to itself: firmware_update 15 (two boards, a quarter and two
+    # whole transfers of 840 KB, then two more trials of the image the rollback left in the
+    # download slot), config_push about 12 (boot, a power cut and its boot, the rollback's two
+    # resets and 10-s trial; --soak a second power cut and boot, about 4 more), replay 6,
+    # tls 5, controller 5.5 (its local control 1.5), boot_failures 4, boot_levels 3; in this
+    # order the two lanes end about together.
     if NEXT_UF2.is_file():
         args.update(firmware_update=[int(soak)])
+    args.update(config_push=[int(soak)])
     args.update(
         replay=[],
         tls=[TLS_CYCLES[soak]],

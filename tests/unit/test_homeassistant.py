@@ -83,7 +83,7 @@ def test_one_device_with_every_pin_and_the_diagnostics():
     )
     assert d["dev"]["ids"] == [BOARD] and d["dev"]["name"] == "pico-garage"
     assert d["o"]["name"] == "tinyctrl"
-    assert d["stat_t"] == d["cmd_t"] == "home/pico"
+    assert d["stat_t"] == "home/pico" and "cmd_t" not in d  # not shared: see "firmware"
     c = d["cmps"]
     assert sorted(c) == [
         "GP0",
@@ -110,6 +110,8 @@ def test_one_device_with_every_pin_and_the_diagnostics():
     for key in ("GP0", "GP16", "GP17", "GP18", "stats"):
         assert c[key]["qos"] == 1
     assert json.loads(c["stats"]["pl_prs"]) == {"CMD": "stats"}
+    for key in ("GP16", "GP18", "stats"):  # what Home Assistant may command
+        assert c[key]["cmd_t"] == "home/pico", c[key]
     # The installed version, read-only: without a command topic Home Assistant cannot install.
     assert c["firmware"]["p"] == "update" and c["firmware"]["dev_cla"] == "firmware"
     assert "cmd_t" not in c["firmware"] and "pl_inst" not in c["firmware"]
