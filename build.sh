@@ -117,12 +117,17 @@ fetch_micropython() {
     [ "$minor" = 28 ] || say "warning: $MPY_DIR is not MicroPython 1.28 (minor version '$minor')"
 }
 
+# One pinned commit of a repository into a folder: fetch_commit NAME DIR URL COMMIT.
+fetch_commit() {
+    say "cloning $1 $4 into $2"
+    git init -q "$2"
+    git -C "$2" fetch --depth 1 "$3" "$4"
+    git -C "$2" checkout -q FETCH_HEAD
+}
+
 fetch_mqtt_as() {
     [ -f "$MQTT_AS_DIR/mqtt_as/__init__.py" ] && return
-    say "cloning micropython-mqtt $MQTT_REF into $MQTT_AS_DIR"
-    git init -q "$MQTT_AS_DIR"
-    git -C "$MQTT_AS_DIR" fetch --depth 1 "$MQTT_URL" "$MQTT_REF"
-    git -C "$MQTT_AS_DIR" checkout -q FETCH_HEAD
+    fetch_commit micropython-mqtt "$MQTT_AS_DIR" "$MQTT_URL" "$MQTT_REF"
 }
 
 # pico-sdk signs and converts the image with picotool; build 2.1.1 without USB
@@ -145,10 +150,7 @@ fetch_picotool() {
 
 fetch_bootloader() {
     [ -f "$PFB_DIR/src/bootloader_app.c" ] && return
-    say "cloning pico_fota_bootloader $PFB_REF into $PFB_DIR"
-    git init -q "$PFB_DIR"
-    git -C "$PFB_DIR" fetch --depth 1 "$PFB_URL" "$PFB_REF"
-    git -C "$PFB_DIR" checkout -q FETCH_HEAD
+    fetch_commit pico_fota_bootloader "$PFB_DIR" "$PFB_URL" "$PFB_REF"
 }
 
 # The bootloader (ports/rp2/bootloader): the pinned tree copied and patched under build/, so

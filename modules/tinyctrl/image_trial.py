@@ -19,7 +19,6 @@ TRIAL_S = 180  # the new image's time to reach the broker and hear itself
 TRIAL_WATCHDOG_S = TRIAL_S + 30
 MARK = "update.trial"
 FAILED = "update.failed"  # the version that rolled back, and why
-RESTART_WAIT_MS = 3000  # for "restarting" to be sent before the reset
 UNCONFIRMED = "it was reset before it confirmed (a crash, the watchdog or a power cut)"
 
 
@@ -138,9 +137,4 @@ class ImageTrial:
                 self.giving_up(self.mark["why"])
                 log("firmware", self.running, "did not confirm:", self.mark["why"])
                 self.hw.reset()
-        waited = 0
-        while self.outbox.pending() and waited < RESTART_WAIT_MS:
-            await asyncio.sleep_ms(100)
-            waited += 100
-        await asyncio.sleep_ms(500)  # its PUBACK
-        self.hw.reset()
+        await trial.reset_when_sent(self.outbox, self.hw)

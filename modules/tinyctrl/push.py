@@ -19,7 +19,6 @@ CHUNK = 512  # sealed bytes per message: the message stays under mqtt.MAX_INBOUN
 KEY_FILE = "push.key"  # 64 hex digits, copied over USB by `tinyctrl provision`
 SEQ_FILE = "push.seq"  # the sequence number of the last push accepted
 TRIAL_S = (10, 600)  # the trial bound the sealed header may ask for (the PC's default: 120)
-RESTART_WAIT_MS = 3000  # for "received" to reach the broker before the reset
 REFUSED = "Error: config push refused: "
 
 
@@ -212,15 +211,6 @@ class Receiver:
         elif line:
             self.outbox.reply(line)
 
-    async def _restart_soon(self):
-        """Reset once "received" is out (or RESTART_WAIT_MS passed)."""
-        waited = 0
-        while self.outbox.pending() and waited < RESTART_WAIT_MS:
-            await asyncio.sleep_ms(100)
-            waited += 100
-        await asyncio.sleep_ms(500)  # its PUBACK
-        self.hw.reset()
-
     async def _watch_trial(self):
         bound = self.boot.trial_ms()
         if bound is None:
@@ -240,7 +230,7 @@ class Receiver:
         while not self._restart:
             await asyncio.sleep(1)
             self.tick()
-        await self._restart_soon()
+        await trial.reset_when_sent(self.outbox, self.hw)
 
     def tick(self):
         """Once a second: drop a push abandoned by its sender."""

@@ -17,6 +17,7 @@
 # Subscribed with config.new and its own first message heard back on mqtt.topic (push.py): rename
 # it over config.json, remove the marker, confirm. Not so within trial_s: write why into the
 # marker, remove config.new, reset.
+import asyncio
 import json
 import os
 
@@ -27,6 +28,18 @@ MARK = "config.trial"
 PART = "config.part"  # a push being received (push.py)
 
 current = None  # this boot's Boot, made by main.load
+RESTART_WAIT_MS = 3000  # for the last line before a reset ("received", "restarting") to go
+
+
+async def reset_when_sent(outbox, hw):
+    """Reset once the outbox has sent what it holds (or RESTART_WAIT_MS passed) and the
+    broker's PUBACK had time to come: a push's or an update's switch."""
+    waited = 0
+    while outbox.pending() and waited < RESTART_WAIT_MS:
+        await asyncio.sleep_ms(100)
+        waited += 100
+    await asyncio.sleep_ms(500)
+    hw.reset()
 
 
 def folder_of(config_path):

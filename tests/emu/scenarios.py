@@ -1010,7 +1010,7 @@ def power_cut_after_received(results, board, mqtt, pusher, new):
         pusher.publish(messages)
         wait_push_line(mqtt, "Info: config push %d received" % seq, ROUND_TRIP_S, since)
         out = board.mark()
-        files = board.power_cut()  # before the device's own reset (push.RESTART_WAIT_MS)
+        files = board.power_cut()  # before the device's own reset (trial.RESTART_WAIT_MS)
         cut_at = board.emulated_s()
         assert {"config.new", "config.trial", "push.seq"} <= set(files), sorted(files)
         back_online(board, mqtt, out, since)
@@ -1115,6 +1115,14 @@ WATCHDOG_DEFAULT_S = 30  # watchdog_s when config.json does not set it
 
 def update_line(mqtt, text, timeout, since):
     return mqtt.wait(lambda t, _o: text in t, timeout, since, repr(text))
+
+
+def first_chunk_refused(board, mqtt, updater):
+    """The refusal of B's update, sent again: chunk 0 alone, as `tinyctrl update` sends it."""
+    since = mqtt.mark()
+    _, messages = updater.chunks()
+    updater.send(messages[:1], board)
+    return update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)[1]
 
 
 def stats_version(mqtt):
@@ -1329,10 +1337,7 @@ def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
         # the bootloader and the swap, and B drives them off before its controller starts.
         assert not energised, energised
     with results.check("update_replay_refused") as notes:
-        since = mqtt.mark()
-        uid, messages = updater.chunks()
-        updater.send(messages[:1], board)
-        _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
+        line = first_chunk_refused(board, mqtt, updater)
         assert "not newer than the running" in line, line
         notes.append(line)
 
@@ -1366,10 +1371,7 @@ def update_cut_in_trial(results, lab, cfg, updater):
             notes.append(
                 "back on %s %.1f s emulated after the cut" % (running, board.emulated_s() - at_cut)
             )
-            since = mqtt.mark()
-            uid, messages = updater.chunks()
-            updater.send(messages[:1], board)
-            _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
+            line = first_chunk_refused(board, mqtt, updater)
             assert "rolled back on this device" in line, line
             notes.append(line)
         update_without_broker(results, lab, board, mqtt, updater, running)

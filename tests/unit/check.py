@@ -39,3 +39,20 @@ def ms():
     if hasattr(time, "ticks_ms"):
         return time.ticks_ms()
     return int(time.monotonic() * 1000)
+
+
+class Outbox:
+    """What a trial says, recorded (tinyctrl.outbox.Outbox's reply, error and pending), with
+    the last message it sent: the one a trial waits to hear back."""
+
+    def __init__(self, last_sent=b""):
+        self.replies, self.errors, self.last_sent = [], [], last_sent
+
+    def reply(self, line):
+        self.replies.append(line)
+
+    def error(self, line, kind="request"):
+        self.errors.append((kind, line))
+
+    def pending(self):
+        return False

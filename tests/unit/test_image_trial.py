@@ -7,7 +7,7 @@
 import json
 import os
 
-from check import hexlify, run_async
+from check import Outbox, hexlify, run_async
 
 from tinyctrl import bootflags, image_trial
 
@@ -33,20 +33,6 @@ class Watchdog:
 
     def stop(self):
         self.hw.watchdog.append(None)
-
-
-class Outbox:
-    def __init__(self):
-        self.replies, self.errors, self.last_sent = [], [], b""
-
-    def reply(self, line):
-        self.replies.append(line)
-
-    def error(self, line, kind="request"):
-        self.errors.append((kind, line))
-
-    def pending(self):
-        return False
 
 
 class Hw:

@@ -7,7 +7,7 @@
 import json
 import os
 
-from check import hexlify, run_async
+from check import Outbox, hexlify, run_async
 from test_seal import ecb
 
 from tinyctrl import config, push, seal, trial
@@ -83,21 +83,6 @@ class Hw:
         raise Resets()
 
 
-class Outbox:
-    def __init__(self):
-        self.replies, self.errors = [], []
-        self.last_sent = b'{"GP16": 0, "FROM": "garage-pico"}'
-
-    def reply(self, line):
-        self.replies.append(line)
-
-    def error(self, line, kind="request"):
-        self.errors.append((kind, line))
-
-    def pending(self):
-        return False
-
-
 class Device:
     """One board's folder: config.json, the key, and a Receiver as the controller makes it."""
 
@@ -125,7 +110,7 @@ class Device:
         """A boot: main.load's trial.boot, then the controller's Receiver."""
         self.boot = trial.boot(self.hw.CONFIG_PATH)
         self.cfg = config.load(self.boot.path)
-        self.outbox = Outbox()
+        self.outbox = Outbox(b'{"GP16": 0, "FROM": "garage-pico"}')
         self.rx = push.Receiver(self.cfg, self.hw, self.outbox, lambda: self.now, self.boot, ecb)
 
     def online(self):
