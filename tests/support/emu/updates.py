@@ -14,9 +14,16 @@ for _path in (REPO / "host", REPO / "modules"):
 
 from tinyctrl_host import push, update  # noqa: E402  (after the path it lives on)
 
+from tinyctrl import bootflags  # noqa: E402
+from tinyctrl import update as layout  # noqa: E402
+
 NEXT_UF2 = REPO / "build" / "PICO_W_TINYCTRL-next" / "firmware.uf2"
-DOWNLOAD_START, SLOT_BYTES, FLAG_LOG = 0x0E8000, 888 * 1024, 0x009000
-SWAP_JOURNAL = 0x1C7000
+DOWNLOAD_START, SLOT_BYTES, SWAP_JOURNAL = (
+    layout.DOWNLOAD_START,
+    layout.SLOT_BYTES,
+    layout.SWAP_JOURNAL,
+)
+FLAG_LOG = layout.BOOTLOADER_BYTES - bootflags.LOG_BYTES  # the bootloader's last sector
 
 
 class Updater:
@@ -26,19 +33,19 @@ class Updater:
     def __init__(self, topic):
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        self.update, self.topic, self.mqtt, self.uid = update, topic, None, 1_000_000
+        self.topic, self.mqtt, self.uid = topic, None, 1_000_000
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.image = update.slot_image(NEXT_UF2)
         self.board, self.version = update.image_identity(self.image)
 
     def public_hex(self):
-        return self.update.public_hex(self.key.public_key())
+        return update.public_hex(self.key.public_key())
 
     def chunks(self, image=None, version=None, board=None, key=None, flip=None):
         """(update id, messages) of a signed update; `flip`: a byte changed on the way."""
         self.uid += 1
         data = bytearray(
-            self.update.stream(
+            update.stream(
                 key or self.key,
                 self.image if image is None else image,
                 board or self.board,
@@ -47,7 +54,7 @@ class Updater:
         )
         if flip is not None:
             data[flip] ^= 0x01
-        return self.uid, self.update.chunks(bytes(data), self.uid)
+        return self.uid, update.chunks(bytes(data), self.uid)
 
     def send(self, messages, board):
         """Publish in windows paced as `tinyctrl update` paces them (push.send_chunks), but in
@@ -63,8 +70,6 @@ class Updater:
 
 def flag_state(board):
     """The bootloader's flag log as the board's flash holds it: (kind, arg, words used)."""
-    from tinyctrl import bootflags
-
     log = bytes(board.mcu.flash[FLAG_LOG : FLAG_LOG + bootflags.LOG_BYTES])
     return bootflags.state(log)
 
