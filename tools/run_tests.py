@@ -15,49 +15,21 @@ its slowest tests, so the time budget stays visible.
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# tests/support/deps.py knows the Debian packages the tests (and the bench) need.
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+
+import deps  # noqa: E402
+
 QUICK = ["tests/unit", "tests/test_lint.py", "tests/e2e", "tests/host", "-m", "not slow"]
 SLOWEST = "--durations=15"
-APT_COMMANDS = {
-    "mosquitto": "mosquitto",
-    "mosquitto_pub": "mosquitto-clients",
-    "openssl": "openssl",
-    "unshare": "util-linux",
-    "ip": "iproute2",
-    "chromium": "chromium",
-    "node": "nodejs",
-    "npm": "npm",
-    "redis-server": "redis-server",  # the broker cluster's shared sessions (test_cluster.py)
-}
-
-
-def ensure_apt_packages():
-    missing = sorted(set(p for c, p in APT_COMMANDS.items() if shutil.which(c) is None))
-    if not missing:
-        return
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    if sudo and not shutil.which("sudo"):
-        sys.exit(
-            "run_tests: missing %s; install them with: apt-get install %s"
-            % (missing, " ".join(missing))
-        )
-    print("run_tests: installing %s" % " ".join(missing))
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.call(sudo + ["apt-get", "update", "-qq"], env=env) or subprocess.call(
-        sudo + ["apt-get", "install", "-y", "-qq"] + missing, env=env
-    ):
-        sys.exit(
-            "run_tests: could not install %s; run: apt-get install %s"
-            % (missing, " ".join(missing))
-        )
 
 
 def main(argv):
-    ensure_apt_packages()
+    deps.ensure_debian_packages("run_tests")
     if importlib.util.find_spec("pytest") is None:
         sys.exit("run_tests: pytest is not installed here; run the tests with ./build.sh test")
     if "--quick" in argv:

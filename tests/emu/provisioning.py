@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: MIT
 """`tinyctrl provision` end to end on the emulated Pico W, run by tests/support/emu/runner.py
-inside a network namespace: the real UF2 boots with no config.json and says so on its console;
-the host tool, with the real mpremote on the board's console (a pty), copies config.json and
-resets the board, which comes online on the local broker. Prints one "ok: ..." line per step
-passed; any
-failure raises (the runner exits 1).
+inside a network namespace: the real UF2, installed over a board that ran the old flash layout
+(the filesystem at 0x12C000), finds no filesystem where its own goes, formats one and says it
+has no config.json; the host tool, with the real mpremote on the board's console (a pty),
+copies config.json and resets the board, which comes online on the local broker. Prints one
+"ok: ..." line per step passed; any failure raises (the runner exits 1).
 
 Timeouts in emulated seconds are the board's; the tool's own are wall seconds (the emulator runs
 about 30 times slower than real time)."""
@@ -16,8 +16,13 @@ import subprocess
 import sys
 
 from emu.configs import device_config
+from emu.image import FS_BLOCK_SIZE, littlefs_image
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# The Pico W's filesystem before the bootloader: stock MicroPython's 848 KB at the end of flash
+# (ports/rp2/boards/RPI_PICO_W/mpconfigboard.h), the UF2 before it.
+OLD_FS_BYTES = 848 * 1024
+OLD_FS_START = 2 * 1024 * 1024 - OLD_FS_BYTES
 TOOL_TIMEOUT_S = 30 * 60  # wall seconds: the reset and boot to subscribed take ~10 s emulated
 
 
@@ -25,11 +30,24 @@ def step(text):
     print("ok: " + text, flush=True)
 
 
+def old_layout_flash(workdir):
+    """{offset: bytes} of the filesystem a board that ran tinyctrl before 1.1.0 (or stock
+    MicroPython) holds, its config.json in it: where the first install's UF2 leaves it."""
+    image = pathlib.Path(workdir, "old-littlefs.img")
+    old = json.dumps(device_config(topic="tinyctrl/before-the-bootloader")).encode()
+    littlefs_image(image, {"config.json": old}, OLD_FS_BYTES // FS_BLOCK_SIZE)
+    return {OLD_FS_START: image.read_bytes()}
+
+
 def provision(lab, workdir):
-    board = lab.boot(None)
+    board = lab.boot(None, left=old_layout_flash(workdir))
     shown = board.wait_for("reset the board", 30)
     assert "not found" in shown, shown
     step("a board without config.json shows the config error")
+    # The old filesystem's tail is where the new one lives: the firmware found no littlefs
+    # there and formatted it (MicroPython's rp2 _boot.py).
+    assert board.files() == {}, "the filesystem holds %s" % sorted(board.files())
+    step("a board that ran the old flash layout starts with an empty filesystem")
 
     port = board.serve_console_pty()
     config = pathlib.Path(workdir, "config.json")

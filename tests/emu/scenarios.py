@@ -13,7 +13,6 @@ Timeouts are in emulated seconds (the emulator runs roughly 30 times slower than
 import contextlib
 import json
 import pathlib
-import threading
 import time
 import traceback
 
@@ -22,6 +21,7 @@ import oracle
 from emu import log
 from emu.configs import device_config, tls_mqtt_config
 from emu.isolation import BROKER_ADDR
+from emu.topic_client import TopicClient
 from emu.snippets import TLS_HANDSHAKES, TLS_REFUSALS, handshake_rows
 from emu.updates import SWAP_JOURNAL, Updater, flag_state, slot_digest, switch_again
 from rp2040py.gpio_pin import GPIOPinState
@@ -76,91 +76,6 @@ class Results:
                 raise
         else:
             self.record(name, True, "; ".join(map(str, details)))
-
-
-class TopicClient:
-    """A client on the device's topic at the local broker. It does not receive its own
-    publications (MQTT v5 no-local), so everything it collects came from the device."""
-
-    def __init__(self, port, board):
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.subscribeoptions import SubscribeOptions
-
-        self.board = board
-        self.messages = []  # (emulated time, payload text)
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="emu-test", protocol=mqtt.MQTTv5
-        )
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(TOPIC, options=SubscribeOptions(qos=1, noLocal=True))
-        self.client.loop_start()
-
-    def _on_message(self, _client, _userdata, msg):
-        with self._lock:
-            self.messages.append((self.board.emulated_s(), msg.payload.decode("utf-8", "replace")))
-
-    def send(self, obj):
-        self.send_text(json.dumps(obj))
-
-    def send_text(self, text):
-        self.client.publish(TOPIC, text, qos=1).wait_for_publish(10)
-
-    def mark(self):
-        with self._lock:
-            return len(self.messages)
-
-    def wait(self, matches, timeout, since, what):
-        """The first device message after `since` for which `matches(text, obj)` is true, where
-        `obj` is the parsed JSON or None for plain text; as (emulated time, text)."""
-        found = []
-
-        def seen():
-            with self._lock:
-                for at, text in self.messages[since:]:
-                    try:
-                        obj = json.loads(text)
-                    except ValueError:
-                        obj = None
-                    if matches(text, obj):
-                        found.append((at, text))
-                        return True
-            return False
-
-        try:
-            self.board.wait_until(seen, timeout, what)
-        except TimeoutError as e:
-            with self._lock:
-                got = [text for _, text in self.messages[since:]]
-            raise TimeoutError("%s; device published %s" % (e, got)) from None
-        return found[0]
-
-    def wait_pin(self, pin, value, timeout, since):
-        key = "GP%d" % pin
-        return self.wait(
-            lambda _t, o: isinstance(o, dict) and o.get(key) == value,
-            timeout,
-            since,
-            "a publish of %s=%d" % (key, value),
-        )
-
-    def wait_notify(self, pin, value, timeout, since):
-        key = "GP%d" % pin
-        return self.wait(
-            lambda _t, o: (
-                isinstance(o, dict)
-                and isinstance(o.get("NOTIFY"), dict)
-                and o["NOTIFY"].get(key) == value
-            ),
-            timeout,
-            since,
-            "NOTIFY %s=%d" % (key, value),
-        )
-
-    def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def controller_config(**overrides):
@@ -231,7 +146,7 @@ def controller(lab, results_path):
         board = lab.boot(cfg)
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
         notes.append("subscribed %.1f s emulated after reset" % board.emulated_s())
-    mqtt = TopicClient(lab.broker.port, board)
+    mqtt = TopicClient(lab.broker.port, board, TOPIC)
     try:
         with results.check("relays_start_de_energised"):
             for pin in cfg["gpio"]["relay"] + [int(p) for p in cfg["gpio"]["momentary"]]:
@@ -609,7 +524,7 @@ def replay(lab, results_path):
         notes.append(
             "subscribed and clock synced %.1f s emulated after reset" % board.emulated_s()
         )
-    mqtt = TopicClient(lab.broker.port, board)
+    mqtt = TopicClient(lab.broker.port, board, TOPIC)
     try:
         with results.check("replay_code_and_signature_accepted", fatal=True) as notes:
             first_sync = clock.served[0]
@@ -754,7 +669,7 @@ def outage_cycle(lab, board, mqtt, fault, target, pulses, on):
         since = mqtt.mark()
     ended = board.emulated_s()
     if fault == "broker_restart":
-        mqtt = TopicClient(lab.broker.port, board)
+        mqtt = TopicClient(lab.broker.port, board, TOPIC)
         since = 0
         for c in commands:
             mqtt.send(c)
@@ -832,7 +747,7 @@ def outages(lab, results_path, rounds, *only):
     with results.check("outage_boots_and_subscribes", fatal=True):
         board = lab.boot(cfg)
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
-    mqtt = TopicClient(lab.broker.port, board)
+    mqtt = TopicClient(lab.broker.port, board, TOPIC)
     pulses = PulseCounter(board, MOMENTARY, on)
     shares, times = [heap_share(mqtt)], {f: [] for f in OUTAGE_FAULTS}
     try:
@@ -894,7 +809,7 @@ def tls(lab, results_path, cycles):
         notes.append(
             "subscribed over verified TLS %.1f s emulated after reset" % board.emulated_s()
         )
-    mqtt = TopicClient(plain, board)
+    mqtt = TopicClient(plain, board, TOPIC)
     try:
         with results.check("tls_relay_command"):
             since = mqtt.mark()
@@ -1032,7 +947,7 @@ def config_push(lab, results_path, soak):
     with results.check("push_boots_and_subscribes", fatal=True):
         board = lab.boot(old, {"push.key": PUSH_KEY.hex().encode()}, ap_passphrase=WIFI_PW)
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
-    mqtt = TopicClient(lab.broker.port, board)
+    mqtt = TopicClient(lab.broker.port, board, TOPIC)
     pusher = Pusher(mqtt)
     shares = {}
     try:
@@ -1166,7 +1081,7 @@ def firmware_update(lab, results_path, soak):
         board = lab.boot(cfg, trace_pins=UPDATE_RELAYS)
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
         assert flag_state(board)[0] == 1, flag_state(board)  # IDLE: as a first install leaves it
-    updater.mqtt = mqtt = TopicClient(lab.broker.port, board)
+    updater.mqtt = mqtt = TopicClient(lab.broker.port, board, TOPIC)
     try:
         update_refusals(results, board, mqtt, updater)
         update_cut_mid_download(results, board, mqtt, updater)
@@ -1357,7 +1272,7 @@ def update_cut_in_trial(results, lab, cfg, updater):
         with results.check("update_unconfirmed_rolls_back", fatal=True) as notes:
             board = lab.boot(cfg, trace_pins=UPDATE_RELAYS)
             board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
-            mqtt = updater.mqtt = TopicClient(lab.broker.port, board)
+            mqtt = updater.mqtt = TopicClient(lab.broker.port, board, TOPIC)
             running = stats_version(mqtt)
             uid, messages = updater.chunks()
             since = mqtt.mark()

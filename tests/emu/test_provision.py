@@ -13,13 +13,14 @@ from emu.runner import start_isolated
 TIMEOUT_S = 40 * 60
 STEPS = [
     "a board without config.json shows the config error",
+    "a board that ran the old flash layout starts with an empty filesystem",
     "tinyctrl provision copied config.json, reset the board and saw it online",
     "the board reset once (machine.reset), as after power-on",
     "the controller started with the copied config.json",
 ]
 
 
-def test_provision_a_board_that_has_no_config(tmp_path):
+def test_provision_a_board_installed_over_the_old_layout(tmp_path):
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)

@@ -8,6 +8,8 @@ fills, ${TINYCTRL_DEPS:-~/.cache/tinyctrl}, is used.
 
 import os
 import shutil
+import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.environ.get("TINYCTRL_DEPS") or os.path.expanduser("~/.cache/tinyctrl")
@@ -57,8 +59,6 @@ def cluster_broker_dir():
     """The folder where the test cluster's broker node (tests/support/broker_cluster: aedes
     sharing sessions through redis) runs, its pinned npm packages installed from the
     lockfile with `npm ci` into the cache on first use; (folder, None) or (None, why not)."""
-    import subprocess
-
     for tool in ("node", "npm", "redis-server"):
         if not shutil.which(tool):
             return None, "%s not installed (apt-get install %s)" % (
@@ -78,3 +78,39 @@ def cluster_broker_dir():
         if done.returncode:
             return None, "npm ci for the cluster broker failed: " + done.stderr[-300:]
     return d, None
+
+
+# The commands the tests and the bench run, and the Debian package of each (requirements-apt.txt).
+DEBIAN_COMMANDS = {
+    "mosquitto": "mosquitto",
+    "mosquitto_pub": "mosquitto-clients",
+    "openssl": "openssl",
+    "unshare": "util-linux",
+    "ip": "iproute2",
+    "chromium": "chromium",
+    "node": "nodejs",
+    "npm": "npm",
+    "redis-server": "redis-server",  # the broker cluster's shared sessions (test_cluster.py)
+}
+
+
+def ensure_debian_packages(who):
+    """Install the packages of DEBIAN_COMMANDS that are missing, as root or through sudo;
+    without either, exit with the one apt-get line to run. `who` names the caller."""
+    missing = sorted(set(p for c, p in DEBIAN_COMMANDS.items() if shutil.which(c) is None))
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    if sudo and not shutil.which("sudo"):
+        sys.exit(
+            "%s: missing %s; install them with: apt-get install %s"
+            % (who, missing, " ".join(missing))
+        )
+    print("%s: installing %s" % (who, " ".join(missing)), flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.call(sudo + ["apt-get", "update", "-qq"], env=env) or subprocess.call(
+        sudo + ["apt-get", "install", "-y", "-qq"] + missing, env=env
+    ):
+        sys.exit(
+            "%s: could not install %s; run: apt-get install %s" % (who, missing, " ".join(missing))
+        )

@@ -76,11 +76,15 @@ class Lab:
             raise RuntimeError("the guest has not had an NTP answer yet")
         return self.ntp_fix.host_time + self.boards[-1].emulated_s() - self.ntp_fix.emulated_s
 
-    def boot(self, config=None, files=None, timeout=120, trace_pins=(), ap_passphrase=None):
+    def boot(
+        self, config=None, files=None, timeout=120, trace_pins=(), ap_passphrase=None, left=None
+    ):
         """Boot the UF2 with `config` (a dict, written as JSON, or bytes/str written as is) as
         config.json, plus any other `files`; no config.json when `config` is None. The states
         of `trace_pins` are recorded from the first instruction on (PicoW.trace). The access
-        point asks for `ap_passphrase` (None: any)."""
+        point asks for `ap_passphrase` (None: any). `left`, {flash offset: bytes}, is what an
+        earlier firmware left in flash, over the UF2 and filesystem (a UF2 writes only its own
+        pages)."""
         files = dict(files or {})
         if config is not None:
             if isinstance(config, dict):
@@ -89,6 +93,8 @@ class Lab:
         workdir = tempfile.mkdtemp(prefix="board-", dir=self.workdir)
         board = PicoW(self.uf2, files, self.router, workdir, self._on_udp_reply, ap_passphrase)
         self.boards.append(board)
+        for offset, data in (left or {}).items():
+            board.mcu.flash[offset : offset + len(data)] = data
         board.trace_pins(trace_pins)
         board.start(timeout)
         return board
