@@ -603,26 +603,16 @@ def update_figures(lab):
     board.wait_for("tinyctrl: subscribed to " + TOPIC, 60)
     mqtt = updater.mqtt = TopicClient(lab.broker.port, board, TOPIC)
     uid, messages = updater.chunks()
-
-    def said(text, timeout, since):
-        return mqtt.wait(lambda t, _o: text in t, timeout, since, repr(text))[0]
-
-    def heap_share():
-        since = mqtt.mark()
-        mqtt.send({"CMD": "stats"})
-        _, text = mqtt.wait(lambda t, _o: "Mem=" in t, 5, since, "the stats reply")
-        return float(re.search(r"Mem=([0-9.]+)%", text).group(1))
-
-    idle = heap_share()
+    idle = mqtt.heap_share(5) / 10  # stats' Mem=, in tenths of a percent
     since = mqtt.mark()
     started = board.emulated_s()
     half = len(messages) // 2
     updater.send(messages[:half], board)
-    during = heap_share()
+    during = mqtt.heap_share(5) / 10
     updater.send(messages[half:], board)
-    received = said("update %d received and checked" % uid, 120, since)
-    restart = said("restarting to switch to", 30, since)
-    confirmed = said("update %d confirmed" % uid, 120, since)
+    received = mqtt.said("update %d received and checked" % uid, 120, since)[0]
+    restart = mqtt.said("restarting to switch to", 30, since)[0]
+    confirmed = mqtt.said("update %d confirmed" % uid, 120, since)[0]
     last_old = max(at for at, _t in mqtt.messages if at <= restart)
     first_new = min(at for at, _t in mqtt.messages if at > restart)
     mqtt.close()

@@ -622,15 +622,6 @@ def full_state(obj):
     return isinstance(obj, dict) and all("GP%d" % p in obj for p in OUTAGE_PINS)
 
 
-def heap_share(mqtt):
-    """Share of the heap in use after gc.collect(), in tenths of a percent (the stats reply)."""
-    since = mqtt.mark()
-    mqtt.send({"CMD": "stats"})
-    _, text = mqtt.wait(lambda t, _o: "Mem=" in t, ROUND_TRIP_S, since, "the stats reply")
-    whole, _, tenth = text.split("Mem=", 1)[1].split("%", 1)[0].partition(".")
-    return int(whole) * 10 + int(tenth or 0)
-
-
 class PulseCounter:
     """Counts the times the board energises `gpio`: one per momentary command applied."""
 
@@ -749,7 +740,7 @@ def outages(lab, results_path, rounds, *only):
         board.wait_for("tinyctrl: subscribed to " + TOPIC, BOOT_TO_SUBSCRIBED_S)
     mqtt = TopicClient(lab.broker.port, board, TOPIC)
     pulses = PulseCounter(board, MOMENTARY, on)
-    shares, times = [heap_share(mqtt)], {f: [] for f in OUTAGE_FAULTS}
+    shares, times = [mqtt.heap_share(ROUND_TRIP_S)], {f: [] for f in OUTAGE_FAULTS}
     try:
         for n in range(rounds):
             for fault in kinds:
@@ -766,7 +757,7 @@ def outages(lab, results_path, rounds, *only):
                         fault,
                         back,
                     )
-                    shares.append(heap_share(mqtt))
+                    shares.append(mqtt.heap_share(ROUND_TRIP_S))
         with results.check("outage_no_unplanned_reset") as notes:
             notes.append(
                 "back after (s emulated, max per fault): %s"
@@ -954,11 +945,11 @@ def config_push(lab, results_path, soak):
         with results.check("push_power_cut_while_writing_boots_the_old") as notes:
             new = push_config(gpio=dict(old["gpio"], momentary={str(MOMENTARY): 3, "19": 2}))
             seq, messages = pusher.chunks(new)
-            shares["idle"] = heap_share(mqtt)
+            shares["idle"] = mqtt.heap_share(ROUND_TRIP_S)
             half = len(messages) // 2
             pusher.publish(messages[:half])
             board.idle(1)
-            shares["during"] = heap_share(mqtt)  # chunks are written as they come
+            shares["during"] = mqtt.heap_share(ROUND_TRIP_S)  # chunks are written as they come
             out, since = board.mark(), mqtt.mark()
             files = board.power_cut()
             notes.append(
@@ -1028,16 +1019,12 @@ TRIAL_GIVE_UP_S = 20  # wifi.reset_delay_s of the board whose B cannot reach the
 WATCHDOG_DEFAULT_S = 30  # watchdog_s when config.json does not set it
 
 
-def update_line(mqtt, text, timeout, since):
-    return mqtt.wait(lambda t, _o: text in t, timeout, since, repr(text))
-
-
 def first_chunk_refused(board, mqtt, updater):
     """The refusal of B's update, sent again: chunk 0 alone, as `tinyctrl update` sends it."""
     since = mqtt.mark()
     _, messages = updater.chunks()
     updater.send(messages[:1], board)
-    return update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)[1]
+    return mqtt.said("Error: update refused: ", ROUND_TRIP_S * 2, since)[1]
 
 
 def stats_version(mqtt):
@@ -1110,7 +1097,7 @@ def update_refusals(results, board, mqtt, updater):
             since = mqtt.mark()
             uid, messages = updater.chunks(**kw)
             updater.send(messages[:2], board)  # the first chunk is refused; the second ignored
-            _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 2, since)
+            _, line = mqtt.said("Error: update refused: ", ROUND_TRIP_S * 2, since)
             assert expect in line, "%s: %s" % (what, line)
             notes.append("%s: %s" % (what, line))
         assert slot_digest(board) == before, "a refused head wrote the download slot"
@@ -1119,7 +1106,7 @@ def update_refusals(results, board, mqtt, updater):
         since = mqtt.mark()
         uid, messages = updater.chunks(image=small, flip=3000)  # in the image's 4th chunk
         updater.send(messages, board)
-        _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 4, since)
+        _, line = mqtt.said("Error: update refused: ", ROUND_TRIP_S * 4, since)
         assert "SHA-256" in line, line
         notes.append("a changed byte: " + line)
         since = mqtt.mark()
@@ -1128,7 +1115,7 @@ def update_refusals(results, board, mqtt, updater):
         cut = [m.replace(b"/%d\n" % len(messages), b"/5\n", 1) for m in messages[:5]]
         assert head.endswith("/%d" % len(messages)), head
         updater.send(cut, board)
-        _, line = update_line(mqtt, "Error: update refused: ", ROUND_TRIP_S * 4, since)
+        _, line = mqtt.said("Error: update refused: ", ROUND_TRIP_S * 4, since)
         assert "bytes came" in line, line
         notes.append("an image cut short: " + line)
         assert flag_state(board) == log_before, "a refused update wrote the flag log"
@@ -1143,7 +1130,7 @@ def update_cut_mid_download(results, board, mqtt, updater):
         since = mqtt.mark()
         quarter = len(messages) // 4
         updater.send(messages[:quarter], board)
-        update_line(mqtt, "Info: update %d to " % uid, ROUND_TRIP_S * 4, since)
+        mqtt.said("Info: update %d to " % uid, ROUND_TRIP_S * 4, since)
         board.idle(1)
         out, since = board.mark(), mqtt.mark()
         board.power_cut()
@@ -1162,12 +1149,12 @@ def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
         mqtt.send({"GP16": 1})
         mqtt.wait_pin(16, 1, ROUND_TRIP_S, since)
         uid, messages = updater.chunks()
-        idle_share = heap_share(mqtt)
+        idle_share = mqtt.heap_share(ROUND_TRIP_S)
         since = mqtt.mark()
         started, t0 = board.emulated_s(), time.time()
         half = len(messages) // 2
         updater.send(messages[:half], board)
-        during_share = heap_share(mqtt)
+        during_share = mqtt.heap_share(ROUND_TRIP_S)
         # The relays and MFA work while it downloads: a code made now is taken.
         mid = mqtt.mark()
         mqtt.send({"GP16": 0})
@@ -1181,9 +1168,7 @@ def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
         mqtt.send({"GP16": 1})
         mqtt.wait_pin(16, 1, ROUND_TRIP_S, mid)
         updater.send(messages[half:], board)
-        at_received, _ = update_line(
-            mqtt, "Info: update %d received and checked" % uid, 120, since
-        )
+        at_received, _ = mqtt.said("Info: update %d received and checked" % uid, 120, since)
         rate = len(updater.image) / 1024 / (at_received - started)
         behind = [t for _at, t in mqtt.messages[since:] if "arriving faster" in t]
         # The swap's journal: one program per step; the cuts land at steps across it.
@@ -1198,7 +1183,7 @@ def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
             return False
 
         cuts = [board.cut_power_at_flash_write(journal_step) for _ in cut_steps[:1]]
-        at_restart, _ = update_line(mqtt, "restarting to switch to " + updater.version, 30, since)
+        at_restart, _ = mqtt.said("restarting to switch to " + updater.version, 30, since)
         at_restart_mark = mqtt.mark()
         last_old = max(at for at, _t in mqtt.messages[since:])
         out = board.mark()
@@ -1207,8 +1192,7 @@ def update_with_cut_in_swap(results, lab, board, mqtt, updater, cfg, soak):
             cut = board.cut_power_at_flash_write(journal_step)
             board.wait_until(cut.is_set, 60, "a further cut in the swap")
         board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
-        at_confirmed, _ = update_line(
-            mqtt,
+        at_confirmed, _ = mqtt.said(
             "Info: update %d confirmed: running %s" % (uid, updater.version),
             SWAP_TO_CONFIRMED_S,
             since,
@@ -1277,7 +1261,7 @@ def update_cut_in_trial(results, lab, cfg, updater):
             uid, messages = updater.chunks()
             since = mqtt.mark()
             updater.send(messages, board)
-            update_line(mqtt, "restarting to switch to " + updater.version, 120, since)
+            mqtt.said("restarting to switch to " + updater.version, 120, since)
             out = board.mark()
             board.wait_for("tinyctrl: firmware %s on trial" % updater.version, 60, since=out)
             at_cut = board.emulated_s()
@@ -1302,8 +1286,8 @@ def update_cut_in_trial(results, lab, cfg, updater):
 
 def rolled_back(board, mqtt, uid, running, since):
     """A's report of update `uid`'s rollback, once it is back; the board left as it must be."""
-    _, line = update_line(
-        mqtt, "Error: update %d rolled back to %s" % (uid, running), UPDATE_ROLLBACK_S, since
+    _, line = mqtt.said(
+        "Error: update %d rolled back to %s" % (uid, running), UPDATE_ROLLBACK_S, since
     )
     assert stats_version(mqtt) == running
     assert flag_state(board)[0] == 1, flag_state(board)  # IDLE once reported

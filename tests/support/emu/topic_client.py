@@ -64,6 +64,18 @@ class TopicClient:
             raise TimeoutError("%s; device published %s" % (e, got)) from None
         return found[0]
 
+    def said(self, text, timeout, since):
+        """The first device message after `since` containing `text`, as (emulated time, text)."""
+        return self.wait(lambda t, _o: text in t, timeout, since, repr(text))
+
+    def heap_share(self, timeout):
+        """Share of the heap in use after gc.collect(), in tenths of a percent (from stats)."""
+        since = self.mark()
+        self.send({"CMD": "stats"})
+        _, text = self.wait(lambda t, _o: "Mem=" in t, timeout, since, "the stats reply")
+        whole, _, tenth = text.split("Mem=", 1)[1].split("%", 1)[0].partition(".")
+        return int(whole) * 10 + int(tenth or 0)
+
     def wait_pin(self, pin, value, timeout, since):
         key = "GP%d" % pin
         return self.wait(
